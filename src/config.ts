@@ -1,0 +1,126 @@
+import { z } from 'zod';
+
+// The only place that reads process.env. Everything else receives a typed, frozen Config,
+// so tests build Config objects directly and a bad variable fails the start with its name.
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+const envSchema = z.object({
+  PORT: int(0, 65535).default(4000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DATABASE_POOL_SIZE: int(1, 100).default(10),
+  DATA_DIR: z.string().min(1).default('.data/pglite'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  KEY_PREFIX: z.string().regex(/^[a-z][a-z0-9]{1,9}$/, '2-10 lowercase letters/digits, starting with a letter').default('tg'),
+  KEY_CACHE_TTL_SECONDS: int(0, 3600).default(30),
+  KEY_NEGATIVE_CACHE_TTL_SECONDS: int(0, 300).default(5),
+  LAST_USED_FLUSH_SECONDS: int(1, 3600).default(5),
+  SCOPES: z.string().default('admin,read,write'),
+  IP_LIMIT: int(1).default(600),
+  IP_LIMIT_DURATION_SECONDS: int(1).default(60),
+  AUTH_FAILURE_LIMIT: int(1).default(30),
+  AUTH_FAILURE_WINDOW_SECONDS: int(1).default(600),
+  AUTH_FAILURE_BLOCK_SECONDS: int(1).default(900),
+  TRUST_PROXY: bool.default(false),
+  LIMITS_ON_STORE_FAILURE: z.enum(['insurance', 'open', 'closed']).default('insurance'),
+  COST_MODE: z.enum(['enforce', 'measure']).default('enforce'),
+  MAX_QUERY_COST: int(1).default(1000),
+  BUDGET_POINTS: int(1).default(10000),
+  BUDGET_DURATION_SECONDS: int(1).default(3600),
+  MAX_DEPTH: int(1, 1000).default(12),
+  MAX_ALIASES: int(0, 10000).default(30),
+  MAX_DIRECTIVES: int(0, 10000).default(50),
+  MAX_TOKENS: int(1).default(2000),
+  MAX_QUERY_CHARS: int(1).default(20000),
+  ALLOW_INTROSPECTION: bool.optional(),
+  ALLOW_BATCHING: bool.default(false),
+  METRICS_TOKEN: z.string().min(16).optional(),
+  METRICS_PORT: int(0, 65535).optional(),
+  BOOTSTRAP_ADMIN_KEY: bool.default(true),
+});
+
+export type Config = Readonly<{
+  port: number;
+  host: string;
+  env: 'development' | 'production' | 'test';
+  logLevel: string;
+  databaseUrl?: string;
+  databasePoolSize: number;
+  dataDir: string;
+  redisUrl?: string;
+  keyPrefix: string;
+  keyCacheTtlMs: number;
+  keyNegativeCacheTtlMs: number;
+  lastUsedFlushMs: number;
+  scopes: readonly string[];
+  ipLimit: { points: number; duration: number };
+  authFailureLimit: { points: number; duration: number; blockDuration: number };
+  trustProxy: boolean;
+  onStoreFailure: 'insurance' | 'open' | 'closed';
+  costMode: 'enforce' | 'measure';
+  maxQueryCost: number;
+  budget: { points: number; duration: number };
+  armor: { maxDepth: number; maxAliases: number; maxDirectives: number; maxTokens: number; maxChars: number };
+  allowIntrospection: boolean;
+  allowBatching: boolean;
+  metricsToken?: string;
+  metricsPort?: number;
+  bootstrapAdminKey: boolean;
+}>;
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset": `FOO= npm start` should not be a validation error.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const scopes = e.SCOPES.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!scopes.includes('admin')) throw new ConfigError('Invalid configuration:\n  SCOPES: must include "admin"');
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    dataDir: e.DATA_DIR,
+    redisUrl: e.REDIS_URL,
+    keyPrefix: e.KEY_PREFIX,
+    keyCacheTtlMs: e.KEY_CACHE_TTL_SECONDS * 1000,
+    keyNegativeCacheTtlMs: e.KEY_NEGATIVE_CACHE_TTL_SECONDS * 1000,
+    lastUsedFlushMs: e.LAST_USED_FLUSH_SECONDS * 1000,
+    scopes,
+    ipLimit: { points: e.IP_LIMIT, duration: e.IP_LIMIT_DURATION_SECONDS },
+    authFailureLimit: {
+      points: e.AUTH_FAILURE_LIMIT,
+      duration: e.AUTH_FAILURE_WINDOW_SECONDS,
+      blockDuration: e.AUTH_FAILURE_BLOCK_SECONDS,
+    },
+    trustProxy: e.TRUST_PROXY,
+    onStoreFailure: e.LIMITS_ON_STORE_FAILURE,
+    costMode: e.COST_MODE,
+    maxQueryCost: e.MAX_QUERY_COST,
+    budget: { points: e.BUDGET_POINTS, duration: e.BUDGET_DURATION_SECONDS },
+    armor: {
+      maxDepth: e.MAX_DEPTH,
+      maxAliases: e.MAX_ALIASES,
+      maxDirectives: e.MAX_DIRECTIVES,
+      maxTokens: e.MAX_TOKENS,
+      maxChars: e.MAX_QUERY_CHARS,
+    },
+    allowIntrospection: e.ALLOW_INTROSPECTION ?? e.NODE_ENV !== 'production',
+    allowBatching: e.ALLOW_BATCHING,
+    metricsToken: e.METRICS_TOKEN,
+    metricsPort: e.METRICS_PORT,
+    bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
+  });
+}

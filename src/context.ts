@@ -1,0 +1,21 @@
+import type { Database } from './db/client';
+import type { AuthenticatedKey } from './keys/types';
+import type { KeyService } from './keys/service';
+import type { WeatherLoaders } from './weather/resolvers';
+import type { FieldUsageReader } from './limits/usage';
+
+/** Per-request facts for the access log, set by the context function and plugins. */
+export type RequestMeta = { keyId?: string; operationName?: string | null; operationType?: string };
+
+/** What every resolver receives. Mutable per-request state lives in nested objects (see NOTES #10). */
+export type Context = {
+  requestId: string;
+  apiKey: AuthenticatedKey;
+  db: Database;
+  keys: KeyService;
+  usage: FieldUsageReader;
+  loaders: WeatherLoaders;
+  /** Filled by the operation gate; read by the response headers and `rateLimit`. */
+  meta: RequestMeta;
+  cost: { requested?: number; actual?: number; remaining?: number; limit?: number; resetAt?: Date; window?: number };
+};

@@ -1,0 +1,261 @@
+import { and, desc, asc, eq, gt, or, sql, type SQL } from 'drizzle-orm';
+import type { Database } from '../db/client';
+import { apiKeys, auditEvents, type LimitOverride } from '../db/schema';
+import { displayStart, generateKey, hashKey } from './format';
+import type { ApiKeyRow } from './repository';
+
+export type Failure = { ok: false; code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'FORBIDDEN'; message: string; field?: string };
+export type Result<T> = { ok: true; value: T } | Failure;
+
+export type KeyInput = {
+  name?: string;
+  scopes?: string[];
+  expiresAt?: Date | null;
+  limits?: LimitOverride[];
+  budget?: { points: number; duration: number } | null;
+};
+
+export type Page<T> = { nodes: { cursor: string; node: T }[]; hasNextPage: boolean; totalCount: number };
+export type AuditEvent = typeof auditEvents.$inferSelect;
+
+const fail = (code: Failure['code'], message: string, field?: string): Failure => ({ ok: false, code, message, field });
+const MAX_DURATION = 366 * 24 * 3600;
+
+/**
+ * Key administration, shared by the GraphQL admin API and the `keys` CLI. Every change writes
+ * its audit row in the same transaction; secrets are returned once and never stored or audited.
+ */
+export class KeyService {
+  constructor(
+    private readonly options: {
+      db: Database;
+      prefix: string;
+      scopes: readonly string[];
+      /** Coordinates that carry @rateLimit: the only ones a key may override. */
+      limitedCoordinates: ReadonlySet<string>;
+      /** Called after a change commits, so caches on every instance can drop the key. */
+      onKeyChanged?: (keyId: string) => void | Promise<void>;
+    },
+  ) {}
+
+  private get db() {
+    return this.options.db;
+  }
+
+  async create(input: KeyInput & { name: string }, actorKeyId: string | null): Promise<Result<{ secret: string; key: ApiKeyRow }>> {
+    const invalid = this.validate(input, true);
+    if (invalid) return invalid;
+    const secret = generateKey(this.options.prefix);
+    const key = await this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(apiKeys)
+        .values({
+          name: input.name,
+          start: displayStart(secret, this.options.prefix),
+          hash: hashKey(secret),
+          scopes: unique(input.scopes ?? []),
+          expiresAt: input.expiresAt ?? null,
+          limits: input.limits ?? [],
+          budgetPoints: input.budget?.points ?? null,
+          budgetDuration: input.budget?.duration ?? null,
+        })
+        .returning();
+      await tx.insert(auditEvents).values({ actorKeyId, action: 'key.created', targetKeyId: row.id, details: { after: publicView(row) } });
+      return row;
+    });
+    return { ok: true, value: { secret, key } };
+  }
+
+  async update(id: string, input: KeyInput, actorKeyId: string | null): Promise<Result<ApiKeyRow>> {
+    const invalid = this.validate(input, false);
+    if (invalid) return invalid;
+    return this.change(id, actorKeyId, 'key.updated', () => ({
+      ...(input.name !== undefined ? { name: input.name } : {}),
+      ...(input.scopes !== undefined ? { scopes: unique(input.scopes) } : {}),
+      ...(input.expiresAt !== undefined ? { expiresAt: input.expiresAt } : {}),
+      ...(input.limits !== undefined ? { limits: input.limits } : {}),
+      ...(input.budget !== undefined ? { budgetPoints: input.budget?.points ?? null, budgetDuration: input.budget?.duration ?? null } : {}),
+    }));
+  }
+
+  /** Idempotent: revoking a revoked key returns it unchanged and writes no second audit row. */
+  async revoke(id: string, actorKeyId: string | null): Promise<Result<ApiKeyRow>> {
+    return this.change(id, actorKeyId, 'key.revoked', (before) => (before.revokedAt ? null : { revokedAt: new Date() }));
+  }
+
+  /** New secret, same key id: budgets, overrides and history continue. */
+  async rotate(id: string, gracePeriodSeconds: number, actorKeyId: string | null): Promise<Result<{ secret: string; key: ApiKeyRow }>> {
+    if (!Number.isInteger(gracePeriodSeconds) || gracePeriodSeconds < 0 || gracePeriodSeconds > 30 * 24 * 3600) {
+      return fail('BAD_USER_INPUT', '"gracePeriodSeconds" must be from 0 to 2592000 (30 days).', 'gracePeriodSeconds');
+    }
+    const secret = generateKey(this.options.prefix);
+    const result = await this.change(id, actorKeyId, 'key.rotated', (before) => {
+      if (before.revokedAt) return fail('BAD_USER_INPUT', 'A revoked key cannot be rotated.', 'id');
+      return {
+        hash: hashKey(secret),
+        start: displayStart(secret, this.options.prefix),
+        previousHash: gracePeriodSeconds > 0 ? before.hash : null,
+        previousHashExpiresAt: gracePeriodSeconds > 0 ? new Date(Date.now() + gracePeriodSeconds * 1000) : null,
+      };
+    });
+    return result.ok ? { ok: true, value: { secret, key: result.value } } : result;
+  }
+
+  async get(id: string): Promise<ApiKeyRow | null> {
+    if (!isUuid(id)) return null;
+    const [row] = await this.db.select().from(apiKeys).where(eq(apiKeys.id, id));
+    return row ?? null;
+  }
+
+  async list(args: { first: number; after?: string | null; includeRevoked: boolean }): Promise<Result<Page<ApiKeyRow>>> {
+    if (!Number.isInteger(args.first) || args.first < 1 || args.first > 100) return fail('BAD_USER_INPUT', '"first" must be from 1 to 100.', 'first');
+    const filter = args.includeRevoked ? undefined : sql`${apiKeys.revokedAt} is null`;
+    let position: SQL | undefined;
+    if (args.after) {
+      const cursor = decodeCursor(args.after);
+      if (!cursor) return fail('BAD_USER_INPUT', '"after" is not a cursor returned by this API.', 'after');
+      position = or(gt(apiKeys.createdAt, cursor.at), and(eq(apiKeys.createdAt, cursor.at), gt(apiKeys.id, cursor.id)));
+    }
+    const rows = await this.db.select().from(apiKeys).where(and(filter, position)).orderBy(asc(apiKeys.createdAt), asc(apiKeys.id)).limit(args.first + 1);
+    const [{ n }] = await this.db.select({ n: sql<number>`count(*)::int` }).from(apiKeys).where(filter);
+    return {
+      ok: true,
+      value: {
+        nodes: rows.slice(0, args.first).map((node) => ({ cursor: encodeCursor(node.createdAt, node.id), node })),
+        hasNextPage: rows.length > args.first,
+        totalCount: n,
+      },
+    };
+  }
+
+  async auditEvents(args: { first: number; after?: string | null; keyId?: string | null }): Promise<Result<Page<AuditEvent>>> {
+    if (!Number.isInteger(args.first) || args.first < 1 || args.first > 100) return fail('BAD_USER_INPUT', '"first" must be from 1 to 100.', 'first');
+    if (args.keyId && !isUuid(args.keyId)) return fail('BAD_USER_INPUT', '"keyId" is not a key id.', 'keyId');
+    let before: number | undefined;
+    if (args.after) {
+      before = Number(Buffer.from(args.after, 'base64url').toString('utf8').replace(/^audit:/, ''));
+      if (!Number.isSafeInteger(before)) return fail('BAD_USER_INPUT', '"after" is not a cursor returned by this API.', 'after');
+    }
+    const filter = args.keyId ? eq(auditEvents.targetKeyId, args.keyId) : undefined;
+    const rows = await this.db
+      .select()
+      .from(auditEvents)
+      .where(and(filter, before !== undefined ? sql`${auditEvents.id} < ${before}` : undefined))
+      .orderBy(desc(auditEvents.id))
+      .limit(args.first + 1);
+    const [{ n }] = await this.db.select({ n: sql<number>`count(*)::int` }).from(auditEvents).where(filter);
+    return {
+      ok: true,
+      value: {
+        nodes: rows.slice(0, args.first).map((node) => ({ cursor: Buffer.from(`audit:${node.id}`).toString('base64url'), node })),
+        hasNextPage: rows.length > args.first,
+        totalCount: n,
+      },
+    };
+  }
+
+  /**
+   * Applies `patch` (or a Failure, or null for "nothing to do") to one key inside a transaction
+   * that locks the active admin keys, so the lockout guard cannot be raced.
+   */
+  private async change(
+    id: string,
+    actorKeyId: string | null,
+    action: string,
+    patch: (before: ApiKeyRow) => Partial<ApiKeyRow> | Failure | null,
+  ): Promise<Result<ApiKeyRow>> {
+    if (!isUuid(id)) return fail('NOT_FOUND', `No API key with id "${id}".`, 'id');
+    const result = await this.db.transaction(async (tx): Promise<Result<ApiKeyRow>> => {
+      const admins = await tx
+        .select({ id: apiKeys.id })
+        .from(apiKeys)
+        .where(and(sql`${apiKeys.revokedAt} is null`, sql`'admin' = any(${apiKeys.scopes})`, or(sql`${apiKeys.expiresAt} is null`, gt(apiKeys.expiresAt, new Date()))))
+        .for('update');
+      const [before] = await tx.select().from(apiKeys).where(eq(apiKeys.id, id)).for('update');
+      if (!before) return fail('NOT_FOUND', `No API key with id "${id}".`, 'id');
+      const changes = patch(before);
+      if (changes === null) return { ok: true, value: before };
+      if ('ok' in changes) return changes;
+      const after = { ...before, ...changes };
+      const wasActiveAdmin = admins.some((a) => a.id === id);
+      const staysActiveAdmin = !after.revokedAt && !after.expiresAt && after.scopes.includes('admin');
+      if (wasActiveAdmin && !staysActiveAdmin && admins.length === 1) {
+        return fail('FORBIDDEN', 'This is the last active admin key: create another admin key before revoking, expiring or demoting it.', 'id');
+      }
+      const [row] = await tx.update(apiKeys).set(changes).where(eq(apiKeys.id, id)).returning();
+      await tx.insert(auditEvents).values({ actorKeyId, action, targetKeyId: id, details: diff(publicView(before), publicView(row), action) });
+      return { ok: true, value: row };
+    });
+    if (result.ok) await this.options.onKeyChanged?.(id);
+    return result;
+  }
+
+  private validate(input: KeyInput, creating: boolean): Failure | null {
+    if (input.name !== undefined || creating) {
+      const name = input.name?.trim() ?? '';
+      if (name.length < 1 || name.length > 100) return fail('BAD_USER_INPUT', '"name" must be 1 to 100 characters.', 'name');
+    }
+    for (const scope of input.scopes ?? []) {
+      if (!this.options.scopes.includes(scope)) {
+        return fail('BAD_USER_INPUT', `Unknown scope "${scope}"; known scopes: ${this.options.scopes.join(', ')}.`, 'scopes');
+      }
+    }
+    if (input.expiresAt) {
+      if (Number.isNaN(input.expiresAt.getTime()) || input.expiresAt.getTime() <= Date.now()) {
+        return fail('BAD_USER_INPUT', '"expiresAt" must be in the future.', 'expiresAt');
+      }
+    }
+    for (const [i, o] of (input.limits ?? []).entries()) {
+      if (!this.options.limitedCoordinates.has(o.coordinate)) {
+        return fail('BAD_USER_INPUT', `"${o.coordinate}" carries no @rateLimit; limited fields: ${[...this.options.limitedCoordinates].join(', ')}.`, `limits[${i}].coordinate`);
+      }
+      if (!Number.isInteger(o.limit) || o.limit < 1) return fail('BAD_USER_INPUT', '"limit" must be a positive integer.', `limits[${i}].limit`);
+      if (!Number.isInteger(o.duration) || o.duration < 1 || o.duration > MAX_DURATION) {
+        return fail('BAD_USER_INPUT', `"duration" must be from 1 to ${MAX_DURATION} seconds.`, `limits[${i}].duration`);
+      }
+    }
+    if (input.budget) {
+      if (!Number.isInteger(input.budget.points) || input.budget.points < 1) return fail('BAD_USER_INPUT', '"budget.points" must be a positive integer.', 'budget.points');
+      if (!Number.isInteger(input.budget.duration) || input.budget.duration < 1 || input.budget.duration > MAX_DURATION) {
+        return fail('BAD_USER_INPUT', `"budget.duration" must be from 1 to ${MAX_DURATION} seconds.`, 'budget.duration');
+      }
+    }
+    return null;
+  }
+}
+
+/** The fields of a key that may appear in an audit row: never a hash, never a secret. */
+function publicView(row: ApiKeyRow) {
+  return {
+    name: row.name,
+    start: row.start,
+    scopes: row.scopes,
+    expiresAt: row.expiresAt?.toISOString() ?? null,
+    revokedAt: row.revokedAt?.toISOString() ?? null,
+    limits: row.limits,
+    budget: row.budgetPoints ? { points: row.budgetPoints, duration: row.budgetDuration } : null,
+    previousSecretValidUntil: row.previousHashExpiresAt?.toISOString() ?? null,
+  };
+}
+
+function diff(before: Record<string, unknown>, after: Record<string, unknown>, action: string) {
+  const changed = Object.keys(after).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+  return {
+    action,
+    before: Object.fromEntries(changed.map((k) => [k, before[k]])),
+    after: Object.fromEntries(changed.map((k) => [k, after[k]])),
+  };
+}
+
+const unique = (values: string[]) => [...new Set(values)];
+const isUuid = (id: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
+
+function encodeCursor(at: Date, id: string) {
+  return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { at: Date; id: string } | null {
+  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const at = new Date(iso);
+  return id && isUuid(id) && !Number.isNaN(at.getTime()) ? { at, id } : null;
+}

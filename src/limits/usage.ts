@@ -1,0 +1,34 @@
+import { FieldGate, type Window } from './field-gate';
+import type { FieldPolicy } from './field-policies';
+import type { LimitOverride } from '../db/schema';
+
+export type FieldUsage = { coordinate: string; limit: number; duration: number; remaining: number; resetAt: Date | null };
+
+/** Reads a key's remaining field budgets without spending them (limiter.get, never consume). */
+export class FieldUsageReader {
+  constructor(
+    private readonly gate: FieldGate,
+    private readonly policies: ReadonlyMap<string, FieldPolicy>,
+  ) {}
+
+  async forKey(keyId: string, overrides: readonly LimitOverride[]): Promise<FieldUsage[]> {
+    const rows: { coordinate: string; window: Window }[] = [];
+    for (const policy of this.policies.values()) {
+      const own = overrides.filter((o) => o.coordinate === policy.coordinate);
+      const windows = own.length ? own : policy.windows;
+      for (const window of windows) rows.push({ coordinate: policy.coordinate, window: { limit: window.limit, duration: window.duration } });
+    }
+    return Promise.all(
+      rows.map(async ({ coordinate, window }) => {
+        const res = await this.gate.limiterFor(window).get(FieldGate.storeKey(keyId, coordinate)).catch(() => null);
+        return {
+          coordinate,
+          limit: window.limit,
+          duration: window.duration,
+          remaining: Math.max(0, window.limit - (res?.consumedPoints ?? 0)),
+          resetAt: res ? new Date(Date.now() + res.msBeforeNext) : null,
+        };
+      }),
+    );
+  }
+}

@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import type Redis from 'ioredis';
+import pino, { type Logger } from 'pino';
+import type { Config } from './config';
+import type { Context, RequestMeta } from './context';
+import { openDatabase, type DatabaseHandle } from './db/client';
+import { ErrorCode, badRequest, limitExtensions, unauthenticated } from './errors';
+import { KeyAuthenticator } from './keys/authenticator';
+import { KeyService } from './keys/service';
+import { FieldGate } from './limits/field-gate';
+import { IpGate } from './limits/ip-gate';
+import { createLimiterStore, createRedisClient, type LimiterStore } from './limits/store';
+import { FieldUsageReader } from './limits/usage';
+import { buildSchema } from './schema';
+import { createWeatherLoaders } from './weather/resolvers';
+import { seedWeather } from './weather/seed';
+
+export type ServerOptions = {
+  config: Config;
+  /** An already open database (tests share one per file); otherwise opened from config. */
+  database?: DatabaseHandle;
+  /** Where log lines go (tests capture them); stdout by default. */
+  logStream?: NodeJS.WritableStream;
+  /** The bench's baseline: same schema and resolvers, every gate off. Never set in production. */
+  bare?: boolean;
+};
+
+export type Tollgate = {
+  app: FastifyInstance;
+  apollo: ApolloServer<Context>;
+  database: DatabaseHandle;
+  store: LimiterStore;
+  authenticator: KeyAuthenticator;
+  keys: KeyService;
+  fieldGate: FieldGate;
+  logger: Logger;
+  /** Listens on config.host:config.port (0 = any free port); returns the base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+};
+
+const KEY_CHANGED_CHANNEL = 'tollgate:key-changed';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    meta: RequestMeta;
+  }
+}
+
+export async function createServer(options: ServerOptions): Promise<Tollgate> {
+  const { config } = options;
+  const logger = pino(
+    {
+      level: config.logLevel,
+      // Belt and braces: nothing logs headers today, but a secret must never reach a log line.
+      redact: { paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'headers["x-api-key"]', 'headers.authorization', 'secret'], censor: '[redacted]' },
+    },
+    options.logStream ?? process.stdout,
+  );
+
+  const database = options.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize }));
+  const ownsDatabase = !options.database;
+  await database.migrate();
+  await seedWeather(database.db);
+
+  const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, logger });
+  const fieldGate = new FieldGate(store);
+  const built = buildSchema(options.bare ? null : fieldGate);
+  const ipGate = new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit });
+
+  const authenticator = new KeyAuthenticator({
+    db: database.db,
+    prefix: config.keyPrefix,
+    cacheTtlMs: config.keyCacheTtlMs,
+    negativeCacheTtlMs: config.keyNegativeCacheTtlMs,
+    lastUsedFlushMs: config.lastUsedFlushMs,
+    onFlushError: (err) => logger.error({ err }, 'could not record last_used_at'),
+  });
+
+  // Revocation must reach every instance within a second: invalidate locally at once, and tell
+  // the others over Redis pub/sub when there are others to tell.
+  let subscriber: Redis | undefined;
+  if (config.redisUrl) {
+    subscriber = createRedisClient(config.redisUrl, 'key-events');
+    subscriber.on('error', () => {}); // outages are reported by the limiter store's client
+    subscriber.on('message', (_channel: string, keyId: string) => authenticator.invalidate(keyId));
+    subscriber.on('ready', () => void subscriber!.subscribe(KEY_CHANGED_CHANNEL).catch(() => undefined));
+  }
+  const keys = new KeyService({
+    db: database.db,
+    prefix: config.keyPrefix,
+    scopes: config.scopes,
+    limitedCoordinates: built.limitedCoordinates,
+    onKeyChanged: async (keyId) => {
+      authenticator.invalidate(keyId);
+      await store.redis?.publish(KEY_CHANGED_CHANNEL, keyId).catch((err: Error) => logger.error({ err: { message: err.message } }, 'could not publish key change'));
+    },
+  });
+  const usage = new FieldUsageReader(fieldGate, built.policies);
+
+  const app = Fastify({
+    logger: false,
+    trustProxy: config.trustProxy,
+    bodyLimit: 1024 * 1024,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  });
+  app.decorateRequest('meta', null as unknown as RequestMeta);
+
+  const apollo = new ApolloServer<Context>({
+    schema: built.schema,
+    introspection: config.allowIntrospection,
+    allowBatchedHttpRequests: config.allowBatching,
+    includeStacktraceInErrorResponses: false,
+    formatError: (formatted, error) => maskUnexpected(formatted, error, logger),
+    plugins: [
+      fastifyApolloDrainPlugin(app),
+      accessLogPlugin(),
+      ...(config.env === 'production' ? [ApolloServerPluginLandingPageDisabled()] : []),
+    ],
+  });
+  await apollo.start();
+
+  const problem = (reply: FastifyReply, status: number, code: string, message: string, extensions: Record<string, unknown> = {}) =>
+    reply.code(status).type('application/json').send({ errors: [{ message, extensions: { code, ...extensions } }] });
+
+  // Transport errors (bad JSON, wrong content type, body too large) answer in GraphQL's shape.
+  app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) logger.error({ reqId: request.id, err: error }, 'unexpected error');
+    return problem(reply, status, status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST, status === 500 ? `Internal error (request ${request.id}).` : error.message);
+  });
+  app.setNotFoundHandler((request, reply) => problem(reply, 404, ErrorCode.NOT_FOUND, `No route ${request.method} ${request.url.split('?')[0]}.`));
+
+  app.addHook('onRequest', async (request) => {
+    request.meta = {};
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    logger.info({
+      reqId: request.id,
+      method: request.method,
+      path: request.routeOptions.url ?? request.url.split('?')[0],
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 10) / 10,
+      keyId: request.meta?.keyId,
+      operationName: request.meta?.operationName,
+      operationType: request.meta?.operationType,
+    }, 'request');
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_request, reply) => {
+    const [db, limiter] = await Promise.all([database.ping().then(() => true, () => false), store.healthy()]);
+    const body = { status: db && limiter ? 'ready' : 'unavailable', database: db ? 'up' : 'down', limiterStore: store.kind === 'redis' ? (limiter ? 'up' : 'down') : 'memory' };
+    return reply.code(db && limiter ? 200 : 503).send(body);
+  });
+
+  const contextFor = async (request: FastifyRequest): Promise<Context> => {
+    const candidate = readKeyHeader(request);
+    const result = await authenticator.authenticate(candidate);
+    if (!result.ok) {
+      if (result.reason !== 'missing') await ipGate.recordAuthFailure(request.ip);
+      throw result.reason === 'missing'
+        ? unauthenticated('An API key is required: send it in the x-api-key header.')
+        : // One message for malformed, unknown, revoked and expired keys: no oracle for guessing.
+          unauthenticated('The API key is not valid.');
+    }
+    built.rememberKey(result.key);
+    request.meta.keyId = result.key.id;
+    return {
+      requestId: request.id,
+      apiKey: result.key,
+      db: database.db,
+      keys,
+      usage,
+      loaders: createWeatherLoaders(database.db),
+      cost: {},
+      meta: request.meta,
+    };
+  };
+
+  const handler = fastifyApolloHandler(apollo, { context: contextFor });
+  const ipGateHook = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (options.bare) return;
+    const verdict = await ipGate.admit(request.ip);
+    if (verdict.ok) return;
+    if (verdict.reason === 'store') return problem(reply, 503, ErrorCode.SERVICE_UNAVAILABLE, 'Rate limiting is temporarily unavailable; try again shortly.');
+    const ext = limitExtensions({ limit: verdict.limit, remaining: 0, msBeforeNext: verdict.msBeforeNext });
+    reply.header('retry-after', String(ext.retryAfter));
+    const message = verdict.reason === 'auth-failures'
+      ? `Too many failed authentications from this address; retry in ${ext.retryAfter} s.`
+      : `Too many requests from this address; retry in ${ext.retryAfter} s.`;
+    return problem(reply, 429, ErrorCode.RATE_LIMITED, message, { gate: verdict.reason === 'rate' ? 'ip' : 'auth-failures', ...ext });
+  };
+  for (const method of ['GET', 'POST'] as const) {
+    app.route({ method, url: '/graphql', onRequest: ipGateHook, handler });
+  }
+
+  let closed = false;
+  return {
+    app,
+    apollo,
+    database,
+    store,
+    authenticator,
+    keys,
+    fieldGate,
+    logger,
+    async listen() {
+      return app.listen({ host: config.host, port: config.port });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Stop accepting, drain in-flight requests (Apollo's drain plugin), then flush and close.
+      await app.close();
+      await apollo.stop();
+      await authenticator.close().catch((err) => logger.error({ err }, 'could not flush last_used_at'));
+      subscriber?.disconnect();
+      await store.close();
+      if (ownsDatabase) await database.close();
+    },
+  };
+}
+
+/** x-api-key, or Authorization: Bearer. Two different keys in one request are refused. */
+function readKeyHeader(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-key'];
+  if (Array.isArray(header)) throw badRequest('Send one x-api-key header.');
+  const authorization = request.headers.authorization;
+  let bearer: string | undefined;
+  if (authorization !== undefined) {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+    if (!match) throw unauthenticated('The Authorization header must be "Bearer <api key>".');
+    bearer = match[1];
+  }
+  const key = header?.trim();
+  if (key && bearer && key !== bearer) throw badRequest('Two different API keys were sent (x-api-key and Authorization); send one.');
+  return key || bearer;
+}
+
+/** Records the operation for the access log. */
+function accessLogPlugin(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart({ request }) {
+      return {
+        async didResolveOperation({ operation, operationName, contextValue }) {
+          void request;
+          contextValue.meta.operationName = operationName;
+          contextValue.meta.operationType = operation?.operation;
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Clients never see an internal message or stack: anything that is not one of our coded errors
+ * (or graphql-js's own validation errors) becomes a generic message with the request id, and
+ * the real error is logged under that id.
+ */
+function maskUnexpected(formatted: import('graphql').GraphQLFormattedError, error: unknown, logger: Logger) {
+  const code = formatted.extensions?.code;
+  if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) {
+    const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
+    return { ...formatted, extensions };
+  }
+  const requestId = randomUUID();
+  const original = (error as { originalError?: Error })?.originalError ?? error;
+  logger.error({ errorId: requestId, err: original instanceof Error ? { message: original.message, stack: original.stack } : original }, 'unexpected error in GraphQL execution');
+  return { message: `Internal error (id ${requestId}).`, locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, errorId: requestId } };
+}
+
