@@ -31,9 +31,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
 
   // rate-limiter-flexible's extension point for custom limiters; the library only calls consume.
   class GateLimiter extends RateLimiterCompatibleAbstract {
-    override get keyPrefix() {
-      return 'tg:field';
-    }
+    override readonly keyPrefix = 'tg:field';
     override consume(key: string | number, points = 1): Promise<RateLimiterRes> {
       const text = String(key);
       const split = text.indexOf(':');

@@ -1,0 +1,33 @@
+import net from 'node:net';
+
+// Decides once per run which real services the suites can use. With CI=true an unreachable
+// Postgres or Redis fails the whole run; on a laptop without them the service suites are
+// skipped and this says so loudly.
+const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+function reachable(url: string, defaultPort: number): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: hostname, port: Number(port || defaultPort), timeout: 2000 });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export default async function globalSetup() {
+  process.env.TEST_DATABASE_URL ??= DEFAULT_DATABASE_URL;
+  process.env.TEST_REDIS_URL ??= DEFAULT_REDIS_URL;
+  const postgres = await reachable(process.env.TEST_DATABASE_URL, 5432);
+  const redis = await reachable(process.env.TEST_REDIS_URL, 6379);
+  const missing = [!postgres && `Postgres (${process.env.TEST_DATABASE_URL})`, !redis && `Redis (${process.env.TEST_REDIS_URL})`].filter(Boolean);
+  if (missing.length && process.env.CI === 'true') {
+    throw new Error(`CI=true and ${missing.join(' and ')} unreachable: the service suites must run in CI. Start them (see .ci/run).`);
+  }
+  if (missing.length) {
+    process.stdout.write(`\n*** SKIPPING service suites: ${missing.join(' and ')} unreachable. Embedded (PGlite + memory) suites still run. ***\n\n`);
+  }
+  process.env.TOLLGATE_TEST_POSTGRES = postgres ? '1' : '0';
+  process.env.TOLLGATE_TEST_REDIS = redis ? '1' : '0';
+}

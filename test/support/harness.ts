@@ -1,0 +1,112 @@
+import { Writable } from 'node:stream';
+import Redis from 'ioredis';
+import { loadConfig, type Config } from '../../src/config';
+import { openDatabase, type DatabaseHandle } from '../../src/db/client';
+import { bootstrapAdminKey } from '../../src/keys/bootstrap';
+import { createServer, type Tollgate } from '../../src/server';
+import { createScratchDatabase, testRedisUrl } from './services';
+
+export type Backend = { database: 'pglite' | 'postgres'; store: 'memory' | 'redis' };
+
+/** A database for one test file, with a counter of the SQL statements sent through Drizzle. */
+export type TestDatabase = DatabaseHandle & { queries: string[]; dispose(): Promise<void> };
+
+export async function openTestDatabase(kind: 'pglite' | 'postgres'): Promise<TestDatabase> {
+  const queries: string[] = [];
+  const scratch = kind === 'postgres' ? await createScratchDatabase() : null;
+  const handle = await openDatabase({ url: scratch?.url, dataDir: 'memory://', onQuery: (q) => queries.push(q) });
+  return {
+    ...handle,
+    queries,
+    async dispose() {
+      await handle.close();
+      await scratch?.drop();
+    },
+  };
+}
+
+export type TestServer = {
+  server: Tollgate;
+  url: string;
+  adminKey: string;
+  config: Config;
+  logs: string[];
+  gql(query: string, variables?: Record<string, unknown>, key?: string | null, headers?: Record<string, string>): Promise<GqlResponse>;
+  /** Creates a key through the service (as the CLI would) and returns its secret and id. */
+  createKey(input?: { name?: string; scopes?: string[]; limits?: { coordinate: string; limit: number; duration: number }[]; budget?: { points: number; duration: number } }): Promise<{ secret: string; id: string }>;
+  close(): Promise<void>;
+};
+
+export type GqlResponse = { status: number; headers: Headers; body: any };
+
+/** Config for tests: env-free, generous IP limits so suites never trip them by accident. */
+export function testConfig(overrides: Record<string, string> = {}, store: 'memory' | 'redis' = 'memory'): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    IP_LIMIT: '1000000',
+    AUTH_FAILURE_LIMIT: '1000000',
+    ...(store === 'redis' ? { REDIS_URL: testRedisUrl() } : {}),
+    ...overrides,
+  });
+}
+
+export async function flushTestRedis(): Promise<void> {
+  const redis = new Redis(testRedisUrl(), { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  await redis.flushdb();
+  redis.disconnect();
+}
+
+export async function startTestServer(options: {
+  database: TestDatabase;
+  store?: 'memory' | 'redis';
+  env?: Record<string, string>;
+  bare?: boolean;
+}): Promise<TestServer> {
+  const config = testConfig(options.env, options.store ?? 'memory');
+  const logs: string[] = [];
+  const logStream = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const server = await createServer({ config, database: options.database, logStream, bare: options.bare });
+  const url = await server.listen();
+  // Each server gets its own admin key; in a shared database the bootstrap only happens once.
+  const adminKey = (await bootstrapAdminKey(options.database.db, server.keys, config.scopes)) ??
+    (await server.keys.create({ name: 'test admin', scopes: ['admin', 'read', 'write'] }, null).then((r) => (r.ok ? r.value.secret : '')));
+
+  const gql: TestServer['gql'] = async (query, variables, key = adminKey, headers = {}) => {
+    const response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { 'x-api-key': key } : {}), ...headers },
+      body: JSON.stringify({ query, variables }),
+    });
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+    return { status: response.status, headers: response.headers, body };
+  };
+
+  return {
+    server,
+    url,
+    adminKey,
+    config,
+    logs,
+    gql,
+    async createKey(input = {}) {
+      const result = await server.keys.create({ name: input.name ?? 'test key', scopes: input.scopes ?? ['read'], limits: input.limits, budget: input.budget }, null);
+      if (!result.ok) throw new Error(result.message);
+      return { secret: result.value.secret, id: result.value.key.id };
+    },
+    close: () => server.close(),
+  };
+}
