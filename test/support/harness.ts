@@ -76,10 +76,15 @@ export async function startTestServer(options: {
   const server = await createServer({ config, database: options.database, logStream, bare: options.bare });
   const url = await server.listen();
   // Each server gets its own admin key; in a shared database the bootstrap only happens once.
-  const adminKey = (await bootstrapAdminKey(options.database.db, server.keys, config.scopes)) ??
-    (await server.keys.create({ name: 'test admin', scopes: ['admin', 'read', 'write'] }, null).then((r) => (r.ok ? r.value.secret : '')));
+  let adminKey = await bootstrapAdminKey(options.database.db, server.keys, config.scopes);
+  if (!adminKey) {
+    const created = await server.keys.create({ name: 'test admin', scopes: ['admin', 'read', 'write'] }, null);
+    if (!created.ok) throw new Error(created.message);
+    adminKey = created.value.secret;
+  }
 
-  const gql: TestServer['gql'] = async (query, variables, key = adminKey, headers = {}) => {
+  const defaultKey = adminKey;
+  const gql: TestServer['gql'] = async (query, variables, key = defaultKey, headers = {}) => {
     const response = await fetch(`${url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(key ? { 'x-api-key': key } : {}), ...headers },
@@ -98,7 +103,7 @@ export async function startTestServer(options: {
   return {
     server,
     url,
-    adminKey,
+    adminKey: defaultKey,
     config,
     logs,
     gql,
