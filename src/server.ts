@@ -68,6 +68,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   await seedWeather(database.db);
 
   const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, logger });
+  if (!(await store.ready())) logger.warn({ failureMode: config.onStoreFailure }, 'limiter store (Redis) not reachable at start; applying LIMITS_ON_STORE_FAILURE until it is');
   const fieldGate = new FieldGate(store);
   const built = buildSchema(options.bare ? null : fieldGate);
   const ipGate = new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit });

@@ -17,6 +17,8 @@ export type LimiterStore = {
   redis?: Redis;
   /** One limiter per spec, cached: asking twice for the same spec returns the same limiter. */
   limiter(spec: LimiterSpec): RateLimiterAbstract;
+  /** Waits (up to timeoutMs) for the first connection; false if the store is not there yet. */
+  ready(timeoutMs?: number): Promise<boolean>;
   /** Reports whether the store answers right now (for /ready). */
   healthy(): Promise<boolean>;
   close(): Promise<void>;
@@ -52,6 +54,7 @@ export function createLimiterStore(options: {
         if (!limiter) limiters.set(key, (limiter = new RateLimiterMemory(spec)));
         return limiter;
       },
+      ready: async () => true,
       healthy: async () => true,
       close: async () => {},
     };
@@ -78,6 +81,14 @@ export function createLimiterStore(options: {
       }
       return limiter;
     },
+    ready: (timeoutMs = 5000) =>
+      redis.status === 'ready'
+        ? Promise.resolve(true)
+        : new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => (redis.off('ready', onReady), resolve(false)), timeoutMs);
+            const onReady = () => (clearTimeout(timer), resolve(true));
+            redis.once('ready', onReady);
+          }),
     healthy: async () => {
       try {
         return (await redis.ping()) === 'PONG';

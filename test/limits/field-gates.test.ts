@@ -1,0 +1,244 @@
+import { execute, parse, type ExecutionResult } from 'graphql';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import Redis from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { FieldGate } from '../../src/limits/field-gate';
+import { readFieldPolicies } from '../../src/limits/field-policies';
+import { applyRateLimitDirective } from '../../src/limits/rate-limit-directive';
+import { createLimiterStore, type LimiterStore, type StoreFailureMode } from '../../src/limits/store';
+import { applyRequireScopes } from '../../src/admin/require-scopes';
+import type { AuthenticatedKey } from '../../src/keys/types';
+import { loadTypeDefs } from '../../src/schema';
+import { flushTestRedis } from '../support/harness';
+import { startTcpProxy } from '../support/tcp-proxy';
+import { describeWithRedis, storeBackends, testRedisUrl } from '../support/services';
+
+// A small schema with exact numbers, executed for real against the memory store and real Redis.
+const SDL = /* GraphQL */ `
+  type Query {
+    five: Int @rateLimit(limit: 5, duration: 60)
+    other: Int @rateLimit(limit: 5, duration: 60)
+    items(first: Int = 10): [Int!]! @rateLimit(limit: 25, duration: 60) @cost(weight: 1) @listSize(slicingArguments: ["first"])
+    fifty: Int @rateLimit(limit: 50, duration: 60)
+    windows: Int @rateLimit(limit: 3, duration: 60) @rateLimit(limit: 5, duration: 3600)
+    things(n: Int!): [Thing!]!
+    secret: Int @requireScopes(scopes: ["admin"]) @rateLimit(limit: 1, duration: 60)
+  }
+  type Thing @rateLimit(limit: 30, duration: 60) {
+    id: Int!
+    label: String
+    weight: Int @rateLimit(limit: 1000, duration: 60) @cost(weight: 3)
+  }
+`;
+
+const resolvers = {
+  Query: {
+    five: () => 5,
+    other: () => 6,
+    items: (_: unknown, { first }: { first: number }) => Array.from({ length: first }, (_, i) => i),
+    fifty: () => 50,
+    windows: () => 1,
+    things: (_: unknown, { n }: { n: number }) => Array.from({ length: n }, (_, i) => ({ id: i, label: `#${i}`, weight: i })),
+    secret: () => 42,
+  },
+};
+
+function makeKey(scopes: string[] = [], limits: [string, { limit: number; duration: number }[]][] = []): AuthenticatedKey {
+  return { id: randomUUID(), name: 't', scopes, expiresAt: null, limits: new Map(limits), budget: null };
+}
+
+function harness(store: LimiterStore) {
+  const base = makeExecutableSchema({ typeDefs: [...loadTypeDefs().filter((d) => d.includes('directive @rateLimit')), SDL], resolvers });
+  const gate = new FieldGate(store);
+  const limited = applyRateLimitDirective(base, { gate, policies: readFieldPolicies(base) });
+  const schema = applyRequireScopes(limited.schema);
+  const run = (query: string, apiKey: AuthenticatedKey, variables?: Record<string, unknown>) => {
+    limited.rememberKey(apiKey);
+    return execute({ schema, document: parse(query), contextValue: { apiKey }, variableValues: variables }) as Promise<ExecutionResult>;
+  };
+  return { gate, run };
+}
+
+const codes = (result: ExecutionResult) => (result.errors ?? []).map((e) => e.extensions?.code);
+
+describe.each(storeBackends())('field gates on the %s store', (kind) => {
+  let store: LimiterStore;
+  let h: ReturnType<typeof harness>;
+
+  beforeAll(async () => {
+    if (kind === 'redis') await flushTestRedis();
+    store = createLimiterStore({ redisUrl: kind === 'redis' ? testRedisUrl() : undefined, failureMode: 'insurance' });
+    await store.ready();
+    h = harness(store);
+  });
+  afterAll(() => store.close());
+
+  it('admits exactly the limit: calls 1-5 pass, call 6 is RATE_LIMITED with the window', async () => {
+    const key = makeKey();
+    for (let i = 1; i <= 5; i++) expect(await h.run('{ five }', key)).toEqual({ data: { five: 5 } });
+    const started = Date.now();
+    const refused = await h.run('{ five }', key);
+    expect(refused.data).toEqual({ five: null });
+    const error = refused.errors![0];
+    expect(error.path).toEqual(['five']);
+    expect(error.extensions).toMatchObject({ code: 'RATE_LIMITED', coordinate: 'Query.five', limit: 5, duration: 60, remaining: 0 });
+    const { retryAfter, resetAt } = error.extensions as { retryAfter: number; resetAt: string };
+    expect(retryAfter).toBeGreaterThanOrEqual(58);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    const resetIn = new Date(resetAt).getTime() - started;
+    expect(resetIn).toBeGreaterThan(57_000);
+    expect(resetIn).toBeLessThanOrEqual(61_000);
+  });
+
+  it('weights by the slicing argument: first: 10 on a 25-point budget admits two calls, not three', async () => {
+    const key = makeKey();
+    expect(codes(await h.run('{ items(first: 10) }', key))).toEqual([]);
+    expect(codes(await h.run('{ items(first: 10) }', key))).toEqual([]);
+    expect(codes(await h.run('{ items(first: 10) }', key))).toEqual(['RATE_LIMITED']);
+    // the 5 points left are still there for a smaller call
+    expect(codes(await h.run('{ items(first: 5) }', key))).toEqual([]);
+  });
+
+  it('refuses a negative or absurd slicing value with BAD_USER_INPUT before spending', async () => {
+    const key = makeKey();
+    for (const first of [-1, 1_000_000_000]) {
+      const result = await h.run('query($first: Int) { items(first: $first) }', key, { first });
+      expect(codes(result)).toEqual(['BAD_USER_INPUT']);
+    }
+    expect(codes(await h.run('{ items(first: 25) }', key))).toEqual([]);
+  });
+
+  it('keeps keys and fields independent', async () => {
+    const a = makeKey();
+    const b = makeKey();
+    for (let i = 0; i < 5; i++) await h.run('{ five }', a);
+    expect(codes(await h.run('{ five }', a))).toEqual(['RATE_LIMITED']);
+    expect(codes(await h.run('{ other }', a))).toEqual([]);
+    expect(codes(await h.run('{ five }', b))).toEqual([]);
+  });
+
+  it('spends per resolution: aliases and list items each count', async () => {
+    const key = makeKey();
+    const result = await h.run('{ a: five b: five c: five d: five e: five f: five g: five }', key);
+    expect(result.data).toEqual({ a: 5, b: 5, c: 5, d: 5, e: 5, f: null, g: null });
+    expect(codes(result)).toEqual(['RATE_LIMITED', 'RATE_LIMITED']);
+    // Thing has an object-level @rateLimit(30): 40 items → 30 ids, then errors
+    const things = await h.run('{ things(n: 40) { label } }', makeKey());
+    expect(codes(things).length).toBe(10);
+  });
+
+  it('admits exactly 50 of 200 concurrent calls against limit 50', async () => {
+    const key = makeKey();
+    const results = await Promise.all(Array.from({ length: 200 }, () => h.run('{ fifty }', key)));
+    expect(results.filter((r) => !r.errors).length).toBe(50);
+    expect(results.filter((r) => codes(r)[0] === 'RATE_LIMITED').length).toBe(150);
+  });
+
+  it('checks every window and never spends the others on a refusal', async () => {
+    const key = makeKey();
+    for (let i = 0; i < 3; i++) expect(codes(await h.run('{ windows }', key))).toEqual([]);
+    const refused = await h.run('{ windows }', key);
+    expect(refused.errors![0].extensions).toMatchObject({ code: 'RATE_LIMITED', limit: 3, duration: 60 });
+    // the hour window holds exactly the 3 admitted calls: the refusal was given back
+    const hour = await h.gate.limiterFor({ limit: 5, duration: 3600 }).get(FieldGate.storeKey(key.id, 'Query.windows'));
+    expect(hour?.consumedPoints).toBe(3);
+    const minute = await h.gate.limiterFor({ limit: 3, duration: 60 }).get(FieldGate.storeKey(key.id, 'Query.windows'));
+    expect(minute?.consumedPoints).toBe(3);
+  });
+
+  it('applies a per-key override instead of the schema numbers, for that key only', async () => {
+    const tight = makeKey([], [['Query.fifty', [{ limit: 2, duration: 60 }]]]);
+    expect(codes(await h.run('{ a: fifty b: fifty c: fifty }', tight))).toEqual(['RATE_LIMITED']);
+    const normal = makeKey();
+    expect(codes(await h.run('{ a: fifty b: fifty c: fifty }', normal))).toEqual([]);
+  });
+
+  it('checks scopes before limits: a refused caller spends nothing', async () => {
+    const reader = makeKey(['read']);
+    expect(codes(await h.run('{ secret }', reader))).toEqual(['FORBIDDEN']);
+    const admin: AuthenticatedKey = { ...reader, scopes: ['admin'] };
+    expect(codes(await h.run('{ secret }', admin))).toEqual([]);
+  });
+
+  it('makes one store call per window for a list, whatever its length', async () => {
+    for (const n of [5, 25]) {
+      const before = h.gate.storeCalls;
+      const result = await h.run(`{ things(n: ${n}) { weight } }`, makeKey());
+      expect(result.errors).toBeUndefined();
+      // Thing.weight: one window; 3 points × n items, taken in one consume
+      expect(h.gate.storeCalls - before).toBe(1);
+    }
+  });
+});
+
+describeWithRedis('field gates shared through Redis', () => {
+  beforeAll(() => flushTestRedis());
+
+  it('two instances on one Redis admit exactly the limit together', async () => {
+    const stores = [0, 1].map(() => createLimiterStore({ redisUrl: testRedisUrl(), failureMode: 'insurance' }));
+    await Promise.all(stores.map((s) => s.ready()));
+    const [one, two] = stores.map(harness);
+    const key = makeKey();
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? one : two).run('{ fifty }', key)));
+    expect(results.filter((r) => !r.errors).length).toBe(50);
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('sends one Redis command per window for a 50-item list (INFO commandstats)', async () => {
+    const store = createLimiterStore({ redisUrl: testRedisUrl(), failureMode: 'insurance' });
+    await store.ready();
+    const h = harness(store);
+    const probe = new Redis(testRedisUrl());
+    const evals = async () => {
+      const info = await probe.info('commandstats');
+      return ['evalsha', 'eval'].reduce((n, c) => n + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(info)?.[1] ?? 0), 0);
+    };
+    await h.run('{ things(n: 1) { weight } }', makeKey()); // loads the script
+    const before = await evals();
+    const result = await h.run('{ things(n: 50) { weight } }', makeKey());
+    expect(result.errors).toBeUndefined();
+    expect((await evals()) - before).toBe(1);
+    probe.disconnect();
+    await store.close();
+  });
+
+  describe.each<[StoreFailureMode, string | undefined]>([
+    ['insurance', undefined],
+    ['open', undefined],
+    ['closed', 'SERVICE_UNAVAILABLE'],
+  ])('Redis down in %s mode', (mode, expectedCode) => {
+    it(`${expectedCode ? 'refuses with 503' : 'keeps answering'}, and limits again once Redis is back`, async () => {
+      // Redis behind a proxy this test can cut: the machine's Redis stays up for everyone else.
+      const real = new URL(testRedisUrl());
+      const proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 6379) });
+      const store = createLimiterStore({ redisUrl: `redis://127.0.0.1:${proxy.port}${real.pathname}`, failureMode: mode });
+      await store.ready();
+      const h = harness(store);
+      const key = makeKey();
+      expect(codes(await h.run('{ five }', key))).toEqual([]);
+      await proxy.cut();
+      const during = await h.run('{ five }', key);
+      if (expectedCode) {
+        expect(codes(during)).toEqual([expectedCode]);
+        expect(during.errors![0].extensions).toMatchObject({ http: { status: 503 } });
+      } else {
+        expect(codes(during)).toEqual([]);
+      }
+      expect(JSON.stringify(during)).not.toMatch(/ECONNREFUSED|Stream isn't writeable|not ready/);
+      if (mode === 'insurance') {
+        // the in-memory insurance limiter keeps limiting on this instance
+        for (let i = 0; i < 5; i++) await h.run('{ five }', key);
+        expect(codes(await h.run('{ five }', key))).toEqual(['RATE_LIMITED']);
+      }
+      await proxy.restore();
+      expect(await store.ready(5000)).toBe(true); // reconnects by itself
+      const fresh = makeKey();
+      for (let i = 0; i < 5; i++) expect(codes(await h.run('{ five }', fresh))).toEqual([]);
+      expect(codes(await h.run('{ five }', fresh))).toEqual(['RATE_LIMITED']);
+      const stored = await h.gate.limiterFor({ limit: 5, duration: 60 }).get(FieldGate.storeKey(fresh.id, 'Query.five'));
+      expect(stored?.consumedPoints).toBe(5);
+      await store.close();
+      await proxy.close();
+    });
+  });
+});
