@@ -48,15 +48,23 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       if (!context.apiKey) throw new ApiError(ErrorCode.UNAUTHENTICATED, 'An API key is required.');
       return FieldGate.storeKey(context.apiKey.id, `${info.parentType.name}.${info.fieldName}`);
     },
-    pointsCalculator: (_args, _source, fieldArgs, _context, info) => {
-      const policy = policies.get(`${info.parentType.name}.${info.fieldName}`);
+    pointsCalculator: (_args, _source, fieldArgs, context, info) => {
+      const coordinate = `${info.parentType.name}.${info.fieldName}`;
+      const policy = policies.get(coordinate);
       if (!policy) return 1;
+      let points: number;
       try {
-        return fieldPoints(policy, fieldArgs);
+        points = fieldPoints(policy, fieldArgs);
       } catch (error) {
         if (error instanceof SlicingError) throw badUserInput(error.message, error.argument);
         throw error;
       }
+      // A request no window could ever admit is a bad request, not a reason to spend a budget.
+      const smallest = Math.min(...windowsFor(context.apiKey?.id ?? '', coordinate).map((w) => w.limit));
+      if (points > smallest) {
+        throw badUserInput(`${policy.coordinate} asks for ${points} points here, but its budget is ${smallest} points per window.`);
+      }
+      return points;
     },
     onLimit: (response) => {
       const refusal = response as FieldRefusal;

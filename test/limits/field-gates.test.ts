@@ -108,6 +108,14 @@ describe.each(storeBackends())('field gates on the %s store', (kind) => {
     expect(codes(await h.run('{ items(first: 25) }', key))).toEqual([]);
   });
 
+  it('refuses a call no window could ever admit, spending nothing', async () => {
+    const key = makeKey();
+    const result = await h.run('{ items(first: 26) }', key);
+    expect(codes(result)).toEqual(['BAD_USER_INPUT']);
+    expect(result.errors![0].message).toMatch(/26 points.*25 points/);
+    expect(codes(await h.run('{ items(first: 25) }', key))).toEqual([]);
+  });
+
   it('keeps keys and fields independent', async () => {
     const a = makeKey();
     const b = makeKey();
