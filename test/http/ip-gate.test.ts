@@ -1,0 +1,57 @@
+import { generateKey } from '../../src/keys/format';
+import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { storeBackends } from '../support/services';
+
+const Q = '{ __typename }';
+
+describe.each(storeBackends())('IP gate on the %s store', (store) => {
+  let db: TestDatabase;
+  let t: TestServer;
+  let untrusting: TestServer;
+
+  beforeAll(async () => {
+    if (store === 'redis') await flushTestRedis();
+    db = await openTestDatabase('pglite');
+    const env = { IP_LIMIT: '5', IP_LIMIT_DURATION_SECONDS: '60', AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_WINDOW_SECONDS: '600', AUTH_FAILURE_BLOCK_SECONDS: '900' };
+    t = await startTestServer({ database: db, store, env: { ...env, TRUST_PROXY: 'true' } });
+    untrusting = await startTestServer({ database: db, store, env: { ...env, IP_LIMIT: '1000', TRUST_PROXY: 'false' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await untrusting?.close();
+    await db?.dispose();
+  });
+
+  const from = (ip: string) => ({ 'x-forwarded-for': ip });
+
+  it('admits 5 requests per IP per minute, then 429 with Retry-After', async () => {
+    const ip = '203.0.113.10';
+    for (let i = 1; i <= 5; i++) expect((await t.gql(Q, {}, undefined, from(ip))).status).toBe(200);
+    const refused = await t.gql(Q, {}, undefined, from(ip));
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
+    expect(refused.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', gate: 'ip', limit: 5, remaining: 0 });
+    // another address is not affected
+    expect((await t.gql(Q, {}, undefined, from('203.0.113.11'))).status).toBe(200);
+  });
+
+  it('blocks an IP after 3 failed authentications, even with a good key, and spends no key budget', async () => {
+    const ip = '203.0.113.20';
+    for (let i = 0; i < 3; i++) expect((await t.gql(Q, {}, generateKey('tg'), from(ip))).status).toBe(401);
+    const blocked = await t.gql(Q, {}, undefined, from(ip));
+    expect(blocked.status).toBe(429);
+    expect(blocked.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', gate: 'auth-failures' });
+    const retryAfter = Number(blocked.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(890);
+    expect(retryAfter).toBeLessThanOrEqual(900);
+    const usage = await t.gql('{ me { usage { coordinate remaining limit } } }', {}, undefined, from('203.0.113.21'));
+    for (const u of usage.body.data.me.usage) expect(u.remaining).toBe(u.limit);
+  });
+
+  it('ignores X-Forwarded-For unless TRUST_PROXY is set', async () => {
+    for (let i = 0; i < 3; i++) await untrusting.gql(Q, {}, generateKey('tg'), from(`198.51.100.${i}`));
+    // three failures from "different" forwarded addresses were one real address: now blocked
+    const res = await untrusting.gql(Q, {}, undefined, from('198.51.100.99'));
+    expect(res.status).toBe(429);
+  });
+});
