@@ -110,6 +110,17 @@ describe.each(variants)('weather API on $database + $store', ({ database, store 
     expect((await t.gql(RECORD, { input: reading }, other.secret)).body.errors).toBeUndefined();
   });
 
+  it('spends per list item, exactly as the README works it out (100 points, 50 stations × 5)', async () => {
+    const key = await t.createKey({ limits: [{ coordinate: 'Station.observations', limit: 100, duration: 60 }] });
+    const res = await t.gql('{ stations(first: 50) { edges { node { id observations(last: 5) { temperatureC } } } } }', {}, key.secret);
+    const edges = res.body.data.stations.edges;
+    expect(edges).toHaveLength(36); // the dataset has 36 stations: 20 fit, 16 are refused
+    expect(edges.filter((e: any) => e.node.observations !== null)).toHaveLength(20);
+    expect(edges.every((e: any) => typeof e.node.id === 'string')).toBe(true);
+    expect(res.body.errors).toHaveLength(16);
+    expect(res.body.errors[0]).toMatchObject({ path: ['stations', 'edges', 20, 'node', 'observations'], extensions: { code: 'RATE_LIMITED' } });
+  });
+
   it('keeps the rest of the response when one field is over budget', async () => {
     const key = await t.createKey({ limits: [{ coordinate: 'Query.forecast', limit: 2, duration: 60 }] });
     const q = '{ station(id: "LHR") { name } forecast(stationId: "LHR", days: 1) { date } }';
