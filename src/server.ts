@@ -16,6 +16,7 @@ import { IpGate } from './limits/ip-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore } from './limits/store';
 import { FieldUsageReader } from './limits/usage';
 import { buildSchema } from './schema';
+import { forbiddenStatusPlugin } from './admin/forbidden-status';
 import { createWeatherLoaders } from './weather/resolvers';
 import { seedWeather } from './weather/seed';
 
@@ -121,6 +122,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     plugins: [
       fastifyApolloDrainPlugin(app),
       accessLogPlugin(),
+      forbiddenStatusPlugin(),
       ...(config.env === 'production' ? [ApolloServerPluginLandingPageDisabled()] : []),
     ],
   });

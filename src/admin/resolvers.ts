@@ -6,7 +6,7 @@ import type { KeyInput, Page, Result } from '../keys/service';
 /** Turns a service Failure into the GraphQL error a client sees. */
 function unwrap<T>(result: Result<T>): T {
   if (result.ok) return result.value;
-  throw new ApiError(ErrorCode[result.code], result.message, result.field ? { field: result.field } : {});
+  throw new ApiError(ErrorCode[result.code], result.message, { ...(result.field ? { field: result.field } : {}), ...(result.reason ? { reason: result.reason } : {}) });
 }
 
 function connection<T>(page: Page<T>) {

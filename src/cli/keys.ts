@@ -12,7 +12,7 @@ const USAGE = `Usage: npm run keys -- <command>
   rotate <id> [--grace 3600]                                        new secret, same id; old one works for --grace seconds`;
 
 /** Operators' entry point: same service code and database config as the server. */
-export async function runKeysCli(argv: string[], out: (line: string) => void = console.log): Promise<number> {
+export async function runKeysCli(argv: string[], out: (line: string) => void = console.log, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -29,7 +29,7 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
     out(USAGE);
     return 2;
   }
-  const config = loadConfig();
+  const config = loadConfig(env);
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   const redis = config.redisUrl ? createRedisClient(config.redisUrl, 'cli') : undefined;
   try {

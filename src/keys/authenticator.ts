@@ -1,14 +1,15 @@
 import { LRUCache } from 'lru-cache';
 import type { Database } from '../db/client';
 import { hashKey, MAX_KEY_LENGTH, parseKey } from './format';
-import { findActiveKeyByHash, toAuthenticatedKey, touchLastUsed } from './repository';
+import { findActiveKeyByHash, toAuthenticatedKey, touchLastUsed, type ApiKeyRow } from './repository';
 import type { AuthenticatedKey } from './types';
 
 export type AuthFailure = 'missing' | 'malformed' | 'invalid';
 export type AuthResult = { ok: true; key: AuthenticatedKey } | { ok: false; reason: AuthFailure };
 
 const NOT_FOUND = 'not-found' as const;
-type Entry = { key: AuthenticatedKey } | typeof NOT_FOUND;
+/** `until`: when this secret stops working (key expiry, or the end of a rotation's grace period). */
+type Entry = { key: AuthenticatedKey; until: number } | typeof NOT_FOUND;
 
 /**
  * Key gate: format and checksum first (no I/O), then an in-process cache keyed by the key's
@@ -16,6 +17,12 @@ type Entry = { key: AuthenticatedKey } | typeof NOT_FOUND;
  * flood of one bad key costs one query. `last_used_at` is recorded in memory and written in
  * one batched UPDATE per flush interval, never per request.
  */
+function validUntil(row: ApiKeyRow, hash: string): number {
+  const ends = [row.expiresAt?.getTime() ?? Infinity];
+  if (row.hash !== hash) ends.push(row.previousHashExpiresAt?.getTime() ?? 0);
+  return Math.min(...ends);
+}
+
 export class KeyAuthenticator {
   private readonly cache: LRUCache<string, Entry>;
   private readonly seen = new Set<string>();
@@ -50,14 +57,14 @@ export class KeyAuthenticator {
     else {
       this.cacheMisses++;
       const row = await findActiveKeyByHash(this.options.db, hash);
-      entry = row ? { key: toAuthenticatedKey(row) } : NOT_FOUND;
+      entry = row ? { key: toAuthenticatedKey(row), until: validUntil(row, hash) } : NOT_FOUND;
       if (this.options.cacheTtlMs > 0) {
         this.cache.set(hash, entry, entry === NOT_FOUND ? { ttl: Math.max(this.options.negativeCacheTtlMs, 1) } : undefined);
       }
     }
     if (entry === NOT_FOUND) return { ok: false, reason: 'invalid' };
-    // A cached key may have expired since it was cached.
-    if (entry.key.expiresAt && entry.key.expiresAt.getTime() <= Date.now()) {
+    // A cached key may have expired, or its old secret's grace period ended, since it was cached.
+    if (entry.until <= Date.now()) {
       this.cache.delete(hash);
       return { ok: false, reason: 'invalid' };
     }

@@ -4,7 +4,7 @@ import { apiKeys, auditEvents, type LimitOverride } from '../db/schema';
 import { displayStart, generateKey, hashKey } from './format';
 import type { ApiKeyRow } from './repository';
 
-export type Failure = { ok: false; code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'FORBIDDEN'; message: string; field?: string };
+export type Failure = { ok: false; code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'FORBIDDEN'; message: string; field?: string; reason?: string };
 export type Result<T> = { ok: true; value: T } | Failure;
 
 export type KeyInput = {
@@ -180,7 +180,7 @@ export class KeyService {
       const wasActiveAdmin = admins.some((a) => a.id === id);
       const staysActiveAdmin = !after.revokedAt && !after.expiresAt && after.scopes.includes('admin');
       if (wasActiveAdmin && !staysActiveAdmin && admins.length === 1) {
-        return fail('FORBIDDEN', 'This is the last active admin key: create another admin key before revoking, expiring or demoting it.', 'id');
+        return { ...fail('FORBIDDEN', 'This is the last active admin key: create another admin key before revoking, expiring or demoting it.', 'id'), reason: 'LAST_ADMIN_KEY' };
       }
       const [row] = await tx.update(apiKeys).set(changes).where(eq(apiKeys.id, id)).returning();
       await tx.insert(auditEvents).values({ actorKeyId, action, targetKeyId: id, details: diff(publicView(before), publicView(row), action) });
