@@ -83,10 +83,10 @@ describe.each(variants)('weather API on $database + $store', ({ database, store 
   it('needs the write scope to record, and a refused reader spends nothing', async () => {
     const reader = await t.createKey({ scopes: ['read'] });
     const res = await t.gql(RECORD, { input: reading }, reader.secret);
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(403); // the whole operation was refused
     expect(res.body.errors[0].extensions).toMatchObject({ code: 'FORBIDDEN', requiredScopes: ['write'] });
-    const usage = await t.server.keys.get(reader.id);
-    expect(usage).not.toBeNull();
+    const usage = await t.gql('query($id: ID!) { apiKey(id: $id) { usage { coordinate remaining } } }', { id: reader.id });
+    expect(usage.body.data.apiKey.usage).toContainEqual({ coordinate: 'Mutation.recordObservation', remaining: 100 });
   });
 
   it('limits recordObservation to 10 a minute per key: the 11th is RATE_LIMITED and writes nothing', async () => {
