@@ -9,7 +9,7 @@ export type FieldPolicy = {
   windows: Window[];
   /** @cost(weight); undefined when not annotated (the operation gate applies spec defaults). */
   weight?: number;
-  listSize?: { assumedSize?: number; slicingArguments: string[]; requireOneSlicingArgument: boolean };
+  listSize?: { assumedSize?: number; slicingArguments: string[]; sizedFields: string[]; requireOneSlicingArgument: boolean };
 };
 
 /** Highest slicing value accepted (`first: 1000000000` is refused before anything is spent). */
@@ -33,6 +33,7 @@ export function readFieldPolicies(schema: GraphQLSchema): Map<string, FieldPolic
           ? {
               assumedSize: listSize.assumedSize ?? undefined,
               slicingArguments: listSize.slicingArguments ?? [],
+              sizedFields: listSize.sizedFields ?? [],
               requireOneSlicingArgument: listSize.requireOneSlicingArgument ?? true,
             }
           : undefined,
