@@ -17,5 +17,15 @@ export type Context = {
   loaders: WeatherLoaders;
   /** Filled by the operation gate; read by the response headers and `rateLimit`. */
   meta: RequestMeta;
-  cost: { requested?: number; actual?: number; remaining?: number; limit?: number; resetAt?: Date; window?: number };
+  cost: {
+    requested?: number;
+    /** Points taken from the budget before execution (0 or unset: nothing charged). */
+    charged?: number;
+    actual?: number;
+    remaining?: number;
+    limit?: number;
+    resetAt?: Date;
+    window?: number;
+    dryRun?: boolean;
+  };
 };

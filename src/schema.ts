@@ -11,6 +11,7 @@ import { readFieldPolicies, type FieldPolicy } from './limits/field-policies';
 import type { FieldGate } from './limits/field-gate';
 import type { AuthenticatedKey } from './keys/types';
 import { weatherResolvers } from './weather/resolvers';
+import { rateLimitStatusResolvers } from './limits/rate-limit-status';
 
 function findSchemaFolder(): string {
   let dir = __dirname;
@@ -45,7 +46,7 @@ export type BuiltSchema = {
 export function buildSchema(gate: FieldGate | null, extraResolvers: IResolvers[] = []): BuiltSchema {
   const base = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [{ DateTime: DateTimeResolver, JSONObject: JSONObjectResolver }, weatherResolvers, adminResolvers, ...extraResolvers],
+    resolvers: [{ DateTime: DateTimeResolver, JSONObject: JSONObjectResolver }, weatherResolvers, adminResolvers, rateLimitStatusResolvers, ...extraResolvers],
   });
   const policies = readFieldPolicies(base);
   const limitedCoordinates = new Set([...policies.values()].filter((p) => p.windows.length).map((p) => p.coordinate));

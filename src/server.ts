@@ -17,6 +17,8 @@ import { createLimiterStore, createRedisClient, type LimiterStore } from './limi
 import { FieldUsageReader } from './limits/usage';
 import { buildSchema } from './schema';
 import { forbiddenStatusPlugin } from './admin/forbidden-status';
+import { operationGatePlugin } from './limits/operation-gate';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { createWeatherLoaders } from './weather/resolvers';
 import { seedWeather } from './weather/seed';
 
@@ -113,16 +115,31 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   });
   app.decorateRequest('meta', null as unknown as RequestMeta);
 
+  // Query hardening, checked during parsing/validation: before cost analysis, before any resolver.
+  const armor = new ApolloArmor({
+    maxDepth: { n: config.armor.maxDepth, ignoreIntrospection: true },
+    maxAliases: { n: config.armor.maxAliases },
+    maxDirectives: { n: config.armor.maxDirectives },
+    maxTokens: { n: config.armor.maxTokens },
+    costLimit: { enabled: false }, // the operation gate does cost, from the schema's own @cost
+    blockFieldSuggestion: { enabled: true },
+  }).protect();
+
   const apollo = new ApolloServer<Context>({
     schema: built.schema,
     introspection: config.allowIntrospection,
     allowBatchedHttpRequests: config.allowBatching,
     includeStacktraceInErrorResponses: false,
-    formatError: (formatted, error) => maskUnexpected(formatted, error, logger),
+    validationRules: armor.validationRules,
+    formatError: maskUnexpected,
     plugins: [
       fastifyApolloDrainPlugin(app),
-      accessLogPlugin(),
+      ...(armor.plugins as ApolloServerPlugin<Context>[]),
+      accessLogPlugin(logger),
       forbiddenStatusPlugin(),
+      ...(options.bare
+        ? []
+        : [operationGatePlugin({ store, policies: built.policies, mode: config.costMode, maxCost: config.maxQueryCost, defaultBudget: config.budget })]),
       ...(config.env === 'production' ? [ApolloServerPluginLandingPageDisabled()] : []),
     ],
   });
@@ -139,8 +156,9 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   });
   app.setNotFoundHandler((request, reply) => problem(reply, 404, ErrorCode.NOT_FOUND, `No route ${request.method} ${request.url.split('?')[0]}.`));
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     request.meta = {};
+    reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
     logger.info({
@@ -199,8 +217,18 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
       : `Too many requests from this address; retry in ${ext.retryAfter} s.`;
     return problem(reply, 429, ErrorCode.RATE_LIMITED, message, { gate: verdict.reason === 'rate' ? 'ip' : 'auth-failures', ...ext });
   };
+  // The character limit is checked on the raw request, before Apollo parses anything.
+  const sizeHook = async (request: FastifyRequest, reply: FastifyReply) => {
+    const operations = Array.isArray(request.body) ? request.body : [request.body ?? request.query];
+    for (const op of operations) {
+      const query = (op as { query?: unknown } | null)?.query;
+      if (typeof query === 'string' && query.length > config.armor.maxChars) {
+        return problem(reply, 400, ErrorCode.QUERY_TOO_COMPLEX, `The query has ${query.length} characters; the most allowed is ${config.armor.maxChars}.`, { maxChars: config.armor.maxChars });
+      }
+    }
+  };
   for (const method of ['GET', 'POST'] as const) {
-    app.route({ method, url: '/graphql', onRequest: ipGateHook, handler });
+    app.route({ method, url: '/graphql', onRequest: ipGateHook, preHandler: sizeHook, handler });
   }
 
   let closed = false;
@@ -246,15 +274,33 @@ function readKeyHeader(request: FastifyRequest): string | undefined {
   return key || bearer;
 }
 
-/** Records the operation for the access log. */
-function accessLogPlugin(): ApolloServerPlugin<Context> {
+/**
+ * Records the operation for the access log, and ties every masked internal error to the request
+ * id: the client gets the id, the log gets the real error under it.
+ */
+function accessLogPlugin(logger: Logger): ApolloServerPlugin<Context> {
   return {
-    async requestDidStart({ request }) {
+    async requestDidStart() {
       return {
         async didResolveOperation({ operation, operationName, contextValue }) {
-          void request;
           contextValue.meta.operationName = operationName;
           contextValue.meta.operationType = operation?.operation;
+        },
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const error of errors) {
+            const code = error.extensions?.code;
+            if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) continue;
+            const original = error.originalError ?? error;
+            logger.error({ reqId: contextValue?.requestId, err: { message: original.message, stack: original.stack } }, 'unexpected error in GraphQL execution');
+          }
+        },
+        async willSendResponse({ response, contextValue }) {
+          if (response.body.kind !== 'single' || !response.body.singleResult.errors) return;
+          response.body.singleResult.errors = response.body.singleResult.errors.map((e) =>
+            e.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR
+              ? { ...e, message: `Internal error; quote request id ${contextValue.requestId}.`, extensions: { ...e.extensions, requestId: contextValue.requestId } }
+              : e,
+          );
         },
       };
     },
@@ -263,18 +309,12 @@ function accessLogPlugin(): ApolloServerPlugin<Context> {
 
 /**
  * Clients never see an internal message or stack: anything that is not one of our coded errors
- * (or graphql-js's own validation errors) becomes a generic message with the request id, and
- * the real error is logged under that id.
+ * (or graphql-js's and Apollo's own) becomes a generic INTERNAL_SERVER_ERROR; the access-log
+ * plugin adds the request id and logs the real error under it.
  */
-function maskUnexpected(formatted: import('graphql').GraphQLFormattedError, error: unknown, logger: Logger) {
+function maskUnexpected(formatted: import('graphql').GraphQLFormattedError): import('graphql').GraphQLFormattedError {
   const code = formatted.extensions?.code;
-  if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) {
-    const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
-    return { ...formatted, extensions };
-  }
-  const requestId = randomUUID();
-  const original = (error as { originalError?: Error })?.originalError ?? error;
-  logger.error({ errorId: requestId, err: original instanceof Error ? { message: original.message, stack: original.stack } : original }, 'unexpected error in GraphQL execution');
-  return { message: `Internal error (id ${requestId}).`, locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, errorId: requestId } };
+  if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
+  return { message: 'Internal error.', locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
 }
 

@@ -1,0 +1,187 @@
+import type { ApolloServerPlugin, GraphQLRequestContextDidResolveOperation } from '@apollo/server';
+import {
+  Kind, execute, getVariableValues, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type OperationDefinitionNode,
+} from 'graphql';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import { ApiError, ErrorCode, badUserInput, limitExtensions, serviceUnavailable } from '../errors';
+import type { Context } from '../context';
+import { SlicingError, type FieldPolicy } from './field-policies';
+import { actualCost, requestedCost, type CostInput } from './operation-cost';
+import type { LimiterStore } from './store';
+
+export type OperationGateOptions = {
+  store: LimiterStore;
+  policies: ReadonlyMap<string, FieldPolicy>;
+  mode: 'enforce' | 'measure';
+  maxCost: number;
+  defaultBudget: { points: number; duration: number };
+};
+
+/** The free status field: never counted, and with dryRun the only thing executed. */
+const STATUS_FIELD = 'rateLimit';
+const FREE_ROOT_FIELDS = new Set([STATUS_FIELD]);
+
+/**
+ * The operation gate. After validation and before any resolver, the operation's cost is
+ * computed from the document and taken from the key's points budget in ONE limiter call; over
+ * budget → 429 with nothing executed. After execution the difference between requested and
+ * actual cost (lists shorter than asked for) is given back. Every authenticated response says
+ * where the key stands: RateLimit headers and extensions.cost.
+ */
+export function operationGatePlugin(options: OperationGateOptions): ApolloServerPlugin<Context> {
+  const { store, mode } = options;
+  const budgetOf = (ctx: Context) => ctx.apiKey.budget ?? options.defaultBudget;
+  // Keyed by window length only: raising a key's points keeps what it has already spent.
+  const limiterFor = (budget: { points: number; duration: number }) =>
+    store.limiter({ keyPrefix: `tg:budget:${budget.duration}`, points: budget.points, duration: budget.duration });
+
+  /** Records where the key stands after a limiter answer (or a read). */
+  const record = (ctx: Context, res: RateLimiterRes | null) => {
+    const budget = budgetOf(ctx);
+    const used = res?.consumedPoints ?? 0;
+    ctx.cost.limit = budget.points;
+    ctx.cost.window = budget.duration;
+    ctx.cost.remaining = Math.max(0, budget.points - used);
+    ctx.cost.resetAt = new Date(Date.now() + (res ? res.msBeforeNext : budget.duration * 1000));
+  };
+
+  const costInput = (rc: GraphQLRequestContextDidResolveOperation<Context>): CostInput => {
+    const operation = rc.operation as OperationDefinitionNode;
+    const coerced = getVariableValues(rc.schema, operation.variableDefinitions ?? [], rc.request.variables ?? {});
+    return {
+      schema: rc.schema,
+      operation,
+      fragments: fragmentsOf(rc.document),
+      variables: coerced.coerced ?? {},
+      policies: options.policies,
+      skipRootFields: FREE_ROOT_FIELDS,
+    };
+  };
+
+  return {
+    async requestDidStart() {
+      let input: CostInput | undefined;
+      return {
+        async didResolveOperation(rc) {
+          const ctx = rc.contextValue;
+          input = costInput(rc);
+          let cost: number;
+          try {
+            cost = requestedCost(input);
+          } catch (error) {
+            if (error instanceof SlicingError) throw withStatus(badUserInput(error.message, error.argument), 400);
+            throw error;
+          }
+          ctx.cost.requested = cost;
+          ctx.cost.dryRun = isDryRun(input.operation, input.variables);
+          const budget = budgetOf(ctx);
+          const limiter = limiterFor(budget);
+
+          if (ctx.cost.dryRun || cost === 0) return record(ctx, await limiter.get(ctx.apiKey.id).catch(() => null));
+          if (cost > options.maxCost && mode === 'enforce') {
+            throw new ApiError(ErrorCode.QUERY_TOO_COMPLEX, `This operation costs ${cost} points; the most one operation may cost is ${options.maxCost}.`, { cost, maxCost: options.maxCost }, 400);
+          }
+          try {
+            record(ctx, await limiter.consume(ctx.apiKey.id, cost));
+            ctx.cost.charged = cost;
+          } catch (thrown) {
+            if (!(thrown instanceof RateLimiterRes)) {
+              if (store.failureMode === 'closed') throw serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
+              return; // open: admit without a budget reading (insurance never gets here)
+            }
+            if (mode === 'measure') {
+              record(ctx, thrown);
+              ctx.cost.charged = cost;
+              return;
+            }
+            // Refused: give the points back, so a refused operation spends nothing.
+            const after = await limiter.reward(ctx.apiKey.id, cost).catch(() => thrown);
+            record(ctx, after);
+            const ext = limitExtensions({ limit: budget.points, duration: budget.duration, remaining: ctx.cost.remaining!, msBeforeNext: thrown.msBeforeNext });
+            throw new ApiError(
+              ErrorCode.RATE_LIMITED,
+              `This operation costs ${cost} points and ${ctx.cost.remaining} of ${budget.points} remain in this ${budget.duration}-second window; retry in ${ext.retryAfter} s.`,
+              { gate: 'operation', cost, ...ext },
+              429,
+              { 'retry-after': String(ext.retryAfter) },
+            );
+          }
+        },
+
+        async responseForOperation(rc) {
+          if (!rc.contextValue.cost.dryRun) return null;
+          // dryRun: cost everything, execute only the status field, charge nothing.
+          const document = onlyStatusFields(rc.document, rc.operation as OperationDefinitionNode);
+          const result = await execute({ schema: rc.schema, document, contextValue: rc.contextValue, variableValues: rc.request.variables });
+          return { http: rc.response.http, body: { kind: 'single', singleResult: { data: result.data, errors: result.errors?.map((e) => e.toJSON()) } } };
+        },
+
+        async willSendResponse(rc) {
+          const ctx = rc.contextValue;
+          if (!ctx.apiKey || rc.response.body.kind !== 'single') return;
+          const single = rc.response.body.singleResult;
+          const budget = budgetOf(ctx);
+          if (ctx.cost.remaining === undefined) record(ctx, await limiterFor(budget).get(ctx.apiKey.id).catch(() => null));
+          // Refund what was not returned (shorter lists, nulls).
+          if (ctx.cost.charged && input && single.data !== undefined) {
+            ctx.cost.actual = Math.min(ctx.cost.charged, actualCost(input, single.data));
+            const refund = ctx.cost.charged - ctx.cost.actual;
+            if (refund > 0) {
+              const after = await limiterFor(budget).reward(ctx.apiKey.id, refund).catch(() => null);
+              if (after) record(ctx, after);
+            }
+          }
+          const requested = ctx.cost.requested ?? 0;
+          single.extensions = {
+            ...single.extensions,
+            cost: {
+              requestedQueryCost: requested,
+              actualQueryCost: ctx.cost.actual ?? (ctx.cost.charged ? requested : 0),
+              throttleStatus: {
+                maximumAvailable: ctx.cost.limit,
+                currentlyAvailable: ctx.cost.remaining,
+                resetAt: ctx.cost.resetAt?.toISOString(),
+              },
+            },
+          };
+          const secondsToReset = Math.max(0, Math.ceil(((ctx.cost.resetAt?.getTime() ?? Date.now()) - Date.now()) / 1000));
+          rc.response.http.headers.set('ratelimit-policy', `"budget";q=${budget.points};w=${budget.duration}`);
+          rc.response.http.headers.set('ratelimit', `"budget";r=${ctx.cost.remaining};t=${secondsToReset}`);
+        },
+      };
+    },
+  };
+}
+
+function withStatus(error: ApiError, status: number) {
+  (error.extensions as Record<string, unknown>).http = { status };
+  return error;
+}
+
+function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
+  const fragments: Record<string, FragmentDefinitionNode> = {};
+  for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+  return fragments;
+}
+
+function statusFields(operation: OperationDefinitionNode): FieldNode[] {
+  return operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD && s.name.value === STATUS_FIELD);
+}
+
+function isDryRun(operation: OperationDefinitionNode, variables: Record<string, unknown>): boolean {
+  if (operation.operation !== 'query') return false;
+  return statusFields(operation).some((field) => {
+    const arg = field.arguments?.find((a) => a.name.value === 'dryRun')?.value;
+    if (!arg) return false;
+    if (arg.kind === Kind.BOOLEAN) return arg.value;
+    return arg.kind === Kind.VARIABLE && variables[arg.name.value] === true;
+  });
+}
+
+/** The operation with only its status fields, so a dry run executes nothing else. */
+function onlyStatusFields(document: DocumentNode, operation: OperationDefinitionNode): DocumentNode {
+  return {
+    kind: Kind.DOCUMENT,
+    definitions: [{ ...operation, selectionSet: { ...operation.selectionSet, selections: statusFields(operation) } }],
+  };
+}
