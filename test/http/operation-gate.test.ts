@@ -1,0 +1,233 @@
+import { sql } from 'drizzle-orm';
+import { observations } from '../../src/db/schema';
+import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { storeBackends } from '../support/services';
+
+const STATION = '{ station(id: "LHR") { name } }'; // cost 1: one object field
+const RECORD = 'mutation($input: RecordObservationInput!) { recordObservation(input: $input) { id } }'; // cost 10
+const reading = { stationId: 'OSL', temperatureC: 1, humidity: 50, windKph: 3 };
+
+describe.each(storeBackends())('operation gate on the %s store', (store) => {
+  let db: TestDatabase;
+  let t: TestServer;
+
+  beforeAll(async () => {
+    if (store === 'redis') await flushTestRedis();
+    db = await openTestDatabase('pglite');
+    t = await startTestServer({ database: db, store, env: { MAX_QUERY_COST: '1000' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.dispose();
+  });
+
+  const keyWithBudget = (points: number, scopes = ['read', 'write']) => t.createKey({ scopes, budget: { points, duration: 60 } });
+
+  it('admits exactly the budget: 5 one-point operations pass, the 6th is 429 with Retry-After', async () => {
+    const key = await keyWithBudget(5);
+    for (let i = 1; i <= 5; i++) {
+      const res = await t.gql(STATION, {}, key.secret);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('ratelimit')).toMatch(new RegExp(`^"budget";r=${5 - i};t=\\d+$`));
+    }
+    const refused = await t.gql(STATION, {}, key.secret);
+    expect(refused.status).toBe(429);
+    expect(refused.body.data).toBeUndefined();
+    expect(refused.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', gate: 'operation', cost: 1, limit: 5, remaining: 0 });
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(refused.body.errors[0].extensions.retryAfter).toBe(retryAfter);
+    expect(refused.headers.get('ratelimit-policy')).toBe('"budget";q=5;w=60');
+  });
+
+  it('executes nothing when refused: a refused mutation writes no row', async () => {
+    const key = await keyWithBudget(15);
+    const count = async () => (await db.db.select({ n: sql<number>`count(*)::int` }).from(observations))[0].n;
+    const before = await count();
+    expect((await t.gql(RECORD, { input: reading }, key.secret)).status).toBe(200);
+    const refused = await t.gql(RECORD, { input: reading }, key.secret);
+    expect(refused.status).toBe(429);
+    expect(await count()).toBe(before + 1);
+    // the refusal spent nothing: 5 points are still there
+    const status = await t.gql('{ rateLimit { remaining used limit } }', {}, key.secret);
+    expect(status.body.data.rateLimit).toEqual({ remaining: 5, used: 10, limit: 15 });
+  });
+
+  it('refuses an operation above MAX_QUERY_COST with 400 QUERY_TOO_COMPLEX before executing', async () => {
+    const key = await keyWithBudget(100_000);
+    // stations 1 + edges 100 × (edge 1 + node 1 + observations 100 × 1) = 10 201
+    const res = await t.gql('{ stations(first: 100) { edges { node { observations(last: 100) { temperatureC } } } } }', {}, key.secret);
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].extensions).toMatchObject({ code: 'QUERY_TOO_COMPLEX', cost: 10_201, maxCost: 1000 });
+    const status = await t.gql('{ rateLimit { used } }', {}, key.secret);
+    expect(status.body.data.rateLimit.used).toBe(0);
+  });
+
+  it('charges the requested cost, then refunds what was not returned', async () => {
+    const key = await keyWithBudget(1000);
+    // requested: stations 1 + 50 × (edge 1 + node 1) = 101; the dataset has 36 stations → actual 1 + 36 × 2 = 73
+    const res = await t.gql('{ stations(first: 50) { edges { node { id } } } }', {}, key.secret);
+    expect(res.body.extensions.cost).toMatchObject({
+      requestedQueryCost: 101,
+      actualQueryCost: 73,
+      throttleStatus: { maximumAvailable: 1000, currentlyAvailable: 927 },
+    });
+    expect(res.headers.get('ratelimit')).toMatch(/^"budget";r=927;t=\d+$/);
+  });
+
+  it('reports the same numbers in headers, extensions.cost, rateLimit and the store', async () => {
+    const key = await keyWithBudget(50);
+    await t.gql(STATION, {}, key.secret);
+    const res = await t.gql('{ rateLimit { limit remaining used cost window resetAt } station(id: "AMS") { id } }', {}, key.secret);
+    const status = res.body.data.rateLimit;
+    expect(status).toMatchObject({ limit: 50, remaining: 48, used: 2, cost: 1, window: 60 });
+    expect(res.body.extensions.cost.throttleStatus).toMatchObject({ maximumAvailable: 50, currentlyAvailable: 48 });
+    expect(res.headers.get('ratelimit')).toMatch(/^"budget";r=48;/);
+    const stored = await t.server.store.limiter({ keyPrefix: 'tg:budget:60', points: 50, duration: 60 }).get(key.id);
+    expect(stored?.consumedPoints).toBe(2);
+    expect(Math.abs(Date.parse(status.resetAt) - Date.now() - stored!.msBeforeNext)).toBeLessThan(1500);
+  });
+
+  it('rateLimit costs nothing, and dryRun costs the rest without executing or charging it', async () => {
+    const key = await keyWithBudget(100);
+    const a = await t.gql('{ rateLimit { remaining cost } }', {}, key.secret);
+    const b = await t.gql('{ rateLimit { remaining cost } }', {}, key.secret);
+    expect(a.body.data.rateLimit).toEqual({ remaining: 100, cost: 0 });
+    expect(b.body.data.rateLimit).toEqual({ remaining: 100, cost: 0 });
+    // forecast 2 × 7 days = 14, station 1
+    const dry = await t.gql('{ rateLimit(dryRun: true) { cost remaining } forecast(stationId: "LHR", days: 7) { date } station(id: "LHR") { name } }', {}, key.secret);
+    expect(dry.status).toBe(200);
+    expect(dry.body.data).toEqual({ rateLimit: { cost: 15, remaining: 100 } });
+    const after = await t.gql('query($id: ID!) { apiKey(id: $id) { usage { coordinate remaining } } }', { id: key.id });
+    expect(after.body.data.apiKey.usage).toContainEqual({ coordinate: 'Query.forecast', remaining: 40 }); // field gate untouched
+    expect((await t.gql('{ rateLimit { remaining } }', {}, key.secret)).body.data.rateLimit.remaining).toBe(100);
+  });
+
+  it('refuses an absurd slicing value with 400 BAD_USER_INPUT before anything is spent', async () => {
+    const key = await keyWithBudget(100);
+    const res = await t.gql('query($n: Int) { stations(first: $n) { totalCount } }', { n: 2147483647 }, key.secret);
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'first' });
+  });
+});
+
+describe('operation gate in measure mode', () => {
+  let db: TestDatabase;
+  let t: TestServer;
+  beforeAll(async () => {
+    db = await openTestDatabase('pglite');
+    t = await startTestServer({ database: db, env: { COST_MODE: 'measure', MAX_QUERY_COST: '5' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.dispose();
+  });
+
+  it('computes and reports, but never refuses', async () => {
+    const key = await t.createKey({ budget: { points: 2, duration: 60 } });
+    for (let i = 0; i < 3; i++) {
+      const res = await t.gql('{ stations(first: 10) { edges { node { id } } } }', {}, key.secret);
+      expect(res.status).toBe(200);
+      expect(res.body.data.stations.edges).toHaveLength(10);
+      expect(res.body.extensions.cost.requestedQueryCost).toBe(21);
+      expect(res.body.extensions.cost.throttleStatus.currentlyAvailable).toBe(0);
+    }
+  });
+});
+
+describe('hardening', () => {
+  let db: TestDatabase;
+  let t: TestServer;
+  beforeAll(async () => {
+    db = await openTestDatabase('pglite');
+    t = await startTestServer({ database: db });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.dispose();
+  });
+
+  it.each<[string, () => { query: string; variables?: Record<string, unknown> }, number, string[]]>([
+    ['depth 200', () => ({ query: `{ stations { edges { node { ${'... on Station { '.repeat(200)} id ${'}'.repeat(200)} } } } }` }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']],
+    ['5 000 aliases', () => ({ query: `{ ${Array.from({ length: 5000 }, (_, i) => `a${i}: __typename`).join(' ')} }` }), 400, ['QUERY_TOO_COMPLEX', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED']],
+    ['a 1 MB query', () => ({ query: `{ __typename ${' '.repeat(1_000_000)} }` }), 400, ['QUERY_TOO_COMPLEX']],
+    ['a 100 KB query', () => ({ query: `{ __typename ${'#'.repeat(100_000)}\n }` }), 400, ['QUERY_TOO_COMPLEX']],
+    ['first: 2147483647', () => ({ query: '{ stations(first: 2147483647) { totalCount } }' }), 400, ['BAD_USER_INPUT']],
+    ['deeply nested fragments', () => ({
+      query: `{ station(id: "LHR") { ...F0 } } ${Array.from({ length: 60 }, (_, i) => `fragment F${i} on Station { name ${i < 59 ? `...F${i + 1}` : ''} }`).join(' ')}`,
+    }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'QUERY_TOO_COMPLEX', 'GRAPHQL_PARSE_FAILED']],
+    ['a fragment cycle', () => ({ query: '{ station(id: "LHR") { ...A } } fragment A on Station { ...B } fragment B on Station { ...A }' }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']],
+    ['too many directives', () => ({ query: `{ __typename ${'@include(if: true) '.repeat(60)} }` }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED']],
+    ['a batch while batching is off', () => ({ query: '[]' }), 400, ['BAD_REQUEST']],
+  ])('refuses %s with a clear 4xx, and the server stays up', async (_name, make, status, codes) => {
+    const { query, variables } = make();
+    const res = query === '[]'
+      ? await fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': t.adminKey }, body: JSON.stringify([{ query: '{ __typename }' }, { query: '{ __typename }' }]) })
+          .then(async (r) => ({ status: r.status, body: await r.json() }))
+      : await t.gql(query, variables);
+    expect(res.status).toBe(status);
+    expect(codes).toContain(res.body.errors[0].extensions.code);
+    expect((await t.gql('{ __typename }')).status).toBe(200);
+  });
+
+  it('does not suggest field names to a client that guesses', async () => {
+    const res = await t.gql('{ statio(id: "LHR") { name } }');
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].message).not.toMatch(/Did you mean/);
+  });
+
+  it('masks internal errors: no stack, no internal message, a request id the log also has', async () => {
+    const broken = await openTestDatabase('pglite');
+    const s = await startTestServer({ database: broken });
+    try {
+      expect((await s.gql('{ me { id } }')).status).toBe(200); // key now cached
+      await broken.close(); // the database goes away under the server
+      const res = await s.gql('{ me { id } }');
+      const error = res.body.errors[0];
+      expect(error.extensions.code).toBe('INTERNAL_SERVER_ERROR');
+      expect(error.extensions.requestId).toBe(res.headers.get('x-request-id'));
+      expect(JSON.stringify(res.body)).not.toMatch(/stack|PGlite|closed|at /i);
+      expect(s.logs.some((l) => l.includes(error.extensions.requestId) && l.includes('unexpected error'))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('introspection in production', () => {
+  it.each([
+    [{ NODE_ENV: 'production' }, 400],
+    [{ NODE_ENV: 'production', ALLOW_INTROSPECTION: 'true' }, 200],
+    [{ NODE_ENV: 'development' }, 200],
+  ])('%j → %i', async (env, status) => {
+    const db = await openTestDatabase('pglite');
+    const t = await startTestServer({ database: db, env });
+    try {
+      expect((await t.gql('{ __schema { queryType { name } } }')).status).toBe(status);
+    } finally {
+      await t.close();
+      await db.dispose();
+    }
+  });
+});
+
+describe('HTTP batching, when enabled', () => {
+  it('costs and charges every operation in the batch', async () => {
+    const db = await openTestDatabase('pglite');
+    const t = await startTestServer({ database: db, env: { ALLOW_BATCHING: 'true' } });
+    try {
+      const key = await t.createKey({ budget: { points: 3, duration: 60 } });
+      const res = await fetch(`${t.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': key.secret },
+        body: JSON.stringify([STATION, STATION, STATION, STATION].map((query) => ({ query }))),
+      });
+      const body = await res.json();
+      expect(body.map((r: any) => r.errors?.[0]?.extensions?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'RATE_LIMITED']);
+    } finally {
+      await t.close();
+      await db.dispose();
+    }
+  });
+});
