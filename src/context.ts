@@ -5,7 +5,17 @@ import type { WeatherLoaders } from './weather/resolvers';
 import type { FieldUsageReader } from './limits/usage';
 
 /** Per-request facts for the access log, set by the context function and plugins. */
-export type RequestMeta = { keyId?: string; operationName?: string | null; operationType?: string };
+export type RequestMeta = {
+  keyId?: string;
+  operationName?: string | null;
+  operationType?: string;
+  /** Requested cost of the operation, in points. */
+  cost?: number;
+  /** Gates that refused something in this request (`operation`, `field:Query.forecast`, …). */
+  gates?: string[];
+  /** How long the operation gate's budget call took. */
+  budgetStoreMs?: number;
+};
 
 /** What every resolver receives. Mutable per-request state lives in nested objects (see NOTES #10). */
 export type Context = {

@@ -1,12 +1,11 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { GraphQLSchema } from 'graphql';
-import type { IResolvers } from '@graphql-tools/utils';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { DateTimeResolver, JSONObjectResolver } from 'graphql-scalars';
 import { adminResolvers } from './admin/resolvers';
 import { applyRequireScopes } from './admin/require-scopes';
-import { applyRateLimitDirective } from './limits/rate-limit-directive';
+import { applyRateLimitDirective, type FieldLimitContext } from './limits/rate-limit-directive';
 import { readFieldPolicies, type FieldPolicy } from './limits/field-policies';
 import type { FieldGate } from './limits/field-gate';
 import type { AuthenticatedKey } from './keys/types';
@@ -43,14 +42,14 @@ export type BuiltSchema = {
  * wraps outermost and runs first, so scopes are checked before any budget is spent.
  * With `gate` null (the bench's bare variant) the directives are declared but inert.
  */
-export function buildSchema(gate: FieldGate | null, extraResolvers: IResolvers[] = []): BuiltSchema {
+export function buildSchema(gate: FieldGate | null, onRejected?: (coordinate: string, context: FieldLimitContext) => void): BuiltSchema {
   const base = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [{ DateTime: DateTimeResolver, JSONObject: JSONObjectResolver }, weatherResolvers, adminResolvers, rateLimitStatusResolvers, ...extraResolvers],
+    resolvers: [{ DateTime: DateTimeResolver, JSONObject: JSONObjectResolver }, weatherResolvers, adminResolvers, rateLimitStatusResolvers],
   });
   const policies = readFieldPolicies(base);
   const limitedCoordinates = new Set([...policies.values()].filter((p) => p.windows.length).map((p) => p.coordinate));
   if (!gate) return { schema: base, policies, limitedCoordinates, rememberKey: () => {} };
-  const limited = applyRateLimitDirective(base, { gate, policies });
+  const limited = applyRateLimitDirective(base, { gate, policies, onRejected });
   return { schema: applyRequireScopes(limited.schema), policies, limitedCoordinates, rememberKey: limited.rememberKey };
 }

@@ -19,6 +19,8 @@ import { buildSchema } from './schema';
 import { forbiddenStatusPlugin } from './admin/forbidden-status';
 import { operationGatePlugin } from './limits/operation-gate';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { Metrics } from './http/metrics';
+import { registerMetricsRoute } from './http/metrics-route';
 import { createWeatherLoaders } from './weather/resolvers';
 import { seedWeather } from './weather/seed';
 
@@ -40,6 +42,7 @@ export type Tollgate = {
   authenticator: KeyAuthenticator;
   keys: KeyService;
   fieldGate: FieldGate;
+  metrics: Metrics;
   logger: Logger;
   /** Listens on config.host:config.port (0 = any free port); returns the base URL. */
   listen(): Promise<string>;
@@ -65,15 +68,23 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     options.logStream ?? process.stdout,
   );
 
-  const database = options.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize }));
+  // Coordinates are only known once the schema is read; the metrics keep a reference to fill in.
+  const coordinates = new Set<string>();
+  const metrics = new Metrics(coordinates);
+  const database = options.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, onQuery: () => metrics.dbQuery() }));
   const ownsDatabase = !options.database;
   await database.migrate();
   await seedWeather(database.db);
 
-  const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, logger });
+  const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, logger, observe: (s, call, seconds, failed) => metrics.storeCall(s, call, seconds, failed) });
   if (!(await store.ready())) logger.warn({ failureMode: config.onStoreFailure }, 'limiter store (Redis) not reachable at start; applying LIMITS_ON_STORE_FAILURE until it is');
   const fieldGate = new FieldGate(store);
-  const built = buildSchema(options.bare ? null : fieldGate);
+  const built = buildSchema(options.bare ? null : fieldGate, (coordinate, context) => {
+    metrics.rejected('field', coordinate);
+    const meta = (context as Partial<Context>).meta;
+    if (meta) (meta.gates ??= []).push(`field:${coordinate}`);
+  });
+  for (const coordinate of built.policies.keys()) coordinates.add(coordinate);
   const ipGate = new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit });
 
   const authenticator = new KeyAuthenticator({
@@ -83,6 +94,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     negativeCacheTtlMs: config.keyNegativeCacheTtlMs,
     lastUsedFlushMs: config.lastUsedFlushMs,
     onFlushError: (err) => logger.error({ err }, 'could not record last_used_at'),
+    onLookup: (hit) => metrics.keyLookup(hit),
   });
 
   // Revocation must reach every instance within a second: invalidate locally at once, and tell
@@ -139,7 +151,17 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
       forbiddenStatusPlugin(),
       ...(options.bare
         ? []
-        : [operationGatePlugin({ store, policies: built.policies, mode: config.costMode, maxCost: config.maxQueryCost, defaultBudget: config.budget })]),
+        : [
+            operationGatePlugin({
+              store,
+              policies: built.policies,
+              mode: config.costMode,
+              maxCost: config.maxQueryCost,
+              defaultBudget: config.budget,
+              onCost: (points) => metrics.cost(points),
+              onRejected: () => metrics.rejected('operation'),
+            }),
+          ]),
       ...(config.env === 'production' ? [ApolloServerPluginLandingPageDisabled()] : []),
     ],
   });
@@ -161,6 +183,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
+    if (request.routeOptions.url === '/graphql') metrics.request(reply.statusCode, request.meta?.operationType);
     logger.info({
       reqId: request.id,
       method: request.method,
@@ -170,10 +193,14 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
       keyId: request.meta?.keyId,
       operationName: request.meta?.operationName,
       operationType: request.meta?.operationType,
+      cost: request.meta?.cost,
+      gates: request.meta?.gates,
+      budgetStoreMs: request.meta?.budgetStoreMs,
     }, 'request');
   });
 
   app.get('/health', async () => ({ status: 'ok' }));
+  const metricsApp = await registerMetricsRoute({ app, metrics, token: config.metricsToken, port: config.metricsPort, host: config.host });
   app.get('/ready', async (_request, reply) => {
     const [db, limiter] = await Promise.all([database.ping().then(() => true, () => false), store.healthy()]);
     const body = { status: db && limiter ? 'ready' : 'unavailable', database: db ? 'up' : 'down', limiterStore: store.kind === 'redis' ? (limiter ? 'up' : 'down') : 'memory' };
@@ -184,6 +211,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     const candidate = readKeyHeader(request);
     const result = await authenticator.authenticate(candidate);
     if (!result.ok) {
+      metrics.authFailure(result.reason);
       if (result.reason !== 'missing') await ipGate.recordAuthFailure(request.ip);
       throw result.reason === 'missing'
         ? unauthenticated('An API key is required: send it in the x-api-key header.')
@@ -209,6 +237,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     if (options.bare) return;
     const verdict = await ipGate.admit(request.ip);
     if (verdict.ok) return;
+    metrics.rejected(verdict.reason === 'rate' ? 'ip' : verdict.reason === 'auth-failures' ? 'auth-failures' : 'ip');
     if (verdict.reason === 'store') return problem(reply, 503, ErrorCode.SERVICE_UNAVAILABLE, 'Rate limiting is temporarily unavailable; try again shortly.');
     const ext = limitExtensions({ limit: verdict.limit, remaining: 0, msBeforeNext: verdict.msBeforeNext });
     reply.header('retry-after', String(ext.retryAfter));
@@ -240,6 +269,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     authenticator,
     keys,
     fieldGate,
+    metrics,
     logger,
     async listen() {
       return app.listen({ host: config.host, port: config.port });
@@ -249,6 +279,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
       closed = true;
       // Stop accepting, drain in-flight requests (Apollo's drain plugin), then flush and close.
       await app.close();
+      await metricsApp?.close();
       await apollo.stop();
       await authenticator.close().catch((err) => logger.error({ err }, 'could not flush last_used_at'));
       subscriber?.disconnect();

@@ -27,8 +27,6 @@ export class KeyAuthenticator {
   private readonly cache: LRUCache<string, Entry>;
   private readonly seen = new Set<string>();
   private readonly flushTimer: NodeJS.Timeout;
-  cacheHits = 0;
-  cacheMisses = 0;
 
   constructor(
     private readonly options: {
@@ -38,6 +36,8 @@ export class KeyAuthenticator {
       negativeCacheTtlMs: number;
       lastUsedFlushMs: number;
       onFlushError?: (error: unknown) => void;
+      /** Told about every cache lookup (metrics). */
+      onLookup?: (hit: boolean) => void;
     },
   ) {
     this.cache = new LRUCache<string, Entry>({ max: 50_000, ttl: Math.max(options.cacheTtlMs, 1), ttlAutopurge: false });
@@ -53,9 +53,8 @@ export class KeyAuthenticator {
 
     const hash = hashKey(parsed.key);
     let entry = this.options.cacheTtlMs > 0 ? this.cache.get(hash) : undefined;
-    if (entry) this.cacheHits++;
-    else {
-      this.cacheMisses++;
+    this.options.onLookup?.(!!entry);
+    if (!entry) {
       const row = await findActiveKeyByHash(this.options.db, hash);
       entry = row ? { key: toAuthenticatedKey(row), until: validUntil(row, hash) } : NOT_FOUND;
       if (this.options.cacheTtlMs > 0) {

@@ -15,6 +15,9 @@ export type OperationGateOptions = {
   mode: 'enforce' | 'measure';
   maxCost: number;
   defaultBudget: { points: number; duration: number };
+  /** Told about every operation's requested cost and every refusal (metrics). */
+  onCost?: (points: number) => void;
+  onRejected?: () => void;
 };
 
 /** The free status field: never counted, and with dryRun the only thing executed. */
@@ -73,14 +76,19 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
             throw error;
           }
           ctx.cost.requested = cost;
+          ctx.meta.cost = cost;
+          options.onCost?.(cost);
           ctx.cost.dryRun = isDryRun(input.operation, input.variables);
           const budget = budgetOf(ctx);
           const limiter = limiterFor(budget);
 
           if (ctx.cost.dryRun || cost === 0) return record(ctx, await limiter.get(ctx.apiKey.id).catch(() => null));
           if (cost > options.maxCost && mode === 'enforce') {
+            options.onRejected?.();
+            (ctx.meta.gates ??= []).push('operation:too-complex');
             throw new ApiError(ErrorCode.QUERY_TOO_COMPLEX, `This operation costs ${cost} points; the most one operation may cost is ${options.maxCost}.`, { cost, maxCost: options.maxCost }, 400);
           }
+          const started = performance.now();
           try {
             record(ctx, await limiter.consume(ctx.apiKey.id, cost));
             ctx.cost.charged = cost;
@@ -94,6 +102,8 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
               ctx.cost.charged = cost;
               return;
             }
+            options.onRejected?.();
+            (ctx.meta.gates ??= []).push('operation');
             // Refused: give the points back, so a refused operation spends nothing.
             const after = await limiter.reward(ctx.apiKey.id, cost).catch(() => thrown);
             record(ctx, after);
@@ -105,6 +115,8 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
               429,
               { 'retry-after': String(ext.retryAfter) },
             );
+          } finally {
+            ctx.meta.budgetStoreMs = Math.round((performance.now() - started) * 100) / 100;
           }
         },
 

@@ -21,6 +21,8 @@ export type FieldLimitContext = { apiKey?: AuthenticatedKey };
 export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   gate: FieldGate;
   policies: ReadonlyMap<string, FieldPolicy>;
+  /** Told about every refused resolution (metrics, access log). */
+  onRejected?: (coordinate: string, context: FieldLimitContext) => void;
 }): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void } {
   const { gate, policies } = options;
   // Keys with per-coordinate overrides, as last authenticated (refreshed with the key cache).
@@ -66,8 +68,9 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       }
       return points;
     },
-    onLimit: (response) => {
+    onLimit: (response, _args, _source, _fieldArgs, context) => {
       const refusal = response as FieldRefusal;
+      options.onRejected?.(refusal.coordinate, context);
       throw new ApiError(ErrorCode.RATE_LIMITED, `Too many requests for ${refusal.coordinate}; retry in ${Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))} s.`, {
         coordinate: refusal.coordinate,
         ...limitExtensions({ limit: refusal.window.limit, duration: refusal.window.duration, remaining: 0, msBeforeNext: refusal.msBeforeNext }),

@@ -36,10 +36,35 @@ export function createRedisClient(url: string, purpose: string): Redis {
   });
 }
 
+/** Observes every store call (metrics): which call, how long, and whether the store failed. */
+export type StoreObserver = (store: 'memory' | 'redis', call: string, seconds: number, failed: boolean) => void;
+
+const INSTRUMENTED_CALLS = ['consume', 'get', 'reward', 'block'] as const;
+
+/** Wraps a limiter's calls with timing; a RateLimiterRes rejection is an answer, not a failure. */
+function instrument<T extends RateLimiterAbstract>(limiter: T, store: 'memory' | 'redis', observe?: StoreObserver): T {
+  if (!observe) return limiter;
+  for (const call of INSTRUMENTED_CALLS) {
+    const original = (limiter[call] as (...args: unknown[]) => Promise<unknown>).bind(limiter);
+    (limiter as Record<string, unknown>)[call] = (...args: unknown[]) => {
+      const started = performance.now();
+      return original(...args).then(
+        (value) => (observe(store, call, (performance.now() - started) / 1000, false), value),
+        (error: unknown) => {
+          observe(store, call, (performance.now() - started) / 1000, error instanceof Error);
+          throw error;
+        },
+      );
+    };
+  }
+  return limiter;
+}
+
 export function createLimiterStore(options: {
   redisUrl?: string;
   failureMode: StoreFailureMode;
   logger?: Logger;
+  observe?: StoreObserver;
 }): LimiterStore {
   const limiters = new Map<string, RateLimiterAbstract>();
   const specKey = (s: LimiterSpec) => `${s.keyPrefix}|${s.points}|${s.duration}|${s.blockDuration ?? 0}`;
@@ -51,7 +76,7 @@ export function createLimiterStore(options: {
       limiter(spec) {
         const key = specKey(spec);
         let limiter = limiters.get(key);
-        if (!limiter) limiters.set(key, (limiter = new RateLimiterMemory(spec)));
+        if (!limiter) limiters.set(key, (limiter = instrument(new RateLimiterMemory(spec), 'memory', options.observe)));
         return limiter;
       },
       ready: async () => true,
@@ -70,13 +95,17 @@ export function createLimiterStore(options: {
       const key = specKey(spec);
       let limiter = limiters.get(key);
       if (!limiter) {
-        limiter = new RateLimiterRedis({
-          ...spec,
-          storeClient: redis,
-          // Without this a command sent while disconnected waits for a reconnect.
-          rejectIfRedisNotReady: true,
-          insuranceLimiter: options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined,
-        });
+        limiter = instrument(
+          new RateLimiterRedis({
+            ...spec,
+            storeClient: redis,
+            // Without this a command sent while disconnected waits for a reconnect.
+            rejectIfRedisNotReady: true,
+            insuranceLimiter: options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined,
+          }),
+          'redis',
+          options.observe,
+        );
         limiters.set(key, limiter);
       }
       return limiter;

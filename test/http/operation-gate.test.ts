@@ -223,7 +223,7 @@ describe('HTTP batching, when enabled', () => {
         headers: { 'content-type': 'application/json', 'x-api-key': key.secret },
         body: JSON.stringify([STATION, STATION, STATION, STATION].map((query) => ({ query }))),
       });
-      const body = await res.json();
+      const body = (await res.json()) as any[];
       expect(body.map((r: any) => r.errors?.[0]?.extensions?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'RATE_LIMITED']);
     } finally {
       await t.close();

@@ -1,0 +1,63 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Gate = 'ip' | 'auth-failures' | 'operation' | 'field';
+
+/**
+ * Prometheus metrics. Labels come only from small closed sets (status codes, gate names, reasons)
+ * or from the schema (field coordinates): never a key id or a secret, so cardinality stays
+ * bounded however many keys call.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({ name: 'tollgate_requests_total', help: 'GraphQL HTTP requests by status and operation type', labelNames: ['status', 'operation_type'], registers: [this.registry] });
+  private readonly authFailures = new Counter({ name: 'tollgate_auth_failures_total', help: 'Failed authentications by reason', labelNames: ['reason'], registers: [this.registry] });
+  private readonly rejections = new Counter({ name: 'tollgate_rate_limit_rejections_total', help: 'Requests or fields refused by a gate', labelNames: ['gate', 'coordinate'], registers: [this.registry] });
+  private readonly storeLatency = new Histogram({
+    name: 'tollgate_limiter_store_duration_seconds',
+    help: 'Limiter store call latency',
+    labelNames: ['store', 'call'],
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  private readonly storeFailures = new Counter({ name: 'tollgate_limiter_store_failures_total', help: 'Limiter store calls that failed (store unreachable)', labelNames: ['store', 'call'], registers: [this.registry] });
+  private readonly operationCost = new Histogram({
+    name: 'tollgate_operation_cost_points',
+    help: 'Requested cost of operations, in points',
+    buckets: [0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000],
+    registers: [this.registry],
+  });
+  private readonly keyCache = new Counter({ name: 'tollgate_key_cache_lookups_total', help: 'API key cache lookups', labelNames: ['result'], registers: [this.registry] });
+  private readonly dbQueries = new Counter({ name: 'tollgate_db_queries_total', help: 'SQL statements sent to the database', registers: [this.registry] });
+
+  constructor(private readonly knownCoordinates: ReadonlySet<string> = new Set()) {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  request(status: number, operationType = 'none') {
+    this.requests.inc({ status: String(status), operation_type: operationType });
+  }
+  authFailure(reason: string) {
+    this.authFailures.inc({ reason });
+  }
+  rejected(gate: Gate, coordinate = '') {
+    // Only schema coordinates become labels.
+    this.rejections.inc({ gate, coordinate: this.knownCoordinates.has(coordinate) ? coordinate : '' });
+  }
+  storeCall(store: string, call: string, seconds: number, failed: boolean) {
+    this.storeLatency.observe({ store, call }, seconds);
+    if (failed) this.storeFailures.inc({ store, call });
+  }
+  cost(points: number) {
+    this.operationCost.observe(points);
+  }
+  keyLookup(hit: boolean) {
+    this.keyCache.inc({ result: hit ? 'hit' : 'miss' });
+  }
+  dbQuery() {
+    this.dbQueries.inc();
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,112 @@
+import net from 'node:net';
+import { generateKey } from '../../src/keys/format';
+import { openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+
+/** The value of one series in Prometheus text output (0 when absent). */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    if (wanted.every((w) => line.includes(w))) return Number(line.split(' ').pop());
+  }
+  return 0;
+}
+
+const seriesCount = (text: string) => text.split('\n').filter((l) => l.startsWith('tollgate_')).length;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('metrics', () => {
+  let db: TestDatabase;
+  let t: TestServer;
+  const scrape = async () => (await fetch(`${t.url}/metrics`)).text();
+
+  beforeAll(async () => {
+    db = await openTestDatabase('pglite');
+    t = await startTestServer({ database: db });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.dispose();
+  });
+
+  it('serves Prometheus text with process metrics', async () => {
+    const res = await fetch(`${t.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    expect(text).toContain('process_cpu_user_seconds_total');
+    expect(text).toContain('tollgate_key_cache_lookups_total');
+  });
+
+  it('counts requests, auth failures, refusals by gate and coordinate, cost and cache lookups', async () => {
+    const before = await scrape();
+    await t.gql('{ __typename }', {}, generateKey('tg'));
+    await t.gql('{ __typename }', {}, null);
+    const key = await t.createKey({ limits: [{ coordinate: 'Query.station', limit: 1, duration: 60 }], budget: { points: 3, duration: 60 } });
+    await t.gql('{ station(id: "LHR") { id } }', {}, key.secret);
+    await t.gql('{ a: station(id: "LHR") { id } }', {}, key.secret); // field refused
+    await t.gql('{ station(id: "LHR") { id } }', {}, key.secret); // budget of 3 spent → 429
+    await t.gql('{ station(id: "LHR") { id } }', {}, key.secret);
+    const after = await scrape();
+    const delta = (name: string, labels: Record<string, string> = {}) => sample(after, name, labels) - sample(before, name, labels);
+    expect(delta('tollgate_auth_failures_total', { reason: 'invalid' })).toBe(1);
+    expect(delta('tollgate_auth_failures_total', { reason: 'missing' })).toBe(1);
+    expect(delta('tollgate_rate_limit_rejections_total', { gate: 'field', coordinate: 'Query.station' })).toBe(2);
+    expect(delta('tollgate_rate_limit_rejections_total', { gate: 'operation' })).toBe(1);
+    expect(delta('tollgate_requests_total', { status: '401' })).toBe(2);
+    expect(delta('tollgate_requests_total', { status: '429', operation_type: 'query' })).toBe(1);
+    expect(delta('tollgate_operation_cost_points_count')).toBe(4);
+    expect(delta('tollgate_key_cache_lookups_total', { result: 'hit' })).toBeGreaterThanOrEqual(3);
+    expect(delta('tollgate_limiter_store_duration_seconds_count', { store: 'memory', call: 'consume' })).toBeGreaterThan(0);
+  });
+
+  it('keeps label cardinality bounded when 1,000 distinct keys call', async () => {
+    const warm = await t.createKey();
+    await t.gql('{ station(id: "LHR") { id } }', {}, warm.secret);
+    const before = seriesCount(await scrape());
+    const keys = [];
+    for (let i = 0; i < 1000; i++) keys.push((await t.server.keys.create({ name: `k${i}`, scopes: ['read'] }, null)) as { ok: true; value: { secret: string } });
+    for (let i = 0; i < keys.length; i += 50) {
+      await Promise.all(keys.slice(i, i + 50).map((k) => t.gql('{ station(id: "LHR") { id } }', {}, k.value.secret)));
+    }
+    const text = await scrape();
+    expect(seriesCount(text)).toBe(before);
+    for (const k of keys.slice(0, 20)) expect(text).not.toContain(k.value.secret);
+  }, 60_000);
+});
+
+describe('metrics protection', () => {
+  it('needs the bearer token when METRICS_TOKEN is set', async () => {
+    const db = await openTestDatabase('pglite');
+    const t = await startTestServer({ database: db, env: { METRICS_TOKEN: 'a-long-metrics-token-1234' } });
+    try {
+      expect((await fetch(`${t.url}/metrics`)).status).toBe(401);
+      expect((await fetch(`${t.url}/metrics`, { headers: { authorization: 'Bearer wrong-token-of-some-length' } })).status).toBe(401);
+      expect((await fetch(`${t.url}/metrics`, { headers: { authorization: 'Bearer a-long-metrics-token-1234' } })).status).toBe(200);
+    } finally {
+      await t.close();
+      await db.dispose();
+    }
+  });
+
+  it('serves on its own port when METRICS_PORT is set, and not on the API port', async () => {
+    const port = await freePort();
+    const db = await openTestDatabase('pglite');
+    const t = await startTestServer({ database: db, env: { METRICS_PORT: String(port) } });
+    try {
+      expect((await fetch(`${t.url}/metrics`)).status).toBe(404);
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
+    } finally {
+      await t.close();
+      await db.dispose();
+    }
+  });
+});
