@@ -8,11 +8,11 @@ import pino, { type Logger } from 'pino';
 import type { Config } from './config';
 import type { Context, RequestMeta } from './context';
 import { openDatabase, type DatabaseHandle } from './db/client';
-import { ErrorCode, badRequest, limitExtensions, unauthenticated } from './errors';
+import { ApiError, ErrorCode, badRequest, limitExtensions, serviceUnavailable, unauthenticated } from './errors';
 import { KeyAuthenticator } from './keys/authenticator';
 import { KeyService } from './keys/service';
 import { FieldGate } from './limits/field-gate';
-import { IpGate } from './limits/ip-gate';
+import { IpGate, type IpVerdict } from './limits/ip-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore } from './limits/store';
 import { FieldUsageReader } from './limits/usage';
 import { buildSchema } from './schema';
@@ -142,11 +142,11 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     introspection: config.allowIntrospection,
     allowBatchedHttpRequests: config.allowBatching,
     includeStacktraceInErrorResponses: false,
-    validationRules: armor.validationRules,
+    validationRules: options.bare ? [] : armor.validationRules,
     formatError: maskUnexpected,
     plugins: [
       fastifyApolloDrainPlugin(app),
-      ...(armor.plugins as ApolloServerPlugin<Context>[]),
+      ...(options.bare ? [] : (armor.plugins as ApolloServerPlugin<Context>[])),
       accessLogPlugin(logger),
       forbiddenStatusPlugin(),
       ...(options.bare
@@ -207,9 +207,14 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     return reply.code(db && limiter ? 200 : 503).send(body);
   });
 
+  // The bench's bare baseline: no key gate either, every request acts as one built-in key.
+  const bareKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), budget: null };
   const contextFor = async (request: FastifyRequest): Promise<Context> => {
-    const candidate = readKeyHeader(request);
-    const result = await authenticator.authenticate(candidate);
+    const guard = async () => {
+      const verdict = await ipGate.blocked(request.ip);
+      if (!verdict.ok) throw ipRefusal(verdict);
+    };
+    const result = options.bare ? ({ ok: true, key: bareKey } as const) : await authenticator.authenticate(readKeyHeader(request), guard);
     if (!result.ok) {
       metrics.authFailure(result.reason);
       if (result.reason !== 'missing') await ipGate.recordAuthFailure(request.ip);
@@ -233,18 +238,24 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   };
 
   const handler = fastifyApolloHandler(apollo, { context: contextFor });
+  /** The error for a refused address: 429 with Retry-After, or 503 when the store is down and closed. */
+  const ipRefusal = (verdict: Exclude<IpVerdict, { ok: true }>) => {
+    metrics.rejected(verdict.reason === 'auth-failures' ? 'auth-failures' : 'ip');
+    if (verdict.reason === 'store') return serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
+    const ext = limitExtensions({ limit: verdict.limit, remaining: 0, msBeforeNext: verdict.msBeforeNext });
+    const message = verdict.reason === 'auth-failures'
+      ? `Too many failed authentications from this address; retry in ${ext.retryAfter} s.`
+      : `Too many requests from this address; retry in ${ext.retryAfter} s.`;
+    return new ApiError(ErrorCode.RATE_LIMITED, message, { gate: verdict.reason === 'rate' ? 'ip' : 'auth-failures', ...ext }, 429, { 'retry-after': String(ext.retryAfter) });
+  };
   const ipGateHook = async (request: FastifyRequest, reply: FastifyReply) => {
     if (options.bare) return;
     const verdict = await ipGate.admit(request.ip);
     if (verdict.ok) return;
-    metrics.rejected(verdict.reason === 'rate' ? 'ip' : verdict.reason === 'auth-failures' ? 'auth-failures' : 'ip');
-    if (verdict.reason === 'store') return problem(reply, 503, ErrorCode.SERVICE_UNAVAILABLE, 'Rate limiting is temporarily unavailable; try again shortly.');
-    const ext = limitExtensions({ limit: verdict.limit, remaining: 0, msBeforeNext: verdict.msBeforeNext });
-    reply.header('retry-after', String(ext.retryAfter));
-    const message = verdict.reason === 'auth-failures'
-      ? `Too many failed authentications from this address; retry in ${ext.retryAfter} s.`
-      : `Too many requests from this address; retry in ${ext.retryAfter} s.`;
-    return problem(reply, 429, ErrorCode.RATE_LIMITED, message, { gate: verdict.reason === 'rate' ? 'ip' : 'auth-failures', ...ext });
+    const error = ipRefusal(verdict);
+    const { http, ...extensions } = error.extensions as { http: { status: number; headers?: Map<string, string> }; code: string };
+    for (const [name, value] of http.headers ?? []) reply.header(name, value);
+    return problem(reply, http.status, extensions.code as string, error.message, extensions);
   };
   // The character limit is checked on the raw request, before Apollo parses anything.
   const sizeHook = async (request: FastifyRequest, reply: FastifyReply) => {

@@ -45,15 +45,21 @@ export class KeyAuthenticator {
     this.flushTimer.unref();
   }
 
-  async authenticate(candidate: string | undefined): Promise<AuthResult> {
+  /**
+   * `guard` runs wherever the answer is not already known to be a valid key: before a database
+   * lookup and before a failure is returned. The brute-force block lives there, so a known key
+   * pays nothing for it and every guess is checked.
+   */
+  async authenticate(candidate: string | undefined, guard: () => Promise<void> = async () => {}): Promise<AuthResult> {
     if (candidate === undefined || candidate === '') return { ok: false, reason: 'missing' };
-    if (candidate.length > MAX_KEY_LENGTH) return { ok: false, reason: 'malformed' };
+    if (candidate.length > MAX_KEY_LENGTH) return guard().then(() => ({ ok: false, reason: 'malformed' }));
     const parsed = parseKey(candidate, this.options.prefix);
-    if (!parsed.ok) return { ok: false, reason: 'malformed' };
+    if (!parsed.ok) return guard().then(() => ({ ok: false, reason: 'malformed' }));
 
     const hash = hashKey(parsed.key);
     let entry = this.options.cacheTtlMs > 0 ? this.cache.get(hash) : undefined;
     this.options.onLookup?.(!!entry);
+    if (!entry || entry === NOT_FOUND) await guard();
     if (!entry) {
       const row = await findActiveKeyByHash(this.options.db, hash);
       entry = row ? { key: toAuthenticatedKey(row), until: validUntil(row, hash) } : NOT_FOUND;

@@ -4,9 +4,11 @@ import type { LimiterStore } from './store';
 export type IpVerdict = { ok: true } | { ok: false; reason: 'rate' | 'auth-failures' | 'store'; limit: number; msBeforeNext: number };
 
 /**
- * The first gate: a per-IP request budget, and a stricter per-IP budget of failed
- * authentications that blocks the address for a while once spent (brute-force protection,
- * OWASP API2). Failed authentication never touches any key's budget.
+ * The first gate: a per-IP request budget, checked before anything else, and a stricter
+ * per-IP budget of failed authentications that blocks the address for a while once spent
+ * (brute-force protection, OWASP API2). The block is checked wherever a guess could be tested
+ * (a key not already verified by this instance), so it costs a valid, cached key nothing.
+ * Failed authentication never touches any key's budget.
  */
 export class IpGate {
   constructor(
@@ -28,20 +30,25 @@ export class IpGate {
 
   async admit(ip: string): Promise<IpVerdict> {
     try {
-      const [blocked, request] = await Promise.all([
-        this.failures.get(ip),
-        this.requests.consume(ip).catch((e: unknown) => {
-          if (e instanceof RateLimiterRes) return e;
-          throw e;
-        }),
-      ]);
-      const failureLimit = this.options.authFailures.points;
-      if (blocked && blocked.consumedPoints >= failureLimit) {
-        return { ok: false, reason: 'auth-failures', limit: failureLimit, msBeforeNext: blocked.msBeforeNext };
-      }
+      const request = await this.requests.consume(ip).catch((e: unknown) => {
+        if (e instanceof RateLimiterRes) return e;
+        throw e;
+      });
       if (request.consumedPoints > this.options.requests.points) {
         return { ok: false, reason: 'rate', limit: this.options.requests.points, msBeforeNext: request.msBeforeNext };
       }
+      return { ok: true };
+    } catch {
+      return this.store.failureMode === 'closed' ? { ok: false, reason: 'store', limit: 0, msBeforeNext: 1000 } : { ok: true };
+    }
+  }
+
+  /** Whether the address is blocked for failed authentications. */
+  async blocked(ip: string): Promise<IpVerdict> {
+    try {
+      const failures = await this.failures.get(ip);
+      const limit = this.options.authFailures.points;
+      if (failures && failures.consumedPoints >= limit) return { ok: false, reason: 'auth-failures', limit, msBeforeNext: failures.msBeforeNext };
       return { ok: true };
     } catch {
       return this.store.failureMode === 'closed' ? { ok: false, reason: 'store', limit: 0, msBeforeNext: 1000 } : { ok: true };

@@ -1,0 +1,164 @@
+// npm run bench: Tollgate's gates side by side with the same server with every gate off.
+// Variants run as separate processes from one build; rounds interleave them (a b c d a b c d …)
+// so drift on this shared 2-core machine hits all alike; the median round is reported.
+// BENCH_SMOKE=1 runs one tiny round of everything (the test suite does, so this never rots).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import autocannon from 'autocannon';
+import Redis from 'ioredis';
+
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 5));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (SMOKE ? 1 : 8));
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? (SMOKE ? 4 : 50));
+const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
+// The repository root, from test/bench/ (tsx) or dist/test/bench/ (compiled).
+const root = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')].find((d) => existsSync(path.join(d, 'package.json')))!;
+
+type Variant = { name: string; baseline?: string; env: Record<string, string>; redis?: boolean };
+const variants: Variant[] = [
+  { name: 'bare (PGlite)', env: { BENCH_BARE: '1', DATA_DIR: 'memory://' } },
+  { name: 'protected, memory (PGlite)', baseline: 'bare (PGlite)', env: { DATA_DIR: 'memory://' } },
+  { name: 'bare (Postgres)', env: { BENCH_BARE: '1', DATABASE_URL } },
+  { name: 'protected, Redis + Postgres', baseline: 'bare (Postgres)', env: { DATABASE_URL, REDIS_URL }, redis: true },
+];
+
+type Workload = { name: string; body: (i: number) => string };
+const workloads: Workload[] = [
+  { name: 'trivial: { station(id) { name } }', body: () => JSON.stringify({ query: '{ station(id: "LHR") { name } }' }) },
+  {
+    name: 'realistic: stations(first: 50) + limited observations(last: 3) on each',
+    body: () => JSON.stringify({ query: '{ stations(first: 50) { edges { node { id name observations(last: 3) { temperatureC } } } } }' }),
+  },
+  {
+    name: 'mutation: recordObservation',
+    body: () => JSON.stringify({
+      query: 'mutation($input: RecordObservationInput!) { recordObservation(input: $input) { id } }',
+      variables: { input: { stationId: 'OSL', temperatureC: 1.5, humidity: 70, windKph: 9 } },
+    }),
+  },
+];
+
+// BENCH_ONLY=trivial (a prefix of a workload's name) runs just that workload.
+const selected = workloads.filter((w) => !process.env.BENCH_ONLY || w.name.startsWith(process.env.BENCH_ONLY));
+
+type Running = { variant: Variant; child: ChildProcess; url: string; key: string };
+
+function serverCommand(): string[] {
+  // Compiled when this file is (npm run bench builds first); from source under the test suite.
+  return __filename.endsWith('.js') ? [path.join(__dirname, 'serve.js')] : ['--import', 'tsx', path.join(__dirname, 'serve.ts')];
+}
+
+async function start(variant: Variant): Promise<Running> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env, NODE_ENV: 'production', ALLOW_INTROSPECTION: 'true' };
+  if (!variant.env.DATABASE_URL) delete env.DATABASE_URL;
+  if (!variant.env.REDIS_URL) delete env.REDIS_URL;
+  const child = spawn(process.execPath, serverCommand(), { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    const rl = readline.createInterface({ input: child.stdout! });
+    rl.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`${variant.name} exited with ${code}`)));
+  });
+  const { url, key } = JSON.parse(line);
+  return { variant, child, url, key };
+}
+
+async function load(server: Running, workload: Workload, seconds: number) {
+  let i = 0;
+  const result = await autocannon({
+    url: `${server.url}/graphql`,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [{ method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': server.key }, setupRequest: (req) => ({ ...req, body: workload.body(i++) }) }],
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, requests: result.requests.total, non2xx: result.non2xx, errors: result.errors };
+}
+
+async function metric(server: Running, name: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(name + ' ') || l.startsWith(name + '{')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+async function redisCalls(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let total = 0;
+  for (const m of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) if (!['info', 'ping', 'client', 'hello', 'select'].includes(m[1])) total += Number(m[2]);
+  return total;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const redis = new Redis(REDIS_URL);
+  await redis.flushdb();
+  const servers: Running[] = [];
+  for (const v of variants) servers.push(await start(v));
+  const rows: Record<string, unknown>[] = [];
+  try {
+    for (const workload of selected) {
+      for (const s of servers) await load(s, workload, SMOKE ? 0.5 : 2); // warm-up: JIT, caches, pools
+      const samples = new Map<string, { rps: number[]; p50: number[]; p99: number[]; redisPerOp: number[]; storePerOp: number[]; dbPerReq: number[]; non2xx: number }>();
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const s of servers) {
+          const redisBefore = s.variant.redis ? await redisCalls(redis) : 0;
+          const dbBefore = await metric(s, 'tollgate_db_queries_total');
+          const storeBefore = await metric(s, 'tollgate_limiter_store_duration_seconds_count');
+          const r = await load(s, workload, SECONDS);
+          const redisAfter = s.variant.redis ? await redisCalls(redis) : 0;
+          const dbAfter = await metric(s, 'tollgate_db_queries_total');
+          const storeAfter = await metric(s, 'tollgate_limiter_store_duration_seconds_count');
+          const entry = samples.get(s.variant.name) ?? { rps: [], p50: [], p99: [], redisPerOp: [], storePerOp: [], dbPerReq: [], non2xx: 0 };
+          entry.rps.push(r.rps);
+          entry.p50.push(r.p50);
+          entry.p99.push(r.p99);
+          entry.redisPerOp.push(r.requests ? (redisAfter - redisBefore) / r.requests : 0);
+          entry.dbPerReq.push(r.requests ? (dbAfter - dbBefore) / r.requests : 0);
+          entry.storePerOp.push(r.requests ? (storeAfter - storeBefore) / r.requests : 0);
+          entry.non2xx += r.non2xx + r.errors;
+          samples.set(s.variant.name, entry);
+        }
+      }
+      for (const v of variants) {
+        const e = samples.get(v.name)!;
+        const rps = median(e.rps);
+        const base = v.baseline ? median(samples.get(v.baseline)!.rps) : rps;
+        rows.push({
+          workload: workload.name,
+          variant: v.name,
+          rps: Math.round(rps),
+          p50: median(e.p50),
+          p99: median(e.p99),
+          ratio: Math.round((rps / base) * 100) / 100,
+          storeCallsPerOp: Math.round(median(e.storePerOp) * 100) / 100,
+          redisPerOp: v.redis ? Math.round(median(e.redisPerOp) * 100) / 100 : null,
+          dbPerReq: Math.round(median(e.dbPerReq) * 100) / 100,
+          non2xx: e.non2xx,
+        });
+      }
+    }
+  } finally {
+    for (const s of servers) s.child.kill('SIGTERM');
+    redis.disconnect();
+  }
+
+  // Store calls: limiter calls the server made (client side; one Redis round trip can carry several).
+  // Redis cmds: INFO commandstats, which also counts the commands run inside the limiter's Lua script.
+  const header = ['workload', 'variant', 'req/s', 'p50 ms', 'p99 ms', 'ratio to bare', 'store calls/op', 'Redis cmds/op', 'PG queries/req', 'non-2xx'];
+  const lines = [header, ...rows.map((r) => [r.workload, r.variant, r.rps, r.p50, r.p99, r.ratio, r.storeCallsPerOp, r.redisPerOp ?? '-', r.dbPerReq, r.non2xx])];
+  const table = ['| ' + header.join(' | ') + ' |', '|' + header.map(() => '---').join('|') + '|', ...lines.slice(1).map((l) => '| ' + l.join(' | ') + ' |')].join('\n');
+  console.log(`\nTollgate bench: ${ROUNDS} round(s) × ${SECONDS} s × ${CONNECTIONS} connections per variant, interleaved; medians.\n`);
+  console.log(table);
+  const outDir = path.join(root, 'bench-results');
+  mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `${new Date().toISOString().replace(/[:.]/g, '-')}${SMOKE ? '-smoke' : ''}.json`);
+  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, rows }, null, 2));
+  console.log(`\nnumbers written to ${file}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
