@@ -3,6 +3,7 @@ import type { AuthenticatedKey } from './keys/types';
 import type { KeyService } from './keys/service';
 import type { WeatherLoaders } from './weather/resolvers';
 import type { FieldUsageReader } from './limits/usage';
+import type { IpVerdict } from './limits/ip-gate';
 
 /** Per-request facts for the access log, set by the context function and plugins. */
 export type RequestMeta = {
@@ -27,6 +28,10 @@ export type Context = {
   loaders: WeatherLoaders;
   /** Filled by the operation gate; read by the response headers and `rateLimit`. */
   meta: RequestMeta;
+  /** The IP gate's verdict for this request (taken once, on first call). */
+  ipCheck: () => Promise<IpVerdict>;
+  /** The error that refuses a request for its address. */
+  ipRefusal: (verdict: Exclude<IpVerdict, { ok: true }>) => Error;
   cost: {
     requested?: number;
     /** Points taken from the budget before execution (0 or unset: nothing charged). */

@@ -210,11 +210,18 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   // The bench's bare baseline: no key gate either, every request acts as one built-in key.
   const bareKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), budget: null };
   const contextFor = async (request: FastifyRequest): Promise<Context> => {
+    // The IP gate's request budget is taken once per request, lazily: a key this instance has
+    // already verified has it checked by the operation gate in the same round trip as its own
+    // budget; anything else (no key, a guess, a database lookup) waits for it right here,
+    // together with the failed-authentication block.
+    let ipVerdict: Promise<IpVerdict> | undefined;
+    const ipCheck = () => (ipVerdict ??= ipGate.admit(request.ip));
     const guard = async () => {
-      const verdict = await ipGate.blocked(request.ip);
-      if (!verdict.ok) throw ipRefusal(verdict);
+      for (const verdict of await Promise.all([ipCheck(), ipGate.blocked(request.ip)])) if (!verdict.ok) throw ipRefusal(verdict);
     };
-    const result = options.bare ? ({ ok: true, key: bareKey } as const) : await authenticator.authenticate(readKeyHeader(request), guard);
+    const candidate = readKeyHeader(request);
+    if (!candidate && !options.bare) await guard();
+    const result = options.bare ? ({ ok: true, key: bareKey } as const) : await authenticator.authenticate(candidate, guard);
     if (!result.ok) {
       metrics.authFailure(result.reason);
       if (result.reason !== 'missing') await ipGate.recordAuthFailure(request.ip);
@@ -234,6 +241,8 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
       loaders: createWeatherLoaders(database.db),
       cost: {},
       meta: request.meta,
+      ipCheck: options.bare ? async () => ({ ok: true }) : ipCheck,
+      ipRefusal,
     };
   };
 
@@ -248,15 +257,6 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
       : `Too many requests from this address; retry in ${ext.retryAfter} s.`;
     return new ApiError(ErrorCode.RATE_LIMITED, message, { gate: verdict.reason === 'rate' ? 'ip' : 'auth-failures', ...ext }, 429, { 'retry-after': String(ext.retryAfter) });
   };
-  const ipGateHook = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (options.bare) return;
-    const verdict = await ipGate.admit(request.ip);
-    if (verdict.ok) return;
-    const error = ipRefusal(verdict);
-    const { http, ...extensions } = error.extensions as { http: { status: number; headers?: Map<string, string> }; code: string };
-    for (const [name, value] of http.headers ?? []) reply.header(name, value);
-    return problem(reply, http.status, extensions.code as string, error.message, extensions);
-  };
   // The character limit is checked on the raw request, before Apollo parses anything.
   const sizeHook = async (request: FastifyRequest, reply: FastifyReply) => {
     const operations = Array.isArray(request.body) ? request.body : [request.body ?? request.query];
@@ -268,7 +268,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     }
   };
   for (const method of ['GET', 'POST'] as const) {
-    app.route({ method, url: '/graphql', onRequest: ipGateHook, preHandler: sizeHook, handler });
+    app.route({ method, url: '/graphql', preHandler: sizeHook, handler });
   }
 
   let closed = false;

@@ -82,15 +82,30 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
           const budget = budgetOf(ctx);
           const limiter = limiterFor(budget);
 
-          if (ctx.cost.dryRun || cost === 0) return record(ctx, await limiter.get(ctx.apiKey.id).catch(() => null));
+          if (ctx.cost.dryRun || cost === 0) {
+            const [ip, res] = await Promise.all([ctx.ipCheck(), limiter.get(ctx.apiKey.id).catch(() => null)]);
+            if (!ip.ok) throw ctx.ipRefusal(ip);
+            return record(ctx, res);
+          }
           if (cost > options.maxCost && mode === 'enforce') {
             options.onRejected?.();
             (ctx.meta.gates ??= []).push('operation:too-complex');
             throw new ApiError(ErrorCode.QUERY_TOO_COMPLEX, `This operation costs ${cost} points; the most one operation may cost is ${options.maxCost}.`, { cost, maxCost: options.maxCost }, 400);
           }
           const started = performance.now();
+          // The IP verdict and the key's budget travel together: one round trip on Redis.
+          const [ip, charge] = await Promise.all([
+            ctx.ipCheck(),
+            limiter.consume(ctx.apiKey.id, cost).then((res) => ({ res }), (thrown: unknown) => ({ thrown })),
+          ]);
+          if (!ip.ok) {
+            // Refused for its address: the key keeps its points (a rejection was already given back below or never taken).
+            if ('res' in charge || charge.thrown instanceof RateLimiterRes) await limiter.reward(ctx.apiKey.id, cost).catch(() => undefined);
+            throw ctx.ipRefusal(ip);
+          }
           try {
-            record(ctx, await limiter.consume(ctx.apiKey.id, cost));
+            if ('thrown' in charge) throw charge.thrown;
+            record(ctx, charge.res);
             ctx.cost.charged = cost;
           } catch (thrown) {
             if (!(thrown instanceof RateLimiterRes)) {
@@ -131,6 +146,16 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
         async willSendResponse(rc) {
           const ctx = rc.contextValue;
           if (!ctx.apiKey || rc.response.body.kind !== 'single') return;
+          // Operations refused before this gate (parse, validation) still count for their address.
+          const ip = await ctx.ipCheck();
+          if (!ip.ok && rc.response.http.status !== 429) {
+            const error = ctx.ipRefusal(ip) as ApiError;
+            const { http, ...extensions } = error.extensions as { http: { status: number; headers: Map<string, string> } };
+            rc.response.http.status = http.status;
+            for (const [name, value] of http.headers) rc.response.http.headers.set(name, value);
+            rc.response.body.singleResult = { errors: [{ message: error.message, extensions }] };
+            return;
+          }
           const single = rc.response.body.singleResult;
           const budget = budgetOf(ctx);
           if (ctx.cost.remaining === undefined) record(ctx, await limiterFor(budget).get(ctx.apiKey.id).catch(() => null));
