@@ -1,4 +1,5 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
+import { CoalescingGate, Refusal } from './coalescing-gate';
 import type { LimiterStore } from './store';
 
 export type IpVerdict = { ok: true } | { ok: false; reason: 'rate' | 'auth-failures' | 'store'; limit: number; msBeforeNext: number };
@@ -11,16 +12,18 @@ export type IpVerdict = { ok: true } | { ok: false; reason: 'rate' | 'auth-failu
  * Failed authentication never touches any key's budget.
  */
 export class IpGate {
+  private readonly requests: CoalescingGate;
+  private readonly window: { limit: number; duration: number };
+
   constructor(
     private readonly store: LimiterStore,
     private readonly options: {
       requests: { points: number; duration: number };
       authFailures: { points: number; duration: number; blockDuration: number };
     },
-  ) {}
-
-  private get requests() {
-    return this.store.limiter({ keyPrefix: 'tg:ip', ...this.options.requests });
+  ) {
+    this.requests = new CoalescingGate(store, 'tg:ip');
+    this.window = { limit: options.requests.points, duration: options.requests.duration };
   }
 
   private get failures() {
@@ -30,16 +33,11 @@ export class IpGate {
 
   async admit(ip: string): Promise<IpVerdict> {
     try {
-      const request = await this.requests.consume(ip).catch((e: unknown) => {
-        if (e instanceof RateLimiterRes) return e;
-        throw e;
-      });
-      if (request.consumedPoints > this.options.requests.points) {
-        return { ok: false, reason: 'rate', limit: this.options.requests.points, msBeforeNext: request.msBeforeNext };
-      }
+      await this.requests.consume(ip, [this.window], 1);
       return { ok: true };
-    } catch {
-      return this.store.failureMode === 'closed' ? { ok: false, reason: 'store', limit: 0, msBeforeNext: 1000 } : { ok: true };
+    } catch (e) {
+      if (e instanceof Refusal) return { ok: false, reason: 'rate', limit: this.window.limit, msBeforeNext: e.msBeforeNext };
+      return { ok: false, reason: 'store', limit: 0, msBeforeNext: 1000 }; // closed mode: the gate refused for the store
     }
   }
 

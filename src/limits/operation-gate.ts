@@ -3,7 +3,8 @@ import {
   Kind, execute, getVariableValues, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type OperationDefinitionNode,
 } from 'graphql';
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { ApiError, ErrorCode, badUserInput, limitExtensions, serviceUnavailable } from '../errors';
+import { ApiError, ErrorCode, badUserInput, limitExtensions } from '../errors';
+import { CoalescingGate, Refusal } from './coalescing-gate';
 import type { Context } from '../context';
 import { SlicingError, type FieldPolicy } from './field-policies';
 import { actualCost, requestedCost, type CostInput } from './operation-cost';
@@ -32,20 +33,26 @@ const FREE_ROOT_FIELDS = new Set([STATUS_FIELD]);
  * where the key stands: RateLimit headers and extensions.cost.
  */
 export function operationGatePlugin(options: OperationGateOptions): ApolloServerPlugin<Context> {
-  const { store, mode } = options;
-  const budgetOf = (ctx: Context) => ctx.apiKey.budget ?? options.defaultBudget;
-  // Keyed by window length only: raising a key's points keeps what it has already spent.
-  const limiterFor = (budget: { points: number; duration: number }) =>
-    store.limiter({ keyPrefix: `tg:budget:${budget.duration}`, points: budget.points, duration: budget.duration });
+  const { mode } = options;
+  const gate = new CoalescingGate(options.store, 'tg:budget');
+  const budgetOf = (ctx: Context) => {
+    const budget = ctx.apiKey.budget ?? options.defaultBudget;
+    return { limit: budget.points, duration: budget.duration };
+  };
 
-  /** Records where the key stands after a limiter answer (or a read). */
-  const record = (ctx: Context, res: RateLimiterRes | null) => {
+  /** Records where the key stands: from a limiter read (`res`, null when nothing is spent yet) or a gate answer. */
+  const record = (ctx: Context, state: { remaining: number; msBeforeNext: number } | RateLimiterRes | null) => {
     const budget = budgetOf(ctx);
-    const used = res?.consumedPoints ?? 0;
-    ctx.cost.limit = budget.points;
+    ctx.cost.limit = budget.limit;
     ctx.cost.window = budget.duration;
-    ctx.cost.remaining = Math.max(0, budget.points - used);
-    ctx.cost.resetAt = new Date(Date.now() + (res ? res.msBeforeNext : budget.duration * 1000));
+    if (state instanceof RateLimiterRes && !(state instanceof Refusal)) {
+      ctx.cost.remaining = Math.max(0, budget.limit - state.consumedPoints);
+    } else if (state) {
+      ctx.cost.remaining = state instanceof Refusal ? state.remainingPoints : state.remaining;
+    } else {
+      ctx.cost.remaining = budget.limit;
+    }
+    ctx.cost.resetAt = new Date(Date.now() + (state ? state.msBeforeNext : budget.duration * 1000));
   };
 
   const costInput = (rc: GraphQLRequestContextDidResolveOperation<Context>): CostInput => {
@@ -80,10 +87,9 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
           options.onCost?.(cost);
           ctx.cost.dryRun = isDryRun(input.operation, input.variables);
           const budget = budgetOf(ctx);
-          const limiter = limiterFor(budget);
 
           if (ctx.cost.dryRun || cost === 0) {
-            const [ip, res] = await Promise.all([ctx.ipCheck(), limiter.get(ctx.apiKey.id).catch(() => null)]);
+            const [ip, res] = await Promise.all([ctx.ipCheck(), gate.limiterFor(budget).get(ctx.apiKey.id).catch(() => null)]);
             if (!ip.ok) throw ctx.ipRefusal(ip);
             return record(ctx, res);
           }
@@ -93,39 +99,33 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
             throw new ApiError(ErrorCode.QUERY_TOO_COMPLEX, `This operation costs ${cost} points; the most one operation may cost is ${options.maxCost}.`, { cost, maxCost: options.maxCost }, 400);
           }
           const started = performance.now();
-          // The IP verdict and the key's budget travel together: one round trip on Redis.
+          // The IP verdict and the key's budget are decided in the same turn: one round trip on Redis.
           const [ip, charge] = await Promise.all([
             ctx.ipCheck(),
-            limiter.consume(ctx.apiKey.id, cost).then((res) => ({ res }), (thrown: unknown) => ({ thrown })),
+            gate.consume(ctx.apiKey.id, [budget], cost).then((admission) => ({ admission }), (thrown: unknown) => ({ thrown })),
           ]);
-          if (!ip.ok) {
-            // Refused for its address: the key keeps its points (a rejection was already given back below or never taken).
-            if ('res' in charge || charge.thrown instanceof RateLimiterRes) await limiter.reward(ctx.apiKey.id, cost).catch(() => undefined);
-            throw ctx.ipRefusal(ip);
-          }
           try {
-            if ('thrown' in charge) throw charge.thrown;
-            record(ctx, charge.res);
-            ctx.cost.charged = cost;
-          } catch (thrown) {
-            if (!(thrown instanceof RateLimiterRes)) {
-              if (store.failureMode === 'closed') throw serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
-              return; // open: admit without a budget reading (insurance never gets here)
+            if (!ip.ok) {
+              // Refused for its address: the key keeps its points.
+              if ('admission' in charge) await gate.limiterFor(budget).reward(ctx.apiKey.id, cost).catch(() => undefined);
+              throw ctx.ipRefusal(ip);
             }
-            if (mode === 'measure') {
-              record(ctx, thrown);
+            if ('admission' in charge) {
+              record(ctx, charge.admission);
               ctx.cost.charged = cost;
               return;
             }
+            const refusal = charge.thrown;
+            if (!(refusal instanceof Refusal)) throw refusal; // closed store: SERVICE_UNAVAILABLE
+            // The gate already gave the points back: a refused operation spends nothing.
+            record(ctx, refusal);
+            if (mode === 'measure') return; // reported in extensions.cost, never refused
             options.onRejected?.();
             (ctx.meta.gates ??= []).push('operation');
-            // Refused: give the points back, so a refused operation spends nothing.
-            const after = await limiter.reward(ctx.apiKey.id, cost).catch(() => thrown);
-            record(ctx, after);
-            const ext = limitExtensions({ limit: budget.points, duration: budget.duration, remaining: ctx.cost.remaining!, msBeforeNext: thrown.msBeforeNext });
+            const ext = limitExtensions({ limit: budget.limit, duration: budget.duration, remaining: refusal.remainingPoints, msBeforeNext: refusal.msBeforeNext });
             throw new ApiError(
               ErrorCode.RATE_LIMITED,
-              `This operation costs ${cost} points and ${ctx.cost.remaining} of ${budget.points} remain in this ${budget.duration}-second window; retry in ${ext.retryAfter} s.`,
+              `This operation costs ${cost} points and ${refusal.remainingPoints} of ${budget.limit} remain in this ${budget.duration}-second window; retry in ${ext.retryAfter} s.`,
               { gate: 'operation', cost, ...ext },
               429,
               { 'retry-after': String(ext.retryAfter) },
@@ -158,13 +158,13 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
           }
           const single = rc.response.body.singleResult;
           const budget = budgetOf(ctx);
-          if (ctx.cost.remaining === undefined) record(ctx, await limiterFor(budget).get(ctx.apiKey.id).catch(() => null));
+          if (ctx.cost.remaining === undefined) record(ctx, await gate.limiterFor(budget).get(ctx.apiKey.id).catch(() => null));
           // Refund what was not returned (shorter lists, nulls).
           if (ctx.cost.charged && input && single.data !== undefined) {
             ctx.cost.actual = Math.min(ctx.cost.charged, actualCost(input, single.data));
             const refund = ctx.cost.charged - ctx.cost.actual;
             if (refund > 0) {
-              const after = await limiterFor(budget).reward(ctx.apiKey.id, refund).catch(() => null);
+              const after = await gate.limiterFor(budget).reward(ctx.apiKey.id, refund).catch(() => null);
               if (after) record(ctx, after);
             }
           }
@@ -182,7 +182,7 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
             },
           };
           const secondsToReset = Math.max(0, Math.ceil(((ctx.cost.resetAt?.getTime() ?? Date.now()) - Date.now()) / 1000));
-          rc.response.http.headers.set('ratelimit-policy', `"budget";q=${budget.points};w=${budget.duration}`);
+          rc.response.http.headers.set('ratelimit-policy', `"budget";q=${budget.limit};w=${budget.duration}`);
           rc.response.http.headers.set('ratelimit', `"budget";r=${ctx.cost.remaining};t=${secondsToReset}`);
         },
       };

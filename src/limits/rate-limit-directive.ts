@@ -4,7 +4,8 @@ import { RateLimiterCompatibleAbstract, type IRateLimiterOptions, type RateLimit
 import { LRUCache } from 'lru-cache';
 import { ApiError, ErrorCode, badUserInput, limitExtensions } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
-import { FieldGate, FieldRefusal, type Window } from './field-gate';
+import { FieldGate, type Window } from './field-gate';
+import type { Refusal } from './coalescing-gate';
 import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
 
 export type FieldLimitContext = { apiKey?: AuthenticatedKey };
@@ -68,11 +69,12 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       }
       return points;
     },
-    onLimit: (response, _args, _source, _fieldArgs, context) => {
-      const refusal = response as FieldRefusal;
-      options.onRejected?.(refusal.coordinate, context);
-      throw new ApiError(ErrorCode.RATE_LIMITED, `Too many requests for ${refusal.coordinate}; retry in ${Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))} s.`, {
-        coordinate: refusal.coordinate,
+    onLimit: (response, _args, _source, _fieldArgs, context, info) => {
+      const refusal = response as Refusal;
+      const coordinate = `${info.parentType.name}.${info.fieldName}`;
+      options.onRejected?.(coordinate, context);
+      throw new ApiError(ErrorCode.RATE_LIMITED, `Too many requests for ${coordinate}; retry in ${Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))} s.`, {
+        coordinate,
         ...limitExtensions({ limit: refusal.window.limit, duration: refusal.window.duration, remaining: 0, msBeforeNext: refusal.msBeforeNext }),
       });
     },
