@@ -42,15 +42,16 @@ export function createWeatherLoaders(db: Database) {
       let loader = byLast.get(last);
       if (!loader) {
         loader = new DataLoader(async (stationIds) => {
-          const rows = await db.execute<{ id: string }>(sql`
-            select id from (
-              select id, row_number() over (partition by station_id order by observed_at desc, id desc) as n
-              from ${observations} where station_id in ${sql`(${sql.join(stationIds.map((s) => sql`${s}`), sql`, `)})`}
-            ) ranked where n <= ${last}`);
-          const ids = (Array.isArray(rows) ? rows : (rows as { rows: { id: string }[] }).rows).map((r) => Number(r.id));
-          const found = ids.length
-            ? await db.select().from(observations).where(inArray(observations.id, ids))
-            : [];
+          // One query for every station of the page: a LATERAL index scan per station reads
+          // only its newest `last` rows, however many observations the table holds.
+          const result = await db.execute<{ id: string }>(sql`
+            select latest.id from unnest(ARRAY[${sql.join(stationIds.map((s) => sql`${s}`), sql`, `)}]::text[]) as s(station_id)
+            cross join lateral (
+              select id from ${observations} o where o.station_id = s.station_id
+              order by o.observed_at desc, o.id desc limit ${last}
+            ) latest`);
+          const ids = (Array.isArray(result) ? result : (result as { rows: { id: string }[] }).rows).map((r) => Number(r.id));
+          const found = ids.length ? await db.select().from(observations).where(inArray(observations.id, ids)) : [];
           found.sort((a, b) => b.observedAt.getTime() - a.observedAt.getTime() || b.id - a.id);
           return stationIds.map((id) => found.filter((o) => o.stationId === id));
         });

@@ -1,0 +1,34 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { hasPostgres, hasRedis } from '../support/services';
+
+// Runs `npm run bench` in its few-second smoke mode so the bench can never rot. It asserts that
+// it ran to completion and printed its table, never how fast anything was.
+const root = path.resolve(__dirname, '..', '..');
+const canRun = hasPostgres() && hasRedis();
+
+(canRun ? describe : describe.skip)('bench smoke run (BENCH_SMOKE=1)', () => {
+  it('starts every variant, loads every workload, prints the table and writes the JSON', async () => {
+    const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', path.join(__dirname, 'run.ts')], {
+        cwd: root,
+        env: { ...process.env, BENCH_SMOKE: '1', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL, NODE_OPTIONS: '' },
+        timeout: 120_000,
+      }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve({ stdout })));
+    });
+    for (const variant of ['bare (PGlite)', 'protected, memory (PGlite)', 'bare (Postgres)', 'protected, Redis + Postgres']) {
+      expect(stdout).toContain(`| ${variant} |`);
+    }
+    const file = /numbers written to (\S+)/.exec(stdout)![1];
+    expect(existsSync(file)).toBe(true);
+    const { rows } = JSON.parse(readFileSync(file, 'utf8'));
+    expect(rows).toHaveLength(12);
+    for (const row of rows) {
+      expect(row.rps).toBeGreaterThan(0);
+      expect(row.non2xx).toBe(0); // every request answered 2xx: the bench measured real work
+    }
+  }, 150_000);
+});
+
+if (!canRun) console.warn('skipped the bench smoke run: it needs Postgres and Redis');
