@@ -1,6 +1,6 @@
 import {
   Kind, getNamedType, getNullableType, isAbstractType, isCompositeType, isListType, type FieldNode,
-  type FragmentDefinitionNode, type GraphQLCompositeType, type GraphQLField, type GraphQLNamedType, type GraphQLObjectType,
+  type FragmentDefinitionNode, type GraphQLCompositeType, type GraphQLNamedType, type GraphQLObjectType,
   type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode, getArgumentValues, getDirectiveValues,
   GraphQLIncludeDirective, GraphQLSkipDirective,
 } from 'graphql';
@@ -32,31 +32,22 @@ export type CostInput = {
   skipRootFields?: ReadonlySet<string>;
 };
 
-type Walker = {
-  /** The list size to use for a list field; `data` is the response value when measuring actual cost. */
-  sizeOf(field: FieldNode, def: GraphQLField<unknown, unknown>, policy: FieldPolicy | undefined, args: Record<string, unknown>, data: unknown): number;
-};
-
 export function requestedCost(input: CostInput): number {
-  return walkOperation(input, undefined, {
-    sizeOf: (_node, _def, policy, args) => (policy?.listSize ? listMultiplier(policy, args) : DEFAULT_LIST_SIZE),
-  });
+  return walkOperation(input, undefined);
 }
 
 /** Cost of what was really returned: list sizes are the lengths in `data`; null fields cost their weight only. */
 export function actualCost(input: CostInput, data: Record<string, unknown> | null | undefined): number {
-  if (!data) return 0;
-  return walkOperation(input, data, {
-    sizeOf: (_node, _def, _policy, _args, value) => (Array.isArray(value) ? value.length : 0),
-  });
+  return data ? walkOperation(input, data) : 0;
 }
 
-type Walk = { input: CostInput; walker: Walker; fragmentPath: Set<string> };
+/** `data` undefined: price the request; otherwise measure the response. */
+type Walk = { input: CostInput; fragmentPath: Set<string> };
 
-function walkOperation(input: CostInput, data: Record<string, unknown> | undefined, walker: Walker): number {
+function walkOperation(input: CostInput, data: Record<string, unknown> | undefined): number {
   const root = input.operation.operation === 'mutation' ? input.schema.getMutationType() : input.operation.operation === 'subscription' ? input.schema.getSubscriptionType() : input.schema.getQueryType();
   if (!root) return 0;
-  return selectionCost({ input, walker, fragmentPath: new Set() }, input.operation.selectionSet, root, data, true, undefined);
+  return selectionCost({ input, fragmentPath: new Set() }, input.operation.selectionSet, root, data, true, undefined);
 }
 
 /**
@@ -96,7 +87,7 @@ function objectSelectionCost(walk: Walk, selectionSet: SelectionSetNode, type: G
 }
 
 function fieldCost(walk: Walk, node: FieldNode, parent: GraphQLObjectType, parentData: unknown, isRoot: boolean, sizeFromParent: number | undefined): number {
-  const { input, walker } = walk;
+  const { input } = walk;
   const name = node.name.value;
   if (name.startsWith('__')) return 0;
   if (isRoot && input.skipRootFields?.has(name)) return 0;
@@ -118,7 +109,7 @@ function fieldCost(walk: Walk, node: FieldNode, parent: GraphQLObjectType, paren
 
   if (isListType(getNullableType(def.type)) && !sizedFields.length) {
     if (measuring) return (value as unknown[]).reduce<number>((sum, item) => sum + weight + childCost(item), 0);
-    const size = sizeFromParent ?? walker.sizeOf(node, def, policy, args, value);
+    const size = sizeFromParent ?? (policy?.listSize ? listMultiplier(policy, args) : DEFAULT_LIST_SIZE);
     return size * (weight + childCost(undefined));
   }
   return weight + childCost(measuring ? value : undefined);

@@ -219,6 +219,7 @@ function isDryRun(operation: OperationDefinitionNode, variables: Record<string, 
 function onlyStatusFields(document: DocumentNode, operation: OperationDefinitionNode): DocumentNode {
   return {
     kind: Kind.DOCUMENT,
-    definitions: [{ ...operation, selectionSet: { ...operation.selectionSet, selections: statusFields(operation) } }],
+    // fragments stay: the status field's own selection may spread one
+    definitions: [{ ...operation, selectionSet: { ...operation.selectionSet, selections: statusFields(operation) } }, ...Object.values(fragmentsOf(document))],
   };
 }

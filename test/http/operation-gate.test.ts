@@ -102,6 +102,9 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
     const after = await t.gql('query($id: ID!) { apiKey(id: $id) { usage { coordinate remaining } } }', { id: key.id });
     expect(after.body.data.apiKey.usage).toContainEqual({ coordinate: 'Query.forecast', remaining: 40 }); // field gate untouched
     expect((await t.gql('{ rateLimit { remaining } }', {}, key.secret)).body.data.rateLimit.remaining).toBe(100);
+    // a dry run whose status selection uses a fragment
+    const withFragment = await t.gql('query { rateLimit(dryRun: true) { ...S } station(id: "LHR") { name } } fragment S on RateLimitStatus { cost }', {}, key.secret);
+    expect(withFragment.body).toMatchObject({ data: { rateLimit: { cost: 1 } } });
   });
 
   it('refuses an absurd slicing value with 400 BAD_USER_INPUT before anything is spent', async () => {
