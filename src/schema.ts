@@ -4,8 +4,8 @@ import type { GraphQLSchema } from 'graphql';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { DateTimeResolver, JSONObjectResolver } from 'graphql-scalars';
 import { adminResolvers } from './admin/resolvers';
-import { applyRequireScopes } from './admin/require-scopes';
-import { applyRateLimitDirective, type FieldLimitContext } from './limits/rate-limit-directive';
+import { applyRequireScopes, readRequiredScopes } from './admin/require-scopes';
+import { applyRateLimitDirective, type FieldLimitContext, type RootFieldPrecharge } from './limits/rate-limit-directive';
 import { readFieldPolicies, type FieldPolicy } from './limits/field-policies';
 import type { FieldGate } from './limits/field-gate';
 import type { AuthenticatedKey } from './keys/types';
@@ -35,6 +35,8 @@ export type BuiltSchema = {
   /** Coordinates carrying @rateLimit: the ones a key may override. */
   limitedCoordinates: ReadonlySet<string>;
   rememberKey(key: AuthenticatedKey): void;
+  /** Takes limited root fields' budgets with the operation's; null when the gates are off. */
+  precharge: RootFieldPrecharge | null;
 };
 
 /**
@@ -49,7 +51,7 @@ export function buildSchema(gate: FieldGate | null, onRejected?: (coordinate: st
   });
   const policies = readFieldPolicies(base);
   const limitedCoordinates = new Set([...policies.values()].filter((p) => p.windows.length).map((p) => p.coordinate));
-  if (!gate) return { schema: base, policies, limitedCoordinates, rememberKey: () => {} };
-  const limited = applyRateLimitDirective(base, { gate, policies, onRejected });
-  return { schema: applyRequireScopes(limited.schema), policies, limitedCoordinates, rememberKey: limited.rememberKey };
+  if (!gate) return { schema: base, policies, limitedCoordinates, rememberKey: () => {}, precharge: null };
+  const limited = applyRateLimitDirective(base, { gate, policies, requiredScopes: readRequiredScopes(base), onRejected });
+  return { schema: applyRequireScopes(limited.schema), policies, limitedCoordinates, rememberKey: limited.rememberKey, precharge: limited.precharge };
 }

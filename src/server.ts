@@ -158,6 +158,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
               mode: config.costMode,
               maxCost: config.maxQueryCost,
               defaultBudget: config.budget,
+              precharge: built.precharge,
               onCost: (points) => metrics.cost(points),
               onRejected: () => metrics.rejected('operation'),
             }),
@@ -241,6 +242,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
       loaders: createWeatherLoaders(database.db),
       cost: {},
       meta: request.meta,
+      prepaid: new Map(),
       ipCheck: options.bare ? async () => ({ ok: true }) : ipCheck,
       ipRefusal,
     };

@@ -1,4 +1,4 @@
-import { defaultFieldResolver, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
+import { defaultFieldResolver, isObjectType, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
 import { MapperKind, getDirective, mapSchema } from '@graphql-tools/utils';
 import { forbidden } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
@@ -9,14 +9,27 @@ import type { AuthenticatedKey } from '../keys/types';
  * so a refused caller never reaches the limiter and spends nothing.
  */
 export function applyRequireScopes(schema: GraphQLSchema): GraphQLSchema {
+  const required = readRequiredScopes(schema);
   return mapSchema(schema, {
-    [MapperKind.OBJECT_FIELD]: (fieldConfig, _fieldName, typeName) => {
-      const type = schema.getType(typeName)!;
-      const scopes: string[] | undefined =
-        getDirective(schema, fieldConfig, 'requireScopes')?.[0]?.scopes ?? getDirective(schema, type as never, 'requireScopes')?.[0]?.scopes;
-      return scopes?.length ? guard(fieldConfig, scopes) : fieldConfig;
+    [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
+      const scopes = required.get(`${typeName}.${fieldName}`);
+      return scopes ? guard(fieldConfig, scopes) : fieldConfig;
     },
   });
+}
+
+/** Coordinate → scopes its @requireScopes (on the field, else on its type) asks for. */
+export function readRequiredScopes(schema: GraphQLSchema): Map<string, string[]> {
+  const required = new Map<string, string[]>();
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__')) continue;
+    const typeScopes: string[] | undefined = getDirective(schema, type, 'requireScopes')?.[0]?.scopes;
+    for (const field of Object.values(type.getFields())) {
+      const scopes: string[] | undefined = getDirective(schema, field, 'requireScopes')?.[0]?.scopes ?? typeScopes;
+      if (scopes?.length) required.set(`${type.name}.${field.name}`, scopes);
+    }
+  }
+  return required;
 }
 
 function guard(field: GraphQLFieldConfig<unknown, { apiKey?: AuthenticatedKey }>, scopes: string[]) {

@@ -30,4 +30,9 @@ export class FieldGate {
   async consume(keyId: string, coordinate: string, windows: readonly Window[], points: number): Promise<void> {
     await this.gate.consume(FieldGate.storeKey(keyId, coordinate), windows, points);
   }
+
+  /** Gives back points taken by `consume` (a pre-charged field whose operation was refused). */
+  async release(keyId: string, coordinate: string, windows: readonly Window[], points: number): Promise<void> {
+    await Promise.all(windows.map((w) => this.gate.limiterFor(w).reward(FieldGate.storeKey(keyId, coordinate), points).catch(() => undefined)));
+  }
 }

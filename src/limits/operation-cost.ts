@@ -115,7 +115,7 @@ function fieldCost(walk: Walk, node: FieldNode, parent: GraphQLObjectType, paren
   return weight + childCost(measuring ? value : undefined);
 }
 
-function included(node: { directives?: readonly import('graphql').DirectiveNode[] }, variables: Record<string, unknown>): boolean {
+export function included(node: { directives?: readonly import('graphql').DirectiveNode[] }, variables: Record<string, unknown>): boolean {
   if (!node.directives?.length) return true;
   const skip = getDirectiveValues(GraphQLSkipDirective, node as FieldNode, variables);
   if (skip?.if === true) return false;

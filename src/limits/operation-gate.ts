@@ -7,7 +7,8 @@ import { ApiError, ErrorCode, badUserInput, limitExtensions } from '../errors';
 import { CoalescingGate, Refusal } from './coalescing-gate';
 import type { Context } from '../context';
 import { SlicingError, type FieldPolicy } from './field-policies';
-import { actualCost, requestedCost, type CostInput } from './operation-cost';
+import { actualCost, included, requestedCost, type CostInput } from './operation-cost';
+import type { RootFieldPrecharge } from './rate-limit-directive';
 import type { LimiterStore } from './store';
 
 export type OperationGateOptions = {
@@ -16,6 +17,8 @@ export type OperationGateOptions = {
   mode: 'enforce' | 'measure';
   maxCost: number;
   defaultBudget: { points: number; duration: number };
+  /** Takes limited root fields' budgets in the same round trip as the operation's. */
+  precharge?: RootFieldPrecharge | null;
   /** Told about every operation's requested cost and every refusal (metrics). */
   onCost?: (points: number) => void;
   onRejected?: () => void;
@@ -74,7 +77,8 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
       return {
         async didResolveOperation(rc) {
           const ctx = rc.contextValue;
-          input = costInput(rc);
+          const operationInput = costInput(rc);
+          input = operationInput;
           let cost: number;
           try {
             cost = requestedCost(input);
@@ -99,7 +103,11 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
             throw new ApiError(ErrorCode.QUERY_TOO_COMPLEX, `This operation costs ${cost} points; the most one operation may cost is ${options.maxCost}.`, { cost, maxCost: options.maxCost }, 400);
           }
           const started = performance.now();
-          // The IP verdict and the key's budget are decided in the same turn: one round trip on Redis.
+          // The IP verdict, the key's budget and its root fields' budgets are decided in the same
+          // turn: one round trip on Redis.
+          const rootType = operationInput.operation.operation === 'mutation' ? rc.schema.getMutationType() : rc.schema.getQueryType();
+          const rootFields = operationInput.operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD && included(s, operationInput.variables));
+          const prepaid = rootType && options.precharge ? options.precharge(ctx, rootType, rootFields, operationInput.variables) : null;
           const [ip, charge] = await Promise.all([
             ctx.ipCheck(),
             gate.consume(ctx.apiKey.id, [budget], cost).then((admission) => ({ admission }), (thrown: unknown) => ({ thrown })),
@@ -108,6 +116,7 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
             if (!ip.ok) {
               // Refused for its address: the key keeps its points.
               if ('admission' in charge) await gate.limiterFor(budget).reward(ctx.apiKey.id, cost).catch(() => undefined);
+              await prepaid?.release();
               throw ctx.ipRefusal(ip);
             }
             if ('admission' in charge) {
@@ -116,10 +125,14 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
               return;
             }
             const refusal = charge.thrown;
-            if (!(refusal instanceof Refusal)) throw refusal; // closed store: SERVICE_UNAVAILABLE
+            if (!(refusal instanceof Refusal)) {
+              await prepaid?.release();
+              throw refusal; // closed store: SERVICE_UNAVAILABLE
+            }
             // The gate already gave the points back: a refused operation spends nothing.
             record(ctx, refusal);
             if (mode === 'measure') return; // reported in extensions.cost, never refused
+            await prepaid?.release();
             options.onRejected?.();
             (ctx.meta.gates ??= []).push('operation');
             const ext = limitExtensions({ limit: budget.limit, duration: budget.duration, remaining: refusal.remainingPoints, msBeforeNext: refusal.msBeforeNext });

@@ -1,6 +1,6 @@
-import type { GraphQLSchema } from 'graphql';
+import { getArgumentValues, type FieldNode, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
-import { RateLimiterCompatibleAbstract, type IRateLimiterOptions, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { LRUCache } from 'lru-cache';
 import { ApiError, ErrorCode, badUserInput, limitExtensions } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
@@ -8,7 +8,10 @@ import { FieldGate, type Window } from './field-gate';
 import type { Refusal } from './coalescing-gate';
 import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
 
-export type FieldLimitContext = { apiKey?: AuthenticatedKey };
+/** `prepaid`: root fields whose budget was already taken with the operation's (see precharge). */
+export type FieldLimitContext = { apiKey?: AuthenticatedKey; prepaid?: Map<FieldNode, Promise<void>> };
+
+export type RootFieldPrecharge = (context: FieldLimitContext, rootType: GraphQLObjectType, fields: readonly FieldNode[], variables: Record<string, unknown>) => { release(): Promise<void> };
 
 /**
  * graphql-rate-limit-directive owns the SDL contract and the resolver wrapping; we plug our
@@ -22,9 +25,11 @@ export type FieldLimitContext = { apiKey?: AuthenticatedKey };
 export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   gate: FieldGate;
   policies: ReadonlyMap<string, FieldPolicy>;
+  /** Scopes each coordinate needs (@requireScopes): a caller without them is never charged. */
+  requiredScopes: ReadonlyMap<string, readonly string[]>;
   /** Told about every refused resolution (metrics, access log). */
   onRejected?: (coordinate: string, context: FieldLimitContext) => void;
-}): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void } {
+}): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void; precharge: RootFieldPrecharge } {
   const { gate, policies } = options;
   // Keys with per-coordinate overrides, as last authenticated (refreshed with the key cache).
   const overrides = new LRUCache<string, AuthenticatedKey['limits']>({ max: 100_000 });
@@ -44,6 +49,33 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     }
   }
 
+  /** Points one resolution spends; throws BAD_USER_INPUT for absurd or never-admissible asks. */
+  const pointsFor = (coordinate: string, fieldArgs: Record<string, unknown>, keyId: string): number => {
+    const policy = policies.get(coordinate);
+    if (!policy) return 1;
+    let points: number;
+    try {
+      points = fieldPoints(policy, fieldArgs);
+    } catch (error) {
+      if (error instanceof SlicingError) throw badUserInput(error.message, error.argument);
+      throw error;
+    }
+    // A request no window could ever admit is a bad request, not a reason to spend a budget.
+    const smallest = Math.min(...windowsFor(keyId, coordinate).map((w) => w.limit));
+    if (points > smallest) {
+      throw badUserInput(`${coordinate} asks for ${points} points here, but its budget is ${smallest} points per window.`);
+    }
+    return points;
+  };
+
+  const rateLimited = (refusal: Refusal, coordinate: string, context: FieldLimitContext) => {
+    options.onRejected?.(coordinate, context);
+    return new ApiError(ErrorCode.RATE_LIMITED, `Too many requests for ${coordinate}; retry in ${Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))} s.`, {
+      coordinate,
+      ...limitExtensions({ limit: refusal.window.limit, duration: refusal.window.duration, remaining: 0, msBeforeNext: refusal.msBeforeNext }),
+    });
+  };
+
   const { rateLimitDirectiveTransformer } = rateLimitDirective<FieldLimitContext, IRateLimiterOptions>({
     limiterClass: GateLimiter as unknown as typeof RateLimiterAbstract,
     keyGenerator: (_args, _source, _fieldArgs, context, info) => {
@@ -51,37 +83,65 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       if (!context.apiKey) throw new ApiError(ErrorCode.UNAUTHENTICATED, 'An API key is required.');
       return FieldGate.storeKey(context.apiKey.id, `${info.parentType.name}.${info.fieldName}`);
     },
-    pointsCalculator: (_args, _source, fieldArgs, context, info) => {
+    pointsCalculator: async (_args, _source, fieldArgs, context, info) => {
       const coordinate = `${info.parentType.name}.${info.fieldName}`;
-      const policy = policies.get(coordinate);
-      if (!policy) return 1;
-      let points: number;
-      try {
-        points = fieldPoints(policy, fieldArgs);
-      } catch (error) {
-        if (error instanceof SlicingError) throw badUserInput(error.message, error.argument);
-        throw error;
+      const prepaid = context.prepaid?.get(info.fieldNodes[0]);
+      if (prepaid) {
+        // Already decided with the operation's budget: 0 tells the library to spend nothing more.
+        await prepaid.catch((refusal: unknown) => {
+          throw refusal instanceof RateLimiterRes ? rateLimited(refusal as Refusal, coordinate, context) : refusal;
+        });
+        return 0;
       }
-      // A request no window could ever admit is a bad request, not a reason to spend a budget.
-      const smallest = Math.min(...windowsFor(context.apiKey?.id ?? '', coordinate).map((w) => w.limit));
-      if (points > smallest) {
-        throw badUserInput(`${policy.coordinate} asks for ${points} points here, but its budget is ${smallest} points per window.`);
-      }
-      return points;
+      return pointsFor(coordinate, fieldArgs, context.apiKey?.id ?? '');
     },
     onLimit: (response, _args, _source, _fieldArgs, context, info) => {
-      const refusal = response as Refusal;
-      const coordinate = `${info.parentType.name}.${info.fieldName}`;
-      options.onRejected?.(coordinate, context);
-      throw new ApiError(ErrorCode.RATE_LIMITED, `Too many requests for ${coordinate}; retry in ${Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))} s.`, {
-        coordinate,
-        ...limitExtensions({ limit: refusal.window.limit, duration: refusal.window.duration, remaining: 0, msBeforeNext: refusal.msBeforeNext }),
-      });
+      throw rateLimited(response as Refusal, `${info.parentType.name}.${info.fieldName}`, context);
     },
   });
 
+  /**
+   * Takes the budgets of an operation's limited root fields in the same event-loop turn as the
+   * operation's own budget, so on Redis they share its round trip instead of needing one more
+   * when execution reaches them. Fields the caller lacks the scope for, or whose arguments are
+   * bad, are left to the normal path (which refuses them without spending). `release` gives the
+   * points back if the operation is refused after all.
+   */
+  const precharge: RootFieldPrecharge = (context, rootType, fields, variables) => {
+    const key = context.apiKey;
+    const taken: { coordinate: string; windows: readonly Window[]; points: number }[] = [];
+    const pending: Promise<void>[] = [];
+    if (!key) return { release: async () => {} };
+    context.prepaid ??= new Map();
+    for (const node of fields) {
+      const coordinate = `${rootType.name}.${node.name.value}`;
+      const windows = windowsFor(key.id, coordinate);
+      const field = rootType.getFields()[node.name.value];
+      if (!windows.length || !field) continue;
+      if ((options.requiredScopes.get(coordinate) ?? []).some((s) => !key.scopes.includes(s))) continue;
+      let points: number;
+      try {
+        points = pointsFor(coordinate, getArgumentValues(field, node, variables), key.id);
+      } catch {
+        continue;
+      }
+      if (points === 0) continue;
+      const charge = gate.consume(key.id, coordinate, windows, points);
+      pending.push(charge.then(() => void taken.push({ coordinate, windows, points }), () => undefined));
+      context.prepaid.set(node, charge);
+    }
+    return {
+      async release() {
+        await Promise.all(pending);
+        context.prepaid?.clear();
+        await Promise.all(taken.map((t) => gate.release(key.id, t.coordinate, t.windows, t.points)));
+      },
+    };
+  };
+
   return {
     schema: rateLimitDirectiveTransformer(schema),
+    precharge,
     rememberKey(key) {
       if (key.limits.size > 0) overrides.set(key.id, key.limits);
       else if (overrides.has(key.id)) overrides.delete(key.id);

@@ -107,6 +107,24 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
     expect(withFragment.body).toMatchObject({ data: { rateLimit: { cost: 1 } } });
   });
 
+  it('takes root fields\' budgets with the operation\'s, and gives them back when the operation is refused', async () => {
+    const key = await t.createKey({ budget: { points: 1, duration: 60 }, limits: [{ coordinate: 'Query.station', limit: 5, duration: 60 }] });
+    const usage = async () => {
+      const res = await t.gql('query($id: ID!) { apiKey(id: $id) { usage { coordinate remaining } } }', { id: key.id });
+      return res.body.data.apiKey.usage.find((u: { coordinate: string }) => u.coordinate === 'Query.station').remaining;
+    };
+    expect((await t.gql(STATION, {}, key.secret)).status).toBe(200);
+    expect(await usage()).toBe(4);
+    expect((await t.gql(STATION, {}, key.secret)).status).toBe(429); // operation budget spent
+    expect(await usage()).toBe(4); // the field's points taken with it were given back
+    // a root field over its own budget is still refused at its path, with the rest standing
+    const tight = await t.createKey({ limits: [{ coordinate: 'Query.station', limit: 1, duration: 60 }] });
+    const res = await t.gql('{ a: station(id: "LHR") { id } b: station(id: "AMS") { id } rateLimit { limit } }', {}, tight.secret);
+    expect(res.body.data.a).toEqual({ id: 'LHR' });
+    expect(res.body.data.b).toBeNull();
+    expect(res.body.errors).toMatchObject([{ path: ['b'], extensions: { code: 'RATE_LIMITED', coordinate: 'Query.station' } }]);
+  });
+
   it('refuses an absurd slicing value with 400 BAD_USER_INPUT before anything is spent', async () => {
     const key = await keyWithBudget(100);
     const res = await t.gql('query($n: Int) { stations(first: $n) { totalCount } }', { n: 2147483647 }, key.secret);

@@ -6,7 +6,7 @@ import { FieldGate } from '../../src/limits/field-gate';
 import { readFieldPolicies } from '../../src/limits/field-policies';
 import { applyRateLimitDirective } from '../../src/limits/rate-limit-directive';
 import { createLimiterStore, type LimiterStore, type StoreFailureMode } from '../../src/limits/store';
-import { applyRequireScopes } from '../../src/admin/require-scopes';
+import { applyRequireScopes, readRequiredScopes } from '../../src/admin/require-scopes';
 import type { AuthenticatedKey } from '../../src/keys/types';
 import { loadTypeDefs } from '../../src/schema';
 import { flushTestRedis } from '../support/harness';
@@ -50,7 +50,7 @@ function makeKey(scopes: string[] = [], limits: [string, { limit: number; durati
 function harness(store: LimiterStore) {
   const base = makeExecutableSchema({ typeDefs: [...loadTypeDefs().filter((d) => d.includes('directive @rateLimit')), SDL], resolvers });
   const gate = new FieldGate(store);
-  const limited = applyRateLimitDirective(base, { gate, policies: readFieldPolicies(base) });
+  const limited = applyRateLimitDirective(base, { gate, policies: readFieldPolicies(base), requiredScopes: readRequiredScopes(base) });
   const schema = applyRequireScopes(limited.schema);
   const run = (query: string, apiKey: AuthenticatedKey, variables?: Record<string, unknown>) => {
     limited.rememberKey(apiKey);
