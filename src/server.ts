@@ -11,6 +11,7 @@ import { openDatabase, type DatabaseHandle } from './db/client';
 import { ApiError, ErrorCode, badRequest, limitExtensions, serviceUnavailable, unauthenticated } from './errors';
 import { KeyAuthenticator } from './keys/authenticator';
 import { KeyService } from './keys/service';
+import { KEY_CHANGED_CHANNEL } from './keys/key-events';
 import { FieldGate } from './limits/field-gate';
 import { IpGate, type IpVerdict } from './limits/ip-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore } from './limits/store';
@@ -49,7 +50,6 @@ export type Tollgate = {
   close(): Promise<void>;
 };
 
-const KEY_CHANGED_CHANNEL = 'tollgate:key-changed';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config';
 import { openDatabase } from '../db/client';
 import { KeyService } from '../keys/service';
+import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
 import { buildSchema } from '../schema';
 import { createRedisClient } from '../limits/store';
 
@@ -40,7 +41,7 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
       scopes: config.scopes,
       limitedCoordinates: buildSchema(null).limitedCoordinates,
       // Running servers drop the key from their caches within a second.
-      onKeyChanged: async (keyId) => void (await redis?.publish('tollgate:key-changed', keyId).catch(() => undefined)),
+      onKeyChanged: async (keyId) => void (await redis?.publish(KEY_CHANGED_CHANNEL, keyId).catch(() => undefined)),
     });
     const fail = (message: string) => (out(`error: ${message}`), 1);
     switch (command) {
