@@ -28,6 +28,8 @@ async function main() {
       },
     );
   };
+  // Last line of defence: a stray rejection is logged, not allowed to take the server down.
+  process.on('unhandledRejection', (reason) => server.logger.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : reason }, 'unhandled rejection'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

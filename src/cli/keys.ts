@@ -96,10 +96,12 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
 
 if (require.main === module) {
   runKeysCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    (code) => {
+      process.exitCode = code;
+    },
     (err) => {
       process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `error: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
+      process.exitCode = 1;
     },
   );
 }

@@ -71,7 +71,10 @@ export class CoalescingGate {
     this.flushScheduled = false;
     const batches = [...this.pending.values()];
     this.pending.clear();
-    for (const batch of batches) void this.settle(batch);
+    for (const batch of batches) {
+      // A bug here must fail the calls that wait on it, never become an unhandled rejection.
+      this.settle(batch).catch((error: unknown) => batch.items.forEach((item) => item.reject(error)));
+    }
   }
 
   private async settle(batch: Batch) {
