@@ -104,6 +104,9 @@ describe.each(databaseBackends())('key administration on %s', (backend) => {
     const now = (await t.gql(ROTATE, { id: key.id, grace: 0 })).body.data.rotateApiKey;
     expect((await t.gql(ME, {}, rotated.secret)).status).toBe(401); // grace 0: stops at once
     expect((await t.gql(ME, {}, now.secret)).status).toBe(200);
+    const events = await db.db.select().from(auditEvents).where(eq(auditEvents.targetKeyId, key.id));
+    expect(events.map((e) => e.action).sort()).toEqual(['key.created', 'key.rotated', 'key.rotated']);
+    for (const secret of [key.secret, rotated.secret, now.secret]) expect(JSON.stringify(events)).not.toContain(secret.slice(7));
   });
 
   it('keeps budgets across a rotation (they belong to the key id)', async () => {

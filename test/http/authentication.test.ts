@@ -118,6 +118,17 @@ describe.each(databaseBackends())('authentication on %s', (backend) => {
     expect(rows.every((r) => r.lastUsedAt instanceof Date)).toBe(true);
   });
 
+  it('flushes last_used_at when the server shuts down', async () => {
+    const other = await startTestServer({ database: db, env: { LAST_USED_FLUSH_SECONDS: '3600' } });
+    const key = await other.createKey();
+    await other.gql(ME, {}, key.secret);
+    const before = await db.db.select().from(apiKeys).where(eq(apiKeys.id, key.id));
+    expect(before[0].lastUsedAt).toBeNull();
+    await other.close();
+    const after = await db.db.select().from(apiKeys).where(eq(apiKeys.id, key.id));
+    expect(after[0].lastUsedAt).toBeInstanceOf(Date);
+  });
+
   it('never stores or logs a secret', async () => {
     const created = await t.gql('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id start } } }', {
       input: { name: 'leak check', scopes: ['read'] },

@@ -66,6 +66,12 @@ describe('metrics', () => {
     expect(delta('tollgate_operation_cost_points_count')).toBe(4);
     expect(delta('tollgate_key_cache_lookups_total', { result: 'hit' })).toBeGreaterThanOrEqual(3);
     expect(delta('tollgate_limiter_store_duration_seconds_count', { store: 'memory', call: 'consume' })).toBeGreaterThan(0);
+    // the access log says what each request cost and which gate refused it
+    const lines = t.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request' && l.keyId === key.id);
+    expect(lines.map((l) => l.status)).toEqual([200, 200, 200, 429]);
+    expect(lines[1]).toMatchObject({ cost: 1, gates: ['field:Query.station'] });
+    expect(lines[3]).toMatchObject({ gates: ['operation'] });
+    expect(typeof lines[0].budgetStoreMs).toBe('number');
   });
 
   it('keeps label cardinality bounded when 1,000 distinct keys call', async () => {
