@@ -5,6 +5,7 @@ import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type Redis from 'ioredis';
 import pino, { type Logger } from 'pino';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Config } from './config';
 import type { Context, RequestMeta } from './context';
 import { openDatabase, type DatabaseHandle } from './db/client';
@@ -332,8 +333,7 @@ function accessLogPlugin(logger: Logger): ApolloServerPlugin<Context> {
         },
         async didEncounterErrors({ errors, contextValue }) {
           for (const error of errors) {
-            const code = error.extensions?.code;
-            if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) continue;
+            if (!isUnexpected(error)) continue;
             const original = error.originalError ?? error;
             logger.error({ reqId: contextValue?.requestId, err: { message: original.message, stack: original.stack } }, 'unexpected error in GraphQL execution');
           }
@@ -356,9 +356,20 @@ function accessLogPlugin(logger: Logger): ApolloServerPlugin<Context> {
  * (or graphql-js's and Apollo's own) becomes a generic INTERNAL_SERVER_ERROR; the access-log
  * plugin adds the request id and logs the real error under it.
  */
-function maskUnexpected(formatted: import('graphql').GraphQLFormattedError): import('graphql').GraphQLFormattedError {
-  const code = formatted.extensions?.code;
-  if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
-  return { message: 'Internal error.', locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
+function maskUnexpected(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+  if (isUnexpected(error)) {
+    return { message: 'Internal error.', locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
+  }
+  // graphql-js's and Apollo's own request errors sometimes carry no code: they are the client's.
+  if (formatted.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR) return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_REQUEST } };
+  return formatted;
+}
+
+/** An exception thrown somewhere (a bug, a dead database), as opposed to an error made for the client. */
+function isUnexpected(error: unknown): boolean {
+  if (!(error instanceof GraphQLError)) return true;
+  const code = error.extensions?.code;
+  if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) return false;
+  return code === ErrorCode.INTERNAL_SERVER_ERROR || (!!error.originalError && !(error.originalError instanceof GraphQLError));
 }
 

@@ -133,8 +133,9 @@ export class KeyService {
     if (args.keyId && !isUuid(args.keyId)) return fail('BAD_USER_INPUT', '"keyId" is not a key id.', 'keyId');
     let before: number | undefined;
     if (args.after) {
-      before = Number(Buffer.from(args.after, 'base64url').toString('utf8').replace(/^audit:/, ''));
-      if (!Number.isSafeInteger(before)) return fail('BAD_USER_INPUT', '"after" is not a cursor returned by this API.', 'after');
+      const match = /^audit:(\d{1,15})$/.exec(Buffer.from(args.after, 'base64url').toString('utf8'));
+      if (!match) return fail('BAD_USER_INPUT', '"after" is not a cursor returned by this API.', 'after');
+      before = Number(match[1]);
     }
     const filter = args.keyId ? eq(auditEvents.targetKeyId, args.keyId) : undefined;
     const rows = await this.db

@@ -77,6 +77,10 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
       return {
         async didResolveOperation(rc) {
           const ctx = rc.contextValue;
+          if (!rc.operation) return; // no such operation: Apollo answers 400 itself
+          if (rc.operation.operation === 'subscription') {
+            throw new ApiError(ErrorCode.BAD_REQUEST, 'Subscriptions are not supported by this API.', {}, 400);
+          }
           const operationInput = costInput(rc);
           input = operationInput;
           let cost: number;

@@ -193,6 +193,23 @@ describe('hardening', () => {
     expect((await t.gql('{ __typename }')).status).toBe(200);
   });
 
+  it.each<[string, Record<string, unknown>, number]>([
+    ['two operations and no operationName', { query: 'query A { __typename } query B { __typename }' }, 400],
+    ['an operationName that is not in the document', { query: 'query A { __typename }', operationName: 'Z' }, 400],
+    ['a subscription', { query: 'subscription { x }' }, 400],
+    ['a persisted query whose hash does not match', { query: '{ __typename }', extensions: { persistedQuery: { version: 1, sha256Hash: 'abc' } } }, 400],
+  ])('answers %s with a coded 4xx, not an internal error', async (_name, body, status) => {
+    const res = await fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': t.adminKey }, body: JSON.stringify(body) });
+    const json = (await res.json()) as { errors: { extensions: { code: string } }[] };
+    expect(res.status).toBe(status);
+    expect(json.errors[0].extensions.code).not.toBe('INTERNAL_SERVER_ERROR');
+  });
+
+  it('refuses a forged audit cursor', async () => {
+    const res = await t.gql('{ auditEvents(after: "ISE") { totalCount } }');
+    expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
+  });
+
   it('does not suggest field names to a client that guesses', async () => {
     const res = await t.gql('{ statio(id: "LHR") { name } }');
     expect(res.status).toBe(400);
