@@ -195,6 +195,7 @@ export class KeyService {
     if (input.name !== undefined || creating) {
       const name = input.name?.trim() ?? '';
       if (name.length < 1 || name.length > 100) return fail('BAD_USER_INPUT', '"name" must be 1 to 100 characters.', 'name');
+      if (/[\u0000-\u001f\u007f]/.test(name)) return fail('BAD_USER_INPUT', '"name" may not contain control characters.', 'name');
     }
     for (const scope of input.scopes ?? []) {
       if (!this.options.scopes.includes(scope)) {

@@ -60,7 +60,11 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
 
   const costInput = (rc: GraphQLRequestContextDidResolveOperation<Context>): CostInput => {
     const operation = rc.operation as OperationDefinitionNode;
-    const coerced = getVariableValues(rc.schema, operation.variableDefinitions ?? [], rc.request.variables ?? {});
+    const coerced = getVariableValues(rc.schema, operation.variableDefinitions ?? [], rc.request.variables ?? {}, { maxErrors: 5 });
+    // Apollo coerces variables only when it executes; bad ones must be the client's 400, not our crash.
+    if (coerced.errors) {
+      throw new ApiError(ErrorCode.BAD_USER_INPUT, coerced.errors.map((e) => e.message).join(' '), {}, 400);
+    }
     return {
       schema: rc.schema,
       operation,

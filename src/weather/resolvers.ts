@@ -21,6 +21,8 @@ function requireFinite(value: number, min: number, max: number, field: string) {
   }
 }
 
+const STATION_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
 const encodeCursor = (id: string) => Buffer.from(`station:${id}`).toString('base64url');
 function decodeCursor(cursor: string): string {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
@@ -32,7 +34,9 @@ function decodeCursor(cursor: string): string {
 export function createWeatherLoaders(db: Database) {
   const byLast = new Map<number, DataLoader<string, Observation[]>>();
   const stationById = new DataLoader<string, Station | null>(async (ids) => {
-    const rows = await db.select().from(stations).where(inArray(stations.id, [...ids]));
+    // Anything that is not an id shape (NUL bytes, 10 KB strings) is simply unknown.
+    const wellFormed = ids.filter((id) => STATION_ID.test(id));
+    const rows = wellFormed.length ? await db.select().from(stations).where(inArray(stations.id, wellFormed)) : [];
     const found = new Map(rows.map((r) => [r.id, r]));
     return ids.map((id) => found.get(id) ?? null);
   });

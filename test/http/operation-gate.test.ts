@@ -205,6 +205,17 @@ describe('hardening', () => {
     expect(json.errors[0].extensions.code).not.toBe('INTERNAL_SERVER_ERROR');
   });
 
+  it.each<[string, string, Record<string, unknown>, number, string]>([
+    ['a variable of the wrong type', 'query($n: Int) { stations(first: $n) { totalCount } }', { n: 'ten' }, 400, 'BAD_USER_INPUT'],
+    ['an invalid DateTime variable', 'mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }', { i: { name: 'x', expiresAt: '2020-13-45' } }, 400, 'BAD_USER_INPUT'],
+    ['a NUL byte in an id', 'query($id: ID!) { station(id: $id) { id } }', { id: 'L\u0000H' }, 200, 'none'],
+    ['a NUL byte in a key name', 'mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }', { i: { name: 'a\u0000b' } }, 200, 'BAD_USER_INPUT'],
+  ])('answers %s without an internal error', async (_name, query, variables, status, code) => {
+    const res = await t.gql(query, variables);
+    expect(res.status).toBe(status);
+    expect(res.body.errors?.[0]?.extensions?.code ?? 'none').toBe(code);
+  });
+
   it('refuses a forged audit cursor', async () => {
     const res = await t.gql('{ auditEvents(after: "ISE") { totalCount } }');
     expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
