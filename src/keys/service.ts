@@ -179,7 +179,9 @@ export class KeyService {
       if ('ok' in changes) return changes;
       const after = { ...before, ...changes };
       const wasActiveAdmin = admins.some((a) => a.id === id);
-      const staysActiveAdmin = !after.revokedAt && !after.expiresAt && after.scopes.includes('admin');
+      // Setting an expiry counts as expiring it; an expiry it already had (and still is active under) does not.
+      const setsExpiry = 'expiresAt' in changes && !!changes.expiresAt && changes.expiresAt.getTime() !== before.expiresAt?.getTime();
+      const staysActiveAdmin = !after.revokedAt && !setsExpiry && after.scopes.includes('admin');
       if (wasActiveAdmin && !staysActiveAdmin && admins.length === 1) {
         return { ...fail('FORBIDDEN', 'This is the last active admin key: create another admin key before revoking, expiring or demoting it.', 'id'), reason: 'LAST_ADMIN_KEY' };
       }

@@ -214,6 +214,10 @@ describe.each(databaseBackends())('key administration on %s', (backend) => {
       expect((await solo.gql(REVOKE, { id: me.id })).body.errors).toBeUndefined();
       const demote = await solo.gql(UPDATE, { id: second.apiKey.id, input: { scopes: ['read'] } }, second.secret);
       expect(demote.body.errors[0].extensions.reason).toBe('LAST_ADMIN_KEY');
+      // rotating or renaming the last admin key is fine, even when it already had an expiry
+      const third = (await solo.gql(CREATE, { input: { name: 'expiring admin', scopes: ['admin'], expiresAt: '2099-01-01T00:00:00Z' } }, second.secret)).body.data.createApiKey;
+      expect((await solo.gql(REVOKE, { id: second.apiKey.id }, third.secret)).body.errors).toBeUndefined();
+      expect((await solo.gql(ROTATE, { id: third.apiKey.id, grace: 0 }, third.secret)).body.errors).toBeUndefined();
     } finally {
       await solo.close();
       await fresh.dispose();
