@@ -6,7 +6,7 @@ async function main() {
   const config = loadConfig();
   const server = await createServer({ config });
   if (config.bootstrapAdminKey) {
-    const secret = await bootstrapAdminKey(server.database.db, server.keys, config.scopes);
+    const secret = await bootstrapAdminKey(server.keys, config.scopes);
     // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
     if (secret) process.stdout.write(`\nAdmin API key (shown once, store it now): ${secret}\n\n`);
   }

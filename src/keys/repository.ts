@@ -49,8 +49,3 @@ export async function touchLastUsed(db: Database, ids: string[], at: Date): Prom
     .set({ lastUsedAt: at })
     .where(sql`${apiKeys.id} in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`);
 }
-
-export async function countKeys(db: Database): Promise<number> {
-  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(apiKeys);
-  return row.n;
-}

@@ -18,6 +18,9 @@ export type KeyInput = {
 export type Page<T> = { nodes: { cursor: string; node: T }[]; hasNextPage: boolean; totalCount: number };
 export type AuditEvent = typeof auditEvents.$inferSelect;
 
+/** Arbitrary, fixed: the advisory lock id that serialises first-start bootstraps. */
+const FIRST_ADMIN_LOCK = 7_411_001;
+type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 const fail = (code: Failure['code'], message: string, field?: string): Failure => ({ ok: false, code, message, field });
 const MAX_DURATION = 366 * 24 * 3600;
 
@@ -45,25 +48,38 @@ export class KeyService {
   async create(input: KeyInput & { name: string }, actorKeyId: string | null): Promise<Result<{ secret: string; key: ApiKeyRow }>> {
     const invalid = this.validate(input, true);
     if (invalid) return invalid;
-    const secret = generateKey(this.options.prefix);
-    const key = await this.db.transaction(async (tx) => {
-      const [row] = await tx
-        .insert(apiKeys)
-        .values({
-          name: input.name,
-          start: displayStart(secret, this.options.prefix),
-          hash: hashKey(secret),
-          scopes: unique(input.scopes ?? []),
-          expiresAt: input.expiresAt ?? null,
-          limits: input.limits ?? [],
-          budgetPoints: input.budget?.points ?? null,
-          budgetDuration: input.budget?.duration ?? null,
-        })
-        .returning();
-      await tx.insert(auditEvents).values({ actorKeyId, action: 'key.created', targetKeyId: row.id, details: { after: publicView(row) } });
-      return row;
+    return { ok: true, value: await this.db.transaction((tx) => this.insert(tx, input, actorKeyId)) };
+  }
+
+  /**
+   * The first start's admin key: created only if the database holds no key at all. An advisory
+   * lock makes instances that start together on an empty database agree on one.
+   */
+  async createFirstAdmin(scopes: readonly string[]): Promise<{ secret: string; key: ApiKeyRow } | null> {
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(${FIRST_ADMIN_LOCK})`);
+      const [{ n }] = await tx.select({ n: sql<number>`count(*)::int` }).from(apiKeys);
+      return n > 0 ? null : this.insert(tx, { name: 'bootstrap admin', scopes: [...scopes] }, null);
     });
-    return { ok: true, value: { secret, key } };
+  }
+
+  private async insert(tx: Transaction, input: KeyInput & { name: string }, actorKeyId: string | null) {
+    const secret = generateKey(this.options.prefix);
+    const [key] = await tx
+      .insert(apiKeys)
+      .values({
+        name: input.name,
+        start: displayStart(secret, this.options.prefix),
+        hash: hashKey(secret),
+        scopes: unique(input.scopes ?? []),
+        expiresAt: input.expiresAt ?? null,
+        limits: input.limits ?? [],
+        budgetPoints: input.budget?.points ?? null,
+        budgetDuration: input.budget?.duration ?? null,
+      })
+      .returning();
+    await tx.insert(auditEvents).values({ actorKeyId, action: 'key.created', targetKeyId: key.id, details: { after: publicView(key) } });
+    return { secret, key };
   }
 
   async update(id: string, input: KeyInput, actorKeyId: string | null): Promise<Result<ApiKeyRow>> {

@@ -76,7 +76,7 @@ export async function startTestServer(options: {
   const server = await createServer({ config, database: options.database, logStream, bare: options.bare });
   const url = await server.listen();
   // Each server gets its own admin key; in a shared database the bootstrap only happens once.
-  let adminKey = await bootstrapAdminKey(options.database.db, server.keys, config.scopes);
+  let adminKey = await bootstrapAdminKey(server.keys, config.scopes);
   if (!adminKey) {
     const created = await server.keys.create({ name: 'test admin', scopes: ['admin', 'read', 'write'] }, null);
     if (!created.ok) throw new Error(created.message);
