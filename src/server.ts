@@ -34,6 +34,8 @@ export type ServerOptions = {
   logStream?: NodeJS.WritableStream;
   /** The bench's baseline: same schema and resolvers, every gate off. Never set in production. */
   bare?: boolean;
+  /** The time key expiry and rotation grace are judged against (tests move it instead of sleeping). */
+  now?: () => number;
 };
 
 export type Tollgate = {
@@ -96,6 +98,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     lastUsedFlushMs: config.lastUsedFlushMs,
     onFlushError: (err) => logger.error({ err }, 'could not record last_used_at'),
     onLookup: (hit) => metrics.keyLookup(hit),
+    now: options.now,
   });
 
   // Revocation must reach every instance within a second: invalidate locally at once, and tell

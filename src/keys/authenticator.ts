@@ -38,6 +38,8 @@ export class KeyAuthenticator {
       onFlushError?: (error: unknown) => void;
       /** Told about every cache lookup (metrics). */
       onLookup?: (hit: boolean) => void;
+      /** The time, in ms: expiry and grace periods are judged against it. */
+      now?: () => number;
     },
   ) {
     this.cache = new LRUCache<string, Entry>({ max: 50_000, ttl: Math.max(options.cacheTtlMs, 1), ttlAutopurge: false });
@@ -61,7 +63,7 @@ export class KeyAuthenticator {
     this.options.onLookup?.(!!entry);
     if (!entry || entry === NOT_FOUND) await guard();
     if (!entry) {
-      const row = await findActiveKeyByHash(this.options.db, hash);
+      const row = await findActiveKeyByHash(this.options.db, hash, new Date(this.now()));
       entry = row ? { key: toAuthenticatedKey(row), until: validUntil(row, hash) } : NOT_FOUND;
       if (this.options.cacheTtlMs > 0) {
         this.cache.set(hash, entry, entry === NOT_FOUND ? { ttl: Math.max(this.options.negativeCacheTtlMs, 1) } : undefined);
@@ -69,7 +71,7 @@ export class KeyAuthenticator {
     }
     if (entry === NOT_FOUND) return { ok: false, reason: 'invalid' };
     // A cached key may have expired, or its old secret's grace period ended, since it was cached.
-    if (entry.until <= Date.now()) {
+    if (entry.until <= this.now()) {
       this.cache.delete(hash);
       return { ok: false, reason: 'invalid' };
     }
@@ -82,6 +84,10 @@ export class KeyAuthenticator {
     for (const [hash, entry] of this.cache.entries()) {
       if (entry === NOT_FOUND || entry.key.id === keyId) this.cache.delete(hash);
     }
+  }
+
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
   }
 
   async flushLastUsed(at = new Date()): Promise<void> {

@@ -64,6 +64,7 @@ export async function startTestServer(options: {
   store?: 'memory' | 'redis';
   env?: Record<string, string>;
   bare?: boolean;
+  now?: () => number;
 }): Promise<TestServer> {
   const config = testConfig(options.env, options.store ?? 'memory');
   const logs: string[] = [];
@@ -73,7 +74,7 @@ export async function startTestServer(options: {
       done();
     },
   });
-  const server = await createServer({ config, database: options.database, logStream, bare: options.bare });
+  const server = await createServer({ config, database: options.database, logStream, bare: options.bare, now: options.now });
   const url = await server.listen();
   // Each server gets its own admin key; in a shared database the bootstrap only happens once.
   let adminKey = await bootstrapAdminKey(server.keys, config.scopes);
