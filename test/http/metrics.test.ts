@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { generateKey } from '../../src/keys/format';
-import { openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { useTestServer, withTestServer } from '../support/harness';
 
 /** The value of one series in Prometheus text output (0 when absent). */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -24,21 +24,11 @@ async function freePort(): Promise<number> {
 }
 
 describe('metrics', () => {
-  let db: TestDatabase;
-  let t: TestServer;
-  const scrape = async () => (await fetch(`${t.url}/metrics`)).text();
-
-  beforeAll(async () => {
-    db = await openTestDatabase('pglite');
-    t = await startTestServer({ database: db });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await db?.dispose();
-  });
+  const server = useTestServer();
+  const scrape = async () => (await fetch(`${server.t.url}/metrics`)).text();
 
   it('serves Prometheus text with process metrics', async () => {
-    const res = await fetch(`${t.url}/metrics`);
+    const res = await fetch(`${server.t.url}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
     const text = await res.text();
@@ -48,13 +38,13 @@ describe('metrics', () => {
 
   it('counts requests, auth failures, refusals by gate and coordinate, cost and cache lookups', async () => {
     const before = await scrape();
-    await t.gql('{ __typename }', {}, generateKey('tg'));
-    await t.gql('{ __typename }', {}, null);
-    const key = await t.createKey({ limits: [{ coordinate: 'Query.station', limit: 1, duration: 60 }], budget: { points: 3, duration: 60 } });
-    await t.gql('{ station(id: "LHR") { id } }', {}, key.secret);
-    await t.gql('{ a: station(id: "LHR") { id } }', {}, key.secret); // field refused
-    await t.gql('{ station(id: "LHR") { id } }', {}, key.secret); // budget of 3 spent → 429
-    await t.gql('{ station(id: "LHR") { id } }', {}, key.secret);
+    await server.t.gql('{ __typename }', {}, generateKey('tg'));
+    await server.t.gql('{ __typename }', {}, null);
+    const key = await server.t.createKey({ limits: [{ coordinate: 'Query.station', limit: 1, duration: 60 }], budget: { points: 3, duration: 60 } });
+    await server.t.gql('{ station(id: "LHR") { id } }', {}, key.secret);
+    await server.t.gql('{ a: station(id: "LHR") { id } }', {}, key.secret); // field refused
+    await server.t.gql('{ station(id: "LHR") { id } }', {}, key.secret); // budget of 3 spent → 429
+    await server.t.gql('{ station(id: "LHR") { id } }', {}, key.secret);
     const after = await scrape();
     const delta = (name: string, labels: Record<string, string> = {}) => sample(after, name, labels) - sample(before, name, labels);
     expect(delta('tollgate_auth_failures_total', { reason: 'invalid' })).toBe(1);
@@ -67,7 +57,7 @@ describe('metrics', () => {
     expect(delta('tollgate_key_cache_lookups_total', { result: 'hit' })).toBeGreaterThanOrEqual(3);
     expect(delta('tollgate_limiter_store_duration_seconds_count', { store: 'memory', call: 'consume' })).toBeGreaterThan(0);
     // the access log says what each request cost and which gate refused it
-    const lines = t.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request' && l.keyId === key.id);
+    const lines = server.t.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request' && l.keyId === key.id);
     expect(lines.map((l) => l.status)).toEqual([200, 200, 200, 429]);
     expect(lines[1]).toMatchObject({ cost: 1, gates: ['field:Query.station'] });
     expect(lines[3]).toMatchObject({ gates: ['operation'] });
@@ -75,13 +65,13 @@ describe('metrics', () => {
   });
 
   it('keeps label cardinality bounded when 1,000 distinct keys call', async () => {
-    const warm = await t.createKey();
-    await t.gql('{ station(id: "LHR") { id } }', {}, warm.secret);
+    const warm = await server.t.createKey();
+    await server.t.gql('{ station(id: "LHR") { id } }', {}, warm.secret);
     const before = seriesCount(await scrape());
     const keys = [];
-    for (let i = 0; i < 1000; i++) keys.push((await t.server.keys.create({ name: `k${i}`, scopes: ['read'] }, null)) as { ok: true; value: { secret: string } });
+    for (let i = 0; i < 1000; i++) keys.push((await server.t.server.keys.create({ name: `k${i}`, scopes: ['read'] }, null)) as { ok: true; value: { secret: string } });
     for (let i = 0; i < keys.length; i += 50) {
-      await Promise.all(keys.slice(i, i + 50).map((k) => t.gql('{ station(id: "LHR") { id } }', {}, k.value.secret)));
+      await Promise.all(keys.slice(i, i + 50).map((k) => server.t.gql('{ station(id: "LHR") { id } }', {}, k.value.secret)));
     }
     const text = await scrape();
     expect(seriesCount(text)).toBe(before);
@@ -90,29 +80,18 @@ describe('metrics', () => {
 });
 
 describe('metrics protection', () => {
-  it('needs the bearer token when METRICS_TOKEN is set', async () => {
-    const db = await openTestDatabase('pglite');
-    const t = await startTestServer({ database: db, env: { METRICS_TOKEN: 'a-long-metrics-token-1234' } });
-    try {
+  it('needs the bearer token when METRICS_TOKEN is set', () =>
+    withTestServer({ env: { METRICS_TOKEN: 'a-long-metrics-token-1234' } }, async (t) => {
       expect((await fetch(`${t.url}/metrics`)).status).toBe(401);
       expect((await fetch(`${t.url}/metrics`, { headers: { authorization: 'Bearer wrong-token-of-some-length' } })).status).toBe(401);
       expect((await fetch(`${t.url}/metrics`, { headers: { authorization: 'Bearer a-long-metrics-token-1234' } })).status).toBe(200);
-    } finally {
-      await t.close();
-      await db.dispose();
-    }
-  });
+    }));
 
   it('serves on its own port when METRICS_PORT is set, and not on the API port', async () => {
     const port = await freePort();
-    const db = await openTestDatabase('pglite');
-    const t = await startTestServer({ database: db, env: { METRICS_PORT: String(port) } });
-    try {
+    await withTestServer({ env: { METRICS_PORT: String(port) } }, async (t) => {
       expect((await fetch(`${t.url}/metrics`)).status).toBe(404);
       expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
-    } finally {
-      await t.close();
-      await db.dispose();
-    }
+    });
   });
 });

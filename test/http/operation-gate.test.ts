@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { observations } from '../../src/db/schema';
-import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { flushTestRedis, openTestDatabase, startTestServer, useTestServer, withTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { storeBackends } from '../support/services';
 
 const STATION = '{ station(id: "LHR") { name } }'; // cost 1: one object field
@@ -134,21 +134,12 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
 });
 
 describe('operation gate in measure mode', () => {
-  let db: TestDatabase;
-  let t: TestServer;
-  beforeAll(async () => {
-    db = await openTestDatabase('pglite');
-    t = await startTestServer({ database: db, env: { COST_MODE: 'measure', MAX_QUERY_COST: '5' } });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await db?.dispose();
-  });
+  const server = useTestServer({ env: { COST_MODE: 'measure', MAX_QUERY_COST: '5' } });
 
   it('computes and reports, but never refuses', async () => {
-    const key = await t.createKey({ budget: { points: 2, duration: 60 } });
+    const key = await server.t.createKey({ budget: { points: 2, duration: 60 } });
     for (let i = 0; i < 3; i++) {
-      const res = await t.gql('{ stations(first: 10) { edges { node { id } } } }', {}, key.secret);
+      const res = await server.t.gql('{ stations(first: 10) { edges { node { id } } } }', {}, key.secret);
       expect(res.status).toBe(200);
       expect(res.body.data.stations.edges).toHaveLength(10);
       expect(res.body.extensions.cost.requestedQueryCost).toBe(21);
@@ -159,16 +150,7 @@ describe('operation gate in measure mode', () => {
 });
 
 describe('hardening', () => {
-  let db: TestDatabase;
-  let t: TestServer;
-  beforeAll(async () => {
-    db = await openTestDatabase('pglite');
-    t = await startTestServer({ database: db });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await db?.dispose();
-  });
+  const server = useTestServer();
 
   it.each<[string, () => { query: string; variables?: Record<string, unknown> }, number, string[]]>([
     ['depth 200', () => ({ query: `{ stations { edges { node { ${'... on Station { '.repeat(200)} id ${'}'.repeat(200)} } } } }` }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']],
@@ -185,12 +167,12 @@ describe('hardening', () => {
   ])('refuses %s with a clear 4xx, and the server stays up', async (_name, make, status, codes) => {
     const { query, variables } = make();
     const res = query === '[]'
-      ? await fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': t.adminKey }, body: JSON.stringify([{ query: '{ __typename }' }, { query: '{ __typename }' }]) })
+      ? await fetch(`${server.t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': server.t.adminKey }, body: JSON.stringify([{ query: '{ __typename }' }, { query: '{ __typename }' }]) })
           .then(async (r) => ({ status: r.status, body: await r.json() }))
-      : await t.gql(query, variables);
+      : await server.t.gql(query, variables);
     expect(res.status).toBe(status);
     expect(codes).toContain(res.body.errors[0].extensions.code);
-    expect((await t.gql('{ __typename }')).status).toBe(200);
+    expect((await server.t.gql('{ __typename }')).status).toBe(200);
   });
 
   it.each<[string, Record<string, unknown>, number]>([
@@ -199,7 +181,7 @@ describe('hardening', () => {
     ['a subscription', { query: 'subscription { x }' }, 400],
     ['a persisted query whose hash does not match', { query: '{ __typename }', extensions: { persistedQuery: { version: 1, sha256Hash: 'abc' } } }, 400],
   ])('answers %s with a coded 4xx, not an internal error', async (_name, body, status) => {
-    const res = await fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': t.adminKey }, body: JSON.stringify(body) });
+    const res = await fetch(`${server.t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': server.t.adminKey }, body: JSON.stringify(body) });
     const json = (await res.json()) as { errors: { extensions: { code: string } }[] };
     expect(res.status).toBe(status);
     expect(json.errors[0].extensions.code).not.toBe('INTERNAL_SERVER_ERROR');
@@ -211,18 +193,18 @@ describe('hardening', () => {
     ['a NUL byte in an id', 'query($id: ID!) { station(id: $id) { id } }', { id: 'L\u0000H' }, 200, 'none'],
     ['a NUL byte in a key name', 'mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }', { i: { name: 'a\u0000b' } }, 200, 'BAD_USER_INPUT'],
   ])('answers %s without an internal error', async (_name, query, variables, status, code) => {
-    const res = await t.gql(query, variables);
+    const res = await server.t.gql(query, variables);
     expect(res.status).toBe(status);
     expect(res.body.errors?.[0]?.extensions?.code ?? 'none').toBe(code);
   });
 
   it('refuses a forged audit cursor', async () => {
-    const res = await t.gql('{ auditEvents(after: "ISE") { totalCount } }');
+    const res = await server.t.gql('{ auditEvents(after: "ISE") { totalCount } }');
     expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
   });
 
   it('does not suggest field names to a client that guesses', async () => {
-    const res = await t.gql('{ statio(id: "LHR") { name } }');
+    const res = await server.t.gql('{ statio(id: "LHR") { name } }');
     expect(res.status).toBe(400);
     expect(res.body.errors[0].message).not.toMatch(/Did you mean/);
   });
@@ -250,23 +232,15 @@ describe('introspection in production', () => {
     [{ NODE_ENV: 'production' }, 400],
     [{ NODE_ENV: 'production', ALLOW_INTROSPECTION: 'true' }, 200],
     [{ NODE_ENV: 'development' }, 200],
-  ])('%j → %i', async (env, status) => {
-    const db = await openTestDatabase('pglite');
-    const t = await startTestServer({ database: db, env });
-    try {
+  ])('%j → %i', (env, status) =>
+    withTestServer({ env }, async (t) => {
       expect((await t.gql('{ __schema { queryType { name } } }')).status).toBe(status);
-    } finally {
-      await t.close();
-      await db.dispose();
-    }
-  });
+    }));
 });
 
 describe('HTTP batching, when enabled', () => {
-  it('costs and charges every operation in the batch', async () => {
-    const db = await openTestDatabase('pglite');
-    const t = await startTestServer({ database: db, env: { ALLOW_BATCHING: 'true' } });
-    try {
+  it('costs and charges every operation in the batch', () =>
+    withTestServer({ env: { ALLOW_BATCHING: 'true' } }, async (t) => {
       const key = await t.createKey({ budget: { points: 3, duration: 60 } });
       const res = await fetch(`${t.url}/graphql`, {
         method: 'POST',
@@ -275,9 +249,5 @@ describe('HTTP batching, when enabled', () => {
       });
       const body = (await res.json()) as any[];
       expect(body.map((r: any) => r.errors?.[0]?.extensions?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'RATE_LIMITED']);
-    } finally {
-      await t.close();
-      await db.dispose();
-    }
-  });
+    }));
 });

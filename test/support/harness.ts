@@ -116,3 +116,42 @@ export async function startTestServer(options: {
     close: () => server.close(),
   };
 }
+
+type ServerOptions = Omit<Parameters<typeof startTestServer>[0], 'database'> & { backend?: 'pglite' | 'postgres' };
+
+/** Runs `fn` against a server on a fresh database, then closes both whatever happens. */
+export async function withTestServer<T>(options: ServerOptions, fn: (t: TestServer, db: TestDatabase) => Promise<T>): Promise<T> {
+  const db = await openTestDatabase(options.backend ?? 'pglite');
+  const t = await startTestServer({ ...options, database: db }).catch(async (error) => {
+    await db.dispose();
+    throw error;
+  });
+  try {
+    return await fn(t, db);
+  } finally {
+    await t.close();
+    await db.dispose();
+  }
+}
+
+/** One server on a fresh database for a whole describe block: started before, closed after. */
+export function useTestServer(options: ServerOptions = {}): { readonly t: TestServer; readonly db: TestDatabase } {
+  let db: TestDatabase | undefined;
+  let t: TestServer | undefined;
+  beforeAll(async () => {
+    db = await openTestDatabase(options.backend ?? 'pglite');
+    t = await startTestServer({ ...options, database: db });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.dispose();
+  });
+  return {
+    get t() {
+      return t!;
+    },
+    get db() {
+      return db!;
+    },
+  };
+}
