@@ -5,7 +5,8 @@ import type { LimiterStore } from './store';
 export type IpVerdict = { ok: true } | { ok: false; reason: 'rate' | 'auth-failures' | 'store'; limit: number; msBeforeNext: number };
 
 /**
- * The first gate: a per-IP request budget, checked before anything else, and a stricter
+ * The first gate: a per-IP request budget (checked before any database lookup; for a key this
+ * instance has already verified, together with the operation budget), and a stricter
  * per-IP budget of failed authentications that blocks the address for a while once spent
  * (brute-force protection, OWASP API2). The block is checked wherever a guess could be tested
  * (a key not already verified by this instance), so it costs a valid, cached key nothing.
