@@ -27,6 +27,10 @@ const envSchema = z.object({
   AUTH_FAILURE_BLOCK_SECONDS: int(1).default(900),
   TRUST_PROXY: bool.default(false),
   LIMITS_ON_STORE_FAILURE: z.enum(['insurance', 'open', 'closed']).default('insurance'),
+  LIMITER_TIMEOUT_MS: int(10, 60_000).default(100),
+  DATABASE_TIMEOUT_MS: int(100, 120_000).default(2000),
+  REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  KEY_STALE_IF_ERROR_SECONDS: int(0, 86_400).default(600),
   COST_MODE: z.enum(['enforce', 'measure']).default('enforce'),
   MAX_QUERY_COST: int(1).default(1000),
   BUDGET_POINTS: int(1).default(10000),
@@ -61,6 +65,14 @@ export type Config = Readonly<{
   authFailureLimit: { points: number; duration: number; blockDuration: number };
   trustProxy: boolean;
   onStoreFailure: 'insurance' | 'open' | 'closed';
+  /** How long one limiter store (Redis) command may take before the store counts as down. */
+  limiterTimeoutMs: number;
+  /** How long connecting to Postgres, or one query, may take before the database counts as down. */
+  databaseTimeoutMs: number;
+  /** The most one GraphQL request may take before it is answered 503 (whatever it waits for). */
+  requestTimeoutMs: number;
+  /** How long a verified key keeps working from cache while the database is unreachable. */
+  keyStaleIfErrorMs: number;
   costMode: 'enforce' | 'measure';
   maxQueryCost: number;
   budget: { points: number; duration: number };
@@ -73,6 +85,13 @@ export type Config = Readonly<{
 }>;
 
 export class ConfigError extends Error {}
+
+/**
+ * The start failed for a reason outside the code (a database that does not answer, a port in
+ * use, a data folder another process holds): one line naming the cause and the variable to
+ * change, printed without a stack trace.
+ */
+export class StartupError extends ConfigError {}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings mean "unset": `FOO= npm start` should not be a validation error.
@@ -107,6 +126,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     trustProxy: e.TRUST_PROXY,
     onStoreFailure: e.LIMITS_ON_STORE_FAILURE,
+    limiterTimeoutMs: e.LIMITER_TIMEOUT_MS,
+    databaseTimeoutMs: e.DATABASE_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    keyStaleIfErrorMs: e.KEY_STALE_IF_ERROR_SECONDS * 1000,
     costMode: e.COST_MODE,
     maxQueryCost: e.MAX_QUERY_COST,
     budget: { points: e.BUDGET_POINTS, duration: e.BUDGET_DURATION_SECONDS },

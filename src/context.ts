@@ -4,7 +4,7 @@ import type { KeyService } from './keys/service';
 import type { WeatherLoaders } from './weather/resolvers';
 import type { FieldUsageReader } from './limits/usage';
 import type { IpVerdict } from './limits/ip-gate';
-import type { FieldNode } from 'graphql';
+import type { FieldNode, GraphQLError } from 'graphql';
 
 /** Per-request facts for the access log, set by the context function and plugins. */
 export type RequestMeta = {
@@ -34,7 +34,7 @@ export type Context = {
   /** The IP gate's verdict for this request (taken once, on first call). */
   ipCheck: () => Promise<IpVerdict>;
   /** The error that refuses a request for its address. */
-  ipRefusal: (verdict: Exclude<IpVerdict, { ok: true }>) => Error;
+  ipRefusal: (verdict: Exclude<IpVerdict, { ok: true }>) => GraphQLError;
   cost: {
     requested?: number;
     /** Points taken from the budget before execution (0 or unset: nothing charged). */

@@ -11,9 +11,51 @@ export const ErrorCode = {
   QUERY_TOO_COMPLEX: 'QUERY_TOO_COMPLEX',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   NOT_FOUND: 'NOT_FOUND',
+  GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
+  GRAPHQL_VALIDATION_FAILED: 'GRAPHQL_VALIDATION_FAILED',
+  PERSISTED_QUERY_NOT_FOUND: 'PERSISTED_QUERY_NOT_FOUND',
+  PERSISTED_QUERY_NOT_SUPPORTED: 'PERSISTED_QUERY_NOT_SUPPORTED',
+  OPERATION_RESOLUTION_FAILURE: 'OPERATION_RESOLUTION_FAILURE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * The one code → HTTP status table, for errors that refuse the whole request (no data). A field
+ * error inside a partial result is always 200. Every code a client can cause is a 4xx; the only
+ * 5xx are a coded 503 (a dependency is down) and 500 for a bug.
+ */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
+  BAD_USER_INPUT: 400,
+  BAD_REQUEST: 400,
+  QUERY_TOO_COMPLEX: 400,
+  GRAPHQL_PARSE_FAILED: 400,
+  GRAPHQL_VALIDATION_FAILED: 400,
+  PERSISTED_QUERY_NOT_FOUND: 200, // Apollo's APQ protocol: the client retries with the full query
+  PERSISTED_QUERY_NOT_SUPPORTED: 400,
+  OPERATION_RESOLUTION_FAILURE: 400,
+  NOT_FOUND: 404,
+  SERVICE_UNAVAILABLE: 503,
+  INTERNAL_SERVER_ERROR: 500,
+};
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(HTTP_STATUS, code);
+}
+
+/** The status for a response whose errors refused it outright: the first coded error decides. */
+export function statusForRequestErrors(errors: readonly { extensions?: Record<string, unknown> }[]): number {
+  const code = errors.map((e) => e.extensions?.code).find(isErrorCode);
+  return code ? HTTP_STATUS[code] : 500;
+}
+
+/** The body of every error answered outside GraphQL execution (transport errors, 404, 431). */
+export function errorBody(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
+  return { errors: [{ message, extensions: { code, ...extensions } }] };
+}
 
 type Extra = Record<string, unknown>;
 
@@ -34,7 +76,9 @@ export const forbidden = (message: string, extra: Extra = {}) => new ApiError(Er
 export const badUserInput = (message: string, field?: string) =>
   new ApiError(ErrorCode.BAD_USER_INPUT, message, field ? { field } : {});
 export const badRequest = (message: string) => new ApiError(ErrorCode.BAD_REQUEST, message, {}, 400);
-export const serviceUnavailable = (message: string) => new ApiError(ErrorCode.SERVICE_UNAVAILABLE, message, {}, 503);
+/** A dependency (the limiter store, the database) is down: 503 with Retry-After, never a bare 500. */
+export const serviceUnavailable = (message: string, retryAfterSeconds = 1) =>
+  new ApiError(ErrorCode.SERVICE_UNAVAILABLE, message, { retryAfter: retryAfterSeconds }, 503, { 'retry-after': String(retryAfterSeconds) });
 
 /** What every RATE_LIMITED error tells the client (DESIGN.md error table). */
 export type LimitState = { limit: number; remaining: number; msBeforeNext: number; duration?: number };
@@ -48,4 +92,29 @@ export function limitExtensions(state: LimitState, now = Date.now()) {
     retryAfter,
     resetAt: new Date(now + state.msBeforeNext).toISOString(),
   };
+}
+
+type ResponseHead = { http: { status?: number; headers: Map<string, string> }; body: { kind: string; singleResult?: unknown } };
+
+/** Replaces a finished GraphQL response with one error: its status, its headers, its body. */
+export function replaceWithError(response: ResponseHead, error: GraphQLError) {
+  const { http, ...extensions } = error.extensions as { http?: { status?: number; headers?: Map<string, string> }; code?: unknown };
+  response.http.status = http?.status ?? (isErrorCode(extensions.code) ? HTTP_STATUS[extensions.code] : 500);
+  for (const [name, value] of http?.headers ?? []) response.http.headers.set(name, value);
+  response.body = { kind: 'single', singleResult: { errors: [{ message: error.message, extensions }] } };
+}
+
+/** Driver error codes that mean "the database or store did not answer", not "the request is wrong". */
+const DEPENDENCY_FAILURE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', '57014', '57P01', '57P03']);
+
+/** Whether an exception is a dependency outage (through wrappers: Drizzle puts the driver's in `cause`). */
+export function isDependencyFailure(error: unknown): boolean {
+  // Duck-typed, not instanceof: driver errors may come from another realm (jest's VM, workers).
+  let current = error as { name?: unknown; code?: unknown; cause?: unknown } | null | undefined;
+  for (let depth = 0; current && typeof current === 'object' && depth < 4; depth++, current = current.cause as typeof current) {
+    if (current.name === 'TimeoutError') return true;
+    const code = current.code;
+    if (typeof code === 'string' && DEPENDENCY_FAILURE_CODES.has(code)) return true;
+  }
+  return false;
 }

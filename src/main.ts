@@ -2,15 +2,28 @@ import { ConfigError, loadConfig } from './config';
 import { bootstrapAdminKey } from './keys/bootstrap';
 import { createServer } from './server';
 
+/** How long a stop may drain in-flight requests before the process gives up on them. */
+const DRAIN_LIMIT_MS = 15_000;
+
 async function main() {
   const config = loadConfig();
-  const server = await createServer({ config });
+  const server = await createServer({ config, purpose: 'tollgate server' });
+  let url: string;
+  try {
+    url = await server.listen();
+  } catch (error) {
+    await server.close().catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ConfigError(`PORT: ${config.host}:${config.port} is already in use; stop what listens there or choose another PORT`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new ConfigError(`HOST: cannot listen on "${config.host}" (${code})`);
+    throw error;
+  }
+  // Only once the server really serves: a failed start must not print a key it never shows again.
   if (config.bootstrapAdminKey) {
     const secret = await bootstrapAdminKey(server.keys, config.scopes);
     // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
     if (secret) process.stdout.write(`\nAdmin API key (shown once, store it now): ${secret}\n\n`);
   }
-  const url = await server.listen();
   server.logger.info({ url: `${url}/graphql`, database: server.database.kind, limiterStore: server.store.kind }, 'Tollgate is serving');
 
   let stopping = false;
@@ -18,10 +31,18 @@ async function main() {
     if (stopping) return;
     stopping = true;
     server.logger.info({ signal }, 'shutting down: draining in-flight requests');
-    const force = setTimeout(() => process.exit(1), 15_000);
+    const force = setTimeout(() => {
+      server.logger.error({ limitMs: DRAIN_LIMIT_MS }, 'in-flight requests did not finish in time; exiting');
+      process.exit(1);
+    }, DRAIN_LIMIT_MS);
     force.unref();
     server.close().then(
-      () => process.exit(0),
+      () => {
+        server.logger.info('stopped');
+        process.exitCode = 0;
+        // pino writes synchronously to stdout; exit now rather than wait for stray timers.
+        process.exit(0);
+      },
       (err) => {
         server.logger.error({ err }, 'error during shutdown');
         process.exit(1);
@@ -35,10 +56,8 @@ async function main() {
 }
 
 main().catch((err) => {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`${err.message}\n`);
-  } else {
-    process.stderr.write(`Tollgate failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
-  }
+  // A cause outside the code (configuration, database, port) gets one line naming it; only a
+  // bug gets a stack trace.
+  process.stderr.write(err instanceof ConfigError ? `Tollgate cannot start: ${err.message}\n` : `Tollgate failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

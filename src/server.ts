@@ -9,7 +9,9 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Config } from './config';
 import type { Context, RequestMeta } from './context';
 import { openDatabase, type DatabaseHandle } from './db/client';
-import { ApiError, ErrorCode, badRequest, limitExtensions, serviceUnavailable, unauthenticated } from './errors';
+import { withTimeout } from './timeout';
+import { OutageWatch, describeFailure } from './outage-watch';
+import { ApiError, ErrorCode, badRequest, errorBody, isDependencyFailure, limitExtensions, serviceUnavailable, unauthenticated } from './errors';
 import { KeyAuthenticator } from './keys/authenticator';
 import { KeyService } from './keys/service';
 import { KEY_CHANGED_CHANNEL } from './keys/key-events';
@@ -18,7 +20,7 @@ import { IpGate, type IpVerdict } from './limits/ip-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore } from './limits/store';
 import { FieldUsageReader } from './limits/usage';
 import { buildSchema } from './schema';
-import { forbiddenStatusPlugin } from './admin/forbidden-status';
+import { responseStatusPlugin } from './graphql/response-status';
 import { operationGatePlugin } from './limits/operation-gate';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { Metrics } from './http/metrics';
@@ -36,6 +38,8 @@ export type ServerOptions = {
   bare?: boolean;
   /** The time key expiry and rotation grace are judged against (tests move it instead of sleeping). */
   now?: () => number;
+  /** Who holds an embedded database folder (named to a second process that tries to open it). */
+  purpose?: string;
 };
 
 export type Tollgate = {
@@ -74,12 +78,13 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   // Coordinates are only known once the schema is read; the metrics keep a reference to fill in.
   const coordinates = new Set<string>();
   const metrics = new Metrics(coordinates);
-  const database = options.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, onQuery: () => metrics.dbQuery() }));
+  const database = options.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, purpose: options.purpose, timeoutMs: config.databaseTimeoutMs, onQuery: () => metrics.dbQuery() }));
+  const databaseWatch = new OutageWatch('database', logger);
   const ownsDatabase = !options.database;
   await database.migrate();
   await seedWeather(database.db);
 
-  const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, logger, observe: (s, call, seconds, failed) => metrics.storeCall(s, call, seconds, failed) });
+  const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, commandTimeoutMs: config.limiterTimeoutMs, logger, observe: (s, call, seconds, failed) => metrics.storeCall(s, call, seconds, failed) });
   if (!(await store.ready())) logger.warn({ failureMode: config.onStoreFailure }, 'limiter store (Redis) not reachable at start; applying LIMITS_ON_STORE_FAILURE until it is');
   const fieldGate = new FieldGate(store);
   const built = buildSchema(options.bare ? null : fieldGate, (coordinate, context) => {
@@ -96,7 +101,9 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     cacheTtlMs: config.keyCacheTtlMs,
     negativeCacheTtlMs: config.keyNegativeCacheTtlMs,
     lastUsedFlushMs: config.lastUsedFlushMs,
-    onFlushError: (err) => logger.error({ err }, 'could not record last_used_at'),
+    databaseTimeoutMs: config.databaseTimeoutMs,
+    staleIfErrorMs: config.keyStaleIfErrorMs,
+    onDatabaseResult: (error) => (error ? databaseWatch.failed(error) : databaseWatch.succeeded()),
     onLookup: (hit) => metrics.keyLookup(hit),
     now: options.now,
   });
@@ -105,7 +112,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   // the others over Redis pub/sub when there are others to tell.
   let subscriber: Redis | undefined;
   if (config.redisUrl) {
-    subscriber = createRedisClient(config.redisUrl, 'key-events');
+    subscriber = createRedisClient(config.redisUrl, 'key-events', config.limiterTimeoutMs);
     subscriber.on('error', () => {}); // outages are reported by the limiter store's client
     subscriber.on('message', (_channel: string, keyId: string) => authenticator.invalidate(keyId));
     subscriber.on('ready', () => void subscriber!.subscribe(KEY_CHANGED_CHANNEL).catch(() => undefined));
@@ -128,6 +135,14 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     bodyLimit: 1024 * 1024,
     genReqId: () => randomUUID(),
     return503OnClosing: true,
+    // Errors Node's HTTP parser raises before Fastify sees a request (headers over 16 KB, a
+    // broken request line) still answer in the GraphQL error shape.
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
+      if (socket.destroyed || error.code === 'ECONNRESET') return;
+      const [status, reason] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : [400, 'Bad Request'];
+      const body = JSON.stringify(errorBody(ErrorCode.BAD_REQUEST, status === 431 ? 'The request headers are larger than 16 KB.' : 'The request is not valid HTTP.'));
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
   });
   app.decorateRequest('meta', null as unknown as RequestMeta);
 
@@ -136,23 +151,31 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     maxDepth: { n: config.armor.maxDepth, ignoreIntrospection: true },
     maxAliases: { n: config.armor.maxAliases },
     maxDirectives: { n: config.armor.maxDirectives },
-    maxTokens: { n: config.armor.maxTokens },
+    // Tokens are counted by graphql-js's own parser (parseOptions below): armor's token plugin
+    // parses the document a second time and turns a plain syntax error into a 500.
+    maxTokens: { enabled: false },
     costLimit: { enabled: false }, // the operation gate does cost, from the schema's own @cost
     blockFieldSuggestion: { enabled: true },
   }).protect();
 
   const apollo = new ApolloServer<Context>({
     schema: built.schema,
+    // main.ts owns the shutdown: Apollo's own signal handlers race it and can hang the stop.
+    stopOnTerminationSignals: false,
     introspection: config.allowIntrospection,
     allowBatchedHttpRequests: config.allowBatching,
     includeStacktraceInErrorResponses: false,
+    parseOptions: options.bare ? {} : { maxTokens: config.armor.maxTokens },
+    // A browser cannot send x-api-key or Authorization cross-origin without a CORS preflight,
+    // so a request carrying either is no CSRF risk (GET queries with a key work).
+    csrfPrevention: { requestHeaders: ['x-api-key', 'authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
     validationRules: options.bare ? [] : armor.validationRules,
     formatError: maskUnexpected,
     plugins: [
       fastifyApolloDrainPlugin(app),
       ...(options.bare ? [] : (armor.plugins as ApolloServerPlugin<Context>[])),
       accessLogPlugin(logger),
-      forbiddenStatusPlugin(),
+      responseStatusPlugin(),
       ...(options.bare
         ? []
         : [
@@ -172,8 +195,8 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   });
   await apollo.start();
 
-  const problem = (reply: FastifyReply, status: number, code: string, message: string, extensions: Record<string, unknown> = {}) =>
-    reply.code(status).type('application/json').send({ errors: [{ message, extensions: { code, ...extensions } }] });
+  const problem = (reply: FastifyReply, status: number, code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) =>
+    reply.code(status).type('application/json').send(errorBody(code, message, extensions));
 
   // Transport errors (bad JSON, wrong content type, body too large) answer in GraphQL's shape.
   app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, request, reply) => {
@@ -206,10 +229,21 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
 
   app.get('/health', async () => ({ status: 'ok' }));
   const metricsApp = await registerMetricsRoute({ app, metrics, token: config.metricsToken, port: config.metricsPort, host: config.host });
+  // Readiness for a load balancer: 503 only when this instance cannot serve. A limiter store down
+  // in insurance/open mode is degraded (the instance keeps serving), not unready: taking every
+  // instance out of rotation at once would turn a Redis blip into a full outage.
   app.get('/ready', async (_request, reply) => {
-    const [db, limiter] = await Promise.all([database.ping().then(() => true, () => false), store.healthy()]);
-    const body = { status: db && limiter ? 'ready' : 'unavailable', database: db ? 'up' : 'down', limiterStore: store.kind === 'redis' ? (limiter ? 'up' : 'down') : 'memory' };
-    return reply.code(db && limiter ? 200 : 503).send(body);
+    const [db, limiter] = await Promise.all([
+      withTimeout(database.ping(), config.databaseTimeoutMs, 'database ping').then(
+        () => (databaseWatch.succeeded(), true),
+        (error: unknown) => (databaseWatch.failed(error), false),
+      ),
+      store.healthy(),
+    ]);
+    const canServe = db && (limiter || config.onStoreFailure !== 'closed');
+    const status = !canServe ? 'unavailable' : limiter ? 'ready' : 'degraded';
+    const body = { status, database: db ? 'up' : 'down', limiterStore: store.kind === 'redis' ? (limiter ? 'up' : 'down') : 'memory', onStoreFailure: config.onStoreFailure };
+    return reply.code(canServe ? 200 : 503).send(body);
   });
 
   // The bench's bare baseline: no key gate either, every request acts as one built-in key.
@@ -252,7 +286,24 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     };
   };
 
-  const handler = fastifyApolloHandler(apollo, { context: contextFor });
+  const apolloHandler = fastifyApolloHandler(apollo, { context: contextFor });
+  // The backstop for "nothing waits unbounded": whatever a request waits for (a resolver on a
+  // silent database, a stuck dependency), the client gets a coded 503 by the deadline.
+  const handler = async function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<FastifyReply>((resolve) => {
+      timer = setTimeout(() => {
+        (request.meta.gates ??= []).push('deadline');
+        logger.error({ reqId: request.id, timeoutMs: config.requestTimeoutMs }, 'request exceeded REQUEST_TIMEOUT_MS');
+        resolve(problem(reply.header('retry-after', '5'), 503, ErrorCode.SERVICE_UNAVAILABLE, `The request did not complete within ${config.requestTimeoutMs} ms; try again shortly.`, { retryAfter: 5 }));
+      }, config.requestTimeoutMs);
+    });
+    try {
+      return await Promise.race([apolloHandler.call(this, request as never, reply as never), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   /** The error for a refused address: 429 with Retry-After, or 503 when the store is down and closed. */
   const ipRefusal = (verdict: Exclude<IpVerdict, { ok: true }>) => {
     metrics.rejected(verdict.reason === 'auth-failures' ? 'auth-failures' : 'ip');
@@ -298,7 +349,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
       await app.close();
       await metricsApp?.close();
       await apollo.stop();
-      await authenticator.close().catch((err) => logger.error({ err }, 'could not flush last_used_at'));
+      await authenticator.close().catch((error: unknown) => logger.error({ err: { message: describeFailure(error) } }, 'could not record last_used_at at shutdown'));
       subscriber?.disconnect();
       await store.close();
       if (ownsDatabase) await database.close();
@@ -360,6 +411,10 @@ function accessLogPlugin(logger: Logger): ApolloServerPlugin<Context> {
  * plugin adds the request id and logs the real error under it.
  */
 function maskUnexpected(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+  const original = error instanceof GraphQLError ? error.originalError : error;
+  if (isDependencyFailure(original)) {
+    return { message: 'A service this API depends on is temporarily unavailable; try again shortly.', locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.SERVICE_UNAVAILABLE, retryAfter: 5 } };
+  }
   if (isUnexpected(error)) {
     return { message: 'Internal error.', locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
   }

@@ -31,7 +31,14 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
     return 2;
   }
   const config = loadConfig(env);
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, timeoutMs: config.databaseTimeoutMs, purpose: 'keys CLI' }).catch((error: unknown) => {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  });
+  if (database instanceof ConfigError) {
+    out(`error: ${database.message}`);
+    return 1;
+  }
   const redis = config.redisUrl ? createRedisClient(config.redisUrl, 'cli') : undefined;
   try {
     await database.migrate();

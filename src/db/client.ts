@@ -3,6 +3,8 @@ import path from 'node:path';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema';
 import { migrationsFolder } from './migrate';
+import { lockDataDir } from './data-dir-lock';
+import { StartupError } from '../config';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 
@@ -21,9 +23,40 @@ export type DatabaseOptions = {
   /** PGlite data folder; `memory://` keeps it in memory (tests). */
   dataDir: string;
   poolSize?: number;
+  /** Who holds the embedded folder (shown to a second opener): "tollgate server", "keys CLI". */
+  purpose?: string;
+  /**
+   * How long connecting, or one statement, may take (postgres.js has no limit of its own and
+   * retries with growing delays: with Postgres down, queries would queue for minutes).
+   */
+  timeoutMs?: number;
   /** Called once per SQL statement Drizzle sends (tests count queries with it). */
   onQuery?: (query: string) => void;
 };
+
+/**
+ * Why Postgres could not be used, in one line that names the variable and the real cause
+ * (Drizzle wraps the driver's error as "Failed query: CREATE SCHEMA …", which says neither).
+ */
+export function explainDatabaseFailure(error: unknown, url: string, timeoutMs: number): string {
+  const target = new URL(url);
+  const where = `${target.hostname}:${target.port || 5432}`;
+  const database = decodeURIComponent(target.pathname.slice(1)) || 'postgres';
+  let cause = error as { code?: unknown; message?: unknown; cause?: unknown } | null | undefined;
+  for (let depth = 0; cause && typeof cause === 'object' && depth < 4; depth++) {
+    const code = cause.code;
+    if (code === 'ECONNREFUSED') return `DATABASE_URL: cannot connect to ${where} (connection refused): is Postgres running there?`;
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `DATABASE_URL: host "${target.hostname}" not found`;
+    if (code === 'CONNECT_TIMEOUT' || code === 'CONNECTION_CLOSED' || code === 'ECONNRESET') {
+      return `DATABASE_URL: no Postgres answered at ${where} within ${timeoutMs} ms (DATABASE_TIMEOUT_MS); is that port a Postgres server?`;
+    }
+    if (code === '3D000') return `DATABASE_URL: database "${database}" does not exist on ${where}; create it (createdb ${database}) or name another`;
+    if (code === '28P01' || code === '28000') return `DATABASE_URL: Postgres at ${where} refused the credentials: ${String(cause.message)}`;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `DATABASE_URL: Postgres at ${where} refused: ${String(cause.message)} (${code})`;
+    cause = cause.cause as typeof cause;
+  }
+  return `DATABASE_URL: could not use Postgres at ${where}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
+}
 
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   const logger = options.onQuery ? { logQuery: (query: string) => options.onQuery!(query) } : undefined;
@@ -31,28 +64,51 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     const { default: postgres } = await import('postgres');
     const { drizzle } = await import('drizzle-orm/postgres-js');
     const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-    const client = postgres(options.url, { max: options.poolSize ?? 10, onnotice: () => {} });
+    const timeoutMs = options.timeoutMs ?? 2000;
+    const client = postgres(options.url, {
+      max: options.poolSize ?? 10,
+      onnotice: () => {},
+      connect_timeout: timeoutMs / 1000,
+      // The server cancels a statement that runs (or waits for a lock) longer than this.
+      connection: { statement_timeout: timeoutMs * 2 },
+    });
     const db = drizzle(client, { schema, logger }) as unknown as Database;
     return {
       db,
       kind: 'postgres',
       ping: async () => void (await client`select 1`),
-      migrate: () => migrate(drizzle(client), { migrationsFolder }),
+      migrate: () => migrate(drizzle(client), { migrationsFolder }).catch((error: unknown) => {
+        throw new StartupError(explainDatabaseFailure(error, options.url!, timeoutMs));
+      }),
       close: () => client.end({ timeout: 5 }),
     };
   }
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
-  if (!options.dataDir.startsWith('memory://')) mkdirSync(path.resolve(options.dataDir), { recursive: true });
-  const client = await PGlite.create(options.dataDir);
+  let unlock = () => {};
+  if (!options.dataDir.startsWith('memory://')) {
+    mkdirSync(path.dirname(path.resolve(options.dataDir)), { recursive: true });
+    unlock = lockDataDir(options.dataDir, options.purpose ?? `${path.basename(process.argv[1] ?? 'node')}`);
+    mkdirSync(path.resolve(options.dataDir), { recursive: true });
+  }
+  const client = await PGlite.create(options.dataDir).catch((error: unknown) => {
+    unlock();
+    throw error;
+  });
   const db = drizzle(client, { schema, logger }) as unknown as Database;
   return {
     db,
     kind: 'pglite',
     ping: async () => void (await client.query('select 1')),
     migrate: () => migrate(drizzle(client), { migrationsFolder }),
-    close: () => client.close(),
+    close: async () => {
+      try {
+        await client.close();
+      } finally {
+        unlock();
+      }
+    },
   };
 }
 

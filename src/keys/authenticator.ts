@@ -3,13 +3,18 @@ import type { Database } from '../db/client';
 import { hashKey, MAX_KEY_LENGTH, parseKey } from './format';
 import { findActiveKeyByHash, toAuthenticatedKey, touchLastUsed, type ApiKeyRow } from './repository';
 import type { AuthenticatedKey } from './types';
+import { serviceUnavailable } from '../errors';
+import { withTimeout } from '../timeout';
 
 export type AuthFailure = 'missing' | 'malformed' | 'invalid';
 export type AuthResult = { ok: true; key: AuthenticatedKey } | { ok: false; reason: AuthFailure };
 
-const NOT_FOUND = 'not-found' as const;
-/** `until`: when this secret stops working (key expiry, or the end of a rotation's grace period). */
-type Entry = { key: AuthenticatedKey; until: number } | typeof NOT_FOUND;
+/**
+ * `until`: when this secret stops working (key expiry, or the end of a rotation's grace period).
+ * `fetchedAt`: when the database said so; the entry is fresh for the cache TTL, and usable while
+ * the database is unreachable for the stale-if-error window after that.
+ */
+type Entry = { key: AuthenticatedKey | null; until: number; fetchedAt: number };
 
 /**
  * Key gate: format and checksum first (no I/O), then an in-process cache keyed by the key's
@@ -35,15 +40,21 @@ export class KeyAuthenticator {
       cacheTtlMs: number;
       negativeCacheTtlMs: number;
       lastUsedFlushMs: number;
-      onFlushError?: (error: unknown) => void;
+      /** How long one lookup may take before the database counts as down. */
+      databaseTimeoutMs?: number;
+      /** How long past its TTL a verified key is still served while the database is down. */
+      staleIfErrorMs?: number;
+      /** Told about every database call's outcome (the outage watch). */
+      onDatabaseResult?: (error: unknown | null) => void;
       /** Told about every cache lookup (metrics). */
       onLookup?: (hit: boolean) => void;
       /** The time, in ms: expiry and grace periods are judged against it. */
       now?: () => number;
     },
   ) {
-    this.cache = new LRUCache<string, Entry>({ max: 50_000, ttl: Math.max(options.cacheTtlMs, 1), ttlAutopurge: false });
-    this.flushTimer = setInterval(() => void this.flushLastUsed().catch(options.onFlushError), options.lastUsedFlushMs);
+    // The LRU keeps entries for the whole stale window; freshness is judged in `authenticate`.
+    this.cache = new LRUCache<string, Entry>({ max: 50_000, ttl: Math.max(options.cacheTtlMs + (options.staleIfErrorMs ?? 0), 1), ttlAutopurge: false });
+    this.flushTimer = setInterval(() => void this.flushLastUsed().catch(() => undefined), options.lastUsedFlushMs);
     this.flushTimer.unref();
   }
 
@@ -59,19 +70,16 @@ export class KeyAuthenticator {
     if (!parsed.ok) return guard().then(() => ({ ok: false, reason: 'malformed' }));
 
     const hash = hashKey(parsed.key);
-    let entry = this.options.cacheTtlMs > 0 ? this.cache.get(hash) : undefined;
+    const now = this.now();
+    const cached = this.options.cacheTtlMs > 0 ? this.cache.get(hash) : undefined;
+    const ttl = cached?.key ? this.options.cacheTtlMs : this.options.negativeCacheTtlMs;
+    let entry = cached && now - cached.fetchedAt < ttl ? cached : undefined;
     this.options.onLookup?.(!!entry);
-    if (!entry || entry === NOT_FOUND) await guard();
-    if (!entry) {
-      const row = await findActiveKeyByHash(this.options.db, hash, new Date(this.now()));
-      entry = row ? { key: toAuthenticatedKey(row), until: validUntil(row, hash) } : NOT_FOUND;
-      if (this.options.cacheTtlMs > 0) {
-        this.cache.set(hash, entry, entry === NOT_FOUND ? { ttl: Math.max(this.options.negativeCacheTtlMs, 1) } : undefined);
-      }
-    }
-    if (entry === NOT_FOUND) return { ok: false, reason: 'invalid' };
+    if (!entry?.key) await guard();
+    if (!entry) entry = await this.lookup(hash, now, cached);
+    if (!entry.key) return { ok: false, reason: 'invalid' };
     // A cached key may have expired, or its old secret's grace period ended, since it was cached.
-    if (entry.until <= this.now()) {
+    if (entry.until <= now) {
       this.cache.delete(hash);
       return { ok: false, reason: 'invalid' };
     }
@@ -79,10 +87,33 @@ export class KeyAuthenticator {
     return { ok: true, key: entry.key };
   }
 
+  /**
+   * Asks the database, within its timeout. If it cannot answer, a key verified here within the
+   * stale-if-error window keeps working (revocations still arrive over pub/sub); anything else
+   * is a 503, never a 500 and never a wait.
+   */
+  private async lookup(hash: string, now: number, stale: Entry | undefined): Promise<Entry> {
+    let row: ApiKeyRow | null;
+    try {
+      const timeoutMs = this.options.databaseTimeoutMs ?? 2000;
+      row = await withTimeout(findActiveKeyByHash(this.options.db, hash, new Date(now)), timeoutMs, 'the API key lookup');
+      this.options.onDatabaseResult?.(null);
+    } catch (error) {
+      this.options.onDatabaseResult?.(error);
+      if (stale?.key && now - stale.fetchedAt < this.options.cacheTtlMs + (this.options.staleIfErrorMs ?? 0)) return stale;
+      throw serviceUnavailable('The API key store is temporarily unavailable; try again shortly.', 5);
+    }
+    const entry: Entry = { key: row ? toAuthenticatedKey(row) : null, until: row ? validUntil(row, hash) : Infinity, fetchedAt: now };
+    if (this.options.cacheTtlMs > 0) {
+      this.cache.set(hash, entry, entry.key ? undefined : { ttl: Math.max(this.options.negativeCacheTtlMs, 1) });
+    }
+    return entry;
+  }
+
   /** Drops every cached entry of a key (revoked, rotated, changed), and all negative entries. */
   invalidate(keyId: string): void {
     for (const [hash, entry] of this.cache.entries()) {
-      if (entry === NOT_FOUND || entry.key.id === keyId) this.cache.delete(hash);
+      if (!entry.key || entry.key.id === keyId) this.cache.delete(hash);
     }
   }
 
@@ -90,11 +121,19 @@ export class KeyAuthenticator {
     return this.options.now?.() ?? Date.now();
   }
 
+  /** Writes last_used_at; if the database is down the ids are kept for the next flush. */
   async flushLastUsed(at = new Date()): Promise<void> {
     if (this.seen.size === 0) return;
     const ids = [...this.seen];
     this.seen.clear();
-    await touchLastUsed(this.options.db, ids, at);
+    try {
+      await withTimeout(touchLastUsed(this.options.db, ids, at), this.options.databaseTimeoutMs ?? 2000, 'recording last_used_at');
+      this.options.onDatabaseResult?.(null);
+    } catch (error) {
+      for (const id of ids) this.seen.add(id);
+      this.options.onDatabaseResult?.(error);
+      throw error;
+    }
   }
 
   async close(): Promise<void> {

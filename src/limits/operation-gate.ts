@@ -3,7 +3,7 @@ import {
   Kind, execute, getVariableValues, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type OperationDefinitionNode,
 } from 'graphql';
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { ApiError, ErrorCode, badUserInput, limitExtensions } from '../errors';
+import { ApiError, ErrorCode, badUserInput, limitExtensions, replaceWithError } from '../errors';
 import { CoalescingGate, Refusal } from './coalescing-gate';
 import type { Context } from '../context';
 import { SlicingError, type FieldPolicy } from './field-policies';
@@ -170,11 +170,7 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
           // Operations refused before this gate (parse, validation) still count for their address.
           const ip = await ctx.ipCheck();
           if (!ip.ok && rc.response.http.status !== 429) {
-            const error = ctx.ipRefusal(ip) as ApiError;
-            const { http, ...extensions } = error.extensions as { http: { status: number; headers: Map<string, string> } };
-            rc.response.http.status = http.status;
-            for (const [name, value] of http.headers) rc.response.http.headers.set(name, value);
-            rc.response.body.singleResult = { errors: [{ message: error.message, extensions }] };
+            replaceWithError(rc.response, ctx.ipRefusal(ip));
             return;
           }
           const single = rc.response.body.singleResult;

@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
+import { OutageWatch } from '../outage-watch';
 
 export type StoreFailureMode = 'insurance' | 'open' | 'closed';
 export type LimiterSpec = { keyPrefix: string; points: number; duration: number; blockDuration?: number };
@@ -19,17 +20,21 @@ export type LimiterStore = {
   limiter(spec: LimiterSpec): RateLimiterAbstract;
   /** Waits (up to timeoutMs) for the first connection; false if the store is not there yet. */
   ready(timeoutMs?: number): Promise<boolean>;
-  /** Reports whether the store answers right now (for /ready). */
+  /** Reports whether the store answers right now (for /ready); bounded by the command timeout. */
   healthy(): Promise<boolean>;
   close(): Promise<void>;
 };
 
-export function createRedisClient(url: string, purpose: string): Redis {
+export function createRedisClient(url: string, purpose: string, commandTimeoutMs?: number): Redis {
   return new Redis(url, {
     connectionName: `tollgate:${purpose}`,
     // Fail fast instead of queueing while Redis is down: a limiter must answer now.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
+    // A Redis that is connected but silent (frozen, overloaded, a half-open connection) would
+    // hang every command: past this, the command fails and the store-failure mode applies.
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(1000, (commandTimeoutMs ?? 1000) * 5),
     // Commands issued in the same tick travel in one pipeline: one round trip for many windows.
     enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
@@ -60,9 +65,37 @@ function instrument<T extends RateLimiterAbstract>(limiter: T, store: 'memory' |
   return limiter;
 }
 
+/**
+ * RateLimiterRedis that reports every Redis answer and failure to the outage watch. Its insurance
+ * limiter hides failures from callers (that is its job), so they are seen here, at the two
+ * methods that talk to Redis.
+ */
+class WatchedRateLimiterRedis extends RateLimiterRedis {
+  constructor(options: ConstructorParameters<typeof RateLimiterRedis>[0], private readonly watch: OutageWatch) {
+    super(options);
+  }
+  private watched<T>(call: Promise<T>): Promise<T> {
+    return call.then(
+      (value) => (this.watch.succeeded(), value),
+      (error: unknown) => {
+        if (error instanceof Error) this.watch.failed(error);
+        throw error;
+      },
+    );
+  }
+  _upsert(...args: unknown[]): Promise<unknown> {
+    return this.watched((RateLimiterRedis.prototype as unknown as { _upsert(...a: unknown[]): Promise<unknown> })._upsert.apply(this, args));
+  }
+  _get(...args: unknown[]): Promise<unknown> {
+    return this.watched((RateLimiterRedis.prototype as unknown as { _get(...a: unknown[]): Promise<unknown> })._get.apply(this, args));
+  }
+}
+
 export function createLimiterStore(options: {
   redisUrl?: string;
   failureMode: StoreFailureMode;
+  /** How long one Redis command may take before it counts as a store failure. */
+  commandTimeoutMs?: number;
   logger?: Logger;
   observe?: StoreObserver;
 }): LimiterStore {
@@ -85,8 +118,10 @@ export function createLimiterStore(options: {
     };
   }
 
-  const redis = createRedisClient(options.redisUrl, 'limits');
-  watchOutages(redis, options.logger);
+  const redis = createRedisClient(options.redisUrl, 'limits', options.commandTimeoutMs);
+  const watch = new OutageWatch('limiter store (Redis)', options.logger);
+  redis.on('error', (err: Error) => watch.failed(err));
+  redis.on('ready', () => watch.succeeded());
   return {
     kind: 'redis',
     failureMode: options.failureMode,
@@ -96,13 +131,16 @@ export function createLimiterStore(options: {
       let limiter = limiters.get(key);
       if (!limiter) {
         limiter = instrument(
-          new RateLimiterRedis({
-            ...spec,
-            storeClient: redis,
-            // Without this a command sent while disconnected waits for a reconnect.
-            rejectIfRedisNotReady: true,
-            insuranceLimiter: options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined,
-          }),
+          new WatchedRateLimiterRedis(
+            {
+              ...spec,
+              storeClient: redis,
+              // Without this a command sent while disconnected waits for a reconnect.
+              rejectIfRedisNotReady: true,
+              insuranceLimiter: options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined,
+            },
+            watch,
+          ),
           'redis',
           options.observe,
         );
@@ -120,8 +158,11 @@ export function createLimiterStore(options: {
           }),
     healthy: async () => {
       try {
-        return (await redis.ping()) === 'PONG';
-      } catch {
+        const ok = (await redis.ping()) === 'PONG';
+        watch.succeeded();
+        return ok;
+      } catch (error) {
+        if (error instanceof Error) watch.failed(error);
         return false;
       }
     },
@@ -129,19 +170,4 @@ export function createLimiterStore(options: {
       redis.disconnect();
     },
   };
-}
-
-/** Logs an outage once when it starts and once when it ends, never per request. */
-function watchOutages(redis: Redis, logger?: Logger) {
-  let down = false;
-  redis.on('error', (err: Error) => {
-    if (down) return;
-    down = true;
-    logger?.error({ err: { message: err.message } }, 'limiter store (Redis) unreachable');
-  });
-  redis.on('ready', () => {
-    if (!down) return;
-    down = false;
-    logger?.warn('limiter store (Redis) reachable again');
-  });
 }

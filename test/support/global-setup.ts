@@ -1,4 +1,7 @@
+import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 
 // Decides once per run which real services the suites can use. With CI=true an unreachable
 // Postgres or Redis fails the whole run; on a laptop without them the service suites are
@@ -17,6 +20,8 @@ function reachable(url: string, defaultPort: number): Promise<boolean> {
 }
 
 export default async function globalSetup() {
+  // Suites append their skips here; the skip reporter prints them at the end of the run.
+  process.env.TOLLGATE_SKIP_LOG = path.join(mkdtempSync(path.join(os.tmpdir(), 'tollgate-skips-')), 'skips.jsonl');
   process.env.TEST_DATABASE_URL ??= DEFAULT_DATABASE_URL;
   process.env.TEST_REDIS_URL ??= DEFAULT_REDIS_URL;
   const postgres = await reachable(process.env.TEST_DATABASE_URL, 5432);

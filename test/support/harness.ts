@@ -47,6 +47,8 @@ export function testConfig(overrides: Record<string, string> = {}, store: 'memor
     LOG_LEVEL: 'info',
     IP_LIMIT: '1000000',
     AUTH_FAILURE_LIMIT: '1000000',
+    // Generous on a loaded 2-core machine: a timeout would silently move counting to insurance.
+    LIMITER_TIMEOUT_MS: '2000',
     ...(store === 'redis' ? { REDIS_URL: testRedisUrl() } : {}),
     ...overrides,
   });

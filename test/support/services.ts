@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import postgres from 'postgres';
 
 export const hasPostgres = () => process.env.TOLLGATE_TEST_POSTGRES === '1';
@@ -11,17 +13,62 @@ export function testRedisUrl(): string {
   return url.toString();
 }
 
-/** The backends a suite runs on: PGlite always; real Postgres when reachable (always in CI). */
-export const databaseBackends = (): ('pglite' | 'postgres')[] => (hasPostgres() ? ['pglite', 'postgres'] : ['pglite']);
+/**
+ * The backends a suite runs on: PGlite always; real Postgres when reachable (always in CI). A
+ * missing row is recorded as a skip, so the run's summary says the suite ran on fewer backends.
+ */
+export function databaseBackends(): ('pglite' | 'postgres')[] {
+  if (hasPostgres()) return ['pglite', 'postgres'];
+  recordSkip(`${callerFile()} on postgres`, `Postgres (${process.env.TEST_DATABASE_URL}) unreachable`);
+  return ['pglite'];
+}
 /** The limiter stores a suite runs on: memory always; Redis when reachable (always in CI). */
-export const storeBackends = (): ('memory' | 'redis')[] => (hasRedis() ? ['memory', 'redis'] : ['memory']);
+export function storeBackends(): ('memory' | 'redis')[] {
+  if (hasRedis()) return ['memory', 'redis'];
+  recordSkip(`${callerFile()} on redis`, `Redis (${process.env.TEST_REDIS_URL}) unreachable`);
+  return ['memory'];
+}
 
-/** `describe` for suites that need Redis; prints why when it cannot run. */
-export function describeWithRedis(name: string, fn: () => void) {
-  if (hasRedis()) return describe(name, fn);
-  return describe(`${name} [skipped: Redis unreachable]`, () => {
-    it('needs Redis', () => console.warn(`skipped "${name}": Redis unreachable`));
-  });
+function callerFile(): string {
+  const line = new Error().stack?.split('\n').find((l) => /\.test\.ts/.test(l)) ?? '';
+  return /([\w./-]+\.test\.ts)/.exec(line)?.[1]?.replace(/^.*\/test\//, 'test/') ?? 'a suite';
+}
+
+/**
+ * `describe` for a suite that needs something this machine may lack. Without it the suite is
+ * reported by jest as skipped (never as passed), and the run's last lines say which and why
+ * (test/support/skip-reporter.js). With CI=true it is never skipped: it fails, naming what is missing.
+ */
+export function describeIf(available: boolean, needs: string, name: string, fn: () => void) {
+  if (available) return describe(name, fn);
+  if (process.env.CI === 'true') {
+    return describe(name, () => {
+      it(`needs ${needs}`, () => {
+        throw new Error(`CI=true and ${needs} is unavailable: this suite must run in CI`);
+      });
+    });
+  }
+  recordSkip(name, `${needs} unavailable`);
+  return describe.skip(`${name} [skipped: ${needs} unavailable]`, fn);
+}
+
+/** `describe` for suites that need Redis (see describeIf). */
+export const describeWithRedis = (name: string, fn: () => void) => describeIf(hasRedis(), `Redis (${process.env.TEST_REDIS_URL})`, name, fn);
+
+/** Skips are appended to a file the skip reporter reads at the end of the run. */
+function recordSkip(name: string, reason: string) {
+  const file = process.env.TOLLGATE_SKIP_LOG;
+  if (file) appendFileSync(file, `${JSON.stringify({ name, reason })}\n`);
+}
+
+/** Whether the redis-server binary is installed (tests that start Redis processes of their own). */
+export function hasRedisServerBinary(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A fresh, empty database on the test server for one test file; dropped by the returned function. */

@@ -1,0 +1,150 @@
+import { openDatabase } from '../../src/db/client';
+import { startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { createScratchDatabase, describeIf, hasPostgres } from '../support/services';
+import { startTcpProxy } from '../support/tcp-proxy';
+
+// Postgres behind a TCP proxy the test controls: cut (down) and frozen (connected, silent).
+// What must hold: keys this instance verified keep working from cache past their TTL (bounded),
+// never-seen keys get a fast coded 503, /ready says the database is down, the outage is logged
+// once each way, and everything recovers without a restart.
+const TIMEOUT_MS = 500;
+const ME = '{ me { id } }';
+/** Needs a key, but no database query of its own: shows the key gate alone. */
+const STATUS = '{ rateLimit { limit } }';
+
+async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const timed = async <T>(fn: () => Promise<T>) => {
+  const started = Date.now();
+  const value = await fn();
+  return { value, ms: Date.now() - started };
+};
+
+describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgres down or frozen under a running server', () => {
+  let scratch: { url: string; drop(): Promise<void> };
+  let proxy: Awaited<ReturnType<typeof startTcpProxy>>;
+  let database: TestDatabase;
+  let t: TestServer;
+  let skew = 0;
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+    const real = new URL(scratch.url);
+    proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
+    const viaProxy = new URL(scratch.url);
+    viaProxy.port = String(proxy.port);
+    const handle = await openDatabase({ url: viaProxy.toString(), dataDir: 'memory://', timeoutMs: TIMEOUT_MS, poolSize: 4 });
+    database = { ...handle, queries: [], dispose: handle.close };
+    t = await startTestServer({
+      database,
+      env: { DATABASE_TIMEOUT_MS: String(TIMEOUT_MS), KEY_CACHE_TTL_SECONDS: '1', KEY_STALE_IF_ERROR_SECONDS: '600' },
+      now: () => Date.now() + skew,
+    });
+  });
+  afterEach(() => {
+    skew = 0;
+  });
+  afterAll(async () => {
+    await t?.close();
+    await database?.close().catch(() => undefined);
+    await proxy?.close();
+    await scratch?.drop();
+  });
+
+  const ready = async () => {
+    const res = await fetch(`${t.url}/ready`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const dbLines = () => t.logs.map((l) => JSON.parse(l)).filter((l) => /^database (unreachable|reachable again)$/.test(l.msg));
+
+  it.each([
+    ['down (connections refused)', 'cut'],
+    ['frozen (connected, silent)', 'freeze'],
+  ] as const)('%s: verified keys keep working, new keys get a fast 503, /ready is 503; all recovers', async (_name, fault) => {
+    const verified = await t.createKey();
+    const neverSeen = await t.createKey();
+    expect((await t.gql(STATUS, {}, verified.secret)).status).toBe(200);
+    expect((await t.gql(STATUS)).status).toBe(200); // the admin key, verified too
+    const linesBefore = dbLines().length;
+
+    if (fault === 'cut') await proxy.cut();
+    else proxy.freeze();
+    try {
+      skew = 5_000; // the verified key's cache entry is past its 1 s TTL
+      const served = await timed(() => t.gql(STATUS, {}, verified.secret));
+      expect(served.value.status).toBe(200);
+      expect(served.value.body.data.rateLimit.limit).toBeGreaterThan(0);
+      expect(served.ms).toBeLessThan(TIMEOUT_MS * 4);
+
+      const refused = await timed(() => t.gql(STATUS, {}, neverSeen.secret));
+      expect(refused.value.status).toBe(503);
+      expect(refused.value.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
+      expect(refused.value.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(JSON.stringify(refused.value.body)).not.toMatch(/ECONNREFUSED|Failed query|timed out|stack/);
+      expect(refused.ms).toBeLessThan(TIMEOUT_MS * 4);
+
+      // Past the stale-if-error window even a verified key is refused (with 503, not 401).
+      skew = 601_000 + 1_000;
+      expect((await t.gql(STATUS, {}, verified.secret)).status).toBe(503);
+      skew = 5_000;
+      // A resolver that needs the database answers 503 too, not a masked 500.
+      const me = await t.gql('{ apiKeys(first: 1) { edges { node { id } } } }');
+      expect(me.status).toBe(503);
+      expect(me.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
+
+      const probe = await timed(ready);
+      expect(probe.value).toEqual({ status: 503, body: expect.objectContaining({ status: 'unavailable', database: 'down' }) });
+      expect(probe.ms).toBeLessThan(TIMEOUT_MS * 4);
+    } finally {
+      if (fault === 'cut') await proxy.restore();
+      else proxy.thaw();
+    }
+    await until(async () => (await t.gql(ME, {}, neverSeen.secret)).status === 200);
+    expect((await ready()).status).toBe(200);
+    await until(() => dbLines().length >= linesBefore + 2);
+    const lines = dbLines().slice(linesBefore);
+    expect(lines.map((l) => l.msg)).toEqual(['database unreachable', 'database reachable again']);
+    expect(lines[0].err.message).toMatch(fault === 'cut' ? /ECONNREFUSED|CONNECTION|closed|timed out/i : /timed out/i);
+  });
+
+  it('an admin mutation while the database is down answers 503 SERVICE_UNAVAILABLE, and nothing is half-written', async () => {
+    expect((await t.gql(ME)).status).toBe(200);
+    await proxy.cut();
+    try {
+      const res = await t.gql('mutation { createApiKey(input: { name: "during outage", scopes: ["read"] }) { secret } }');
+      expect(res.status).toBe(503);
+      expect(res.body.errors.map((e: any) => e.extensions.code)).toEqual(['SERVICE_UNAVAILABLE']);
+    } finally {
+      await proxy.restore();
+    }
+    await until(async () => (await ready()).status === 200);
+    const list = await t.gql('{ apiKeys(first: 100) { edges { node { name } } } }');
+    expect(list.body.data.apiKeys.edges.map((e: any) => e.node.name)).not.toContain('during outage');
+  });
+
+  it('a request stuck on a frozen database is answered 503 by REQUEST_TIMEOUT_MS, whatever it waits for', async () => {
+    const strict = await startTestServer({ database, env: { REQUEST_TIMEOUT_MS: '200', DATABASE_TIMEOUT_MS: '5000' } });
+    try {
+      expect((await strict.gql(ME)).status).toBe(200);
+      proxy.freeze();
+      try {
+        const res = await timed(() => strict.gql('{ apiKeys(first: 1) { edges { node { id } } } }'));
+        expect(res.value.status).toBe(503);
+        expect(res.value.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
+        expect(res.value.headers.get('retry-after')).toBe('5');
+        expect(res.ms).toBeLessThan(2_000);
+        expect((await fetch(`${strict.url}/health`)).status).toBe(200); // the server itself is fine
+      } finally {
+        proxy.thaw();
+      }
+    } finally {
+      await strict.close();
+    }
+  });
+});

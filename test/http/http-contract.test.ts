@@ -1,0 +1,87 @@
+import http from 'node:http';
+import { useTestServer } from '../support/harness';
+
+/** Raw HTTP, so the test controls every header and byte (fetch refuses some of them). */
+export function rawRequest(url: string, options: { method?: string; path?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${options.path ?? '/graphql'}`, { method: options.method ?? 'POST', headers: options.headers, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** Every error answer is GraphQL-shaped: `{ errors: [{ message, extensions: { code } }] }`, no stack. */
+function codeOf(body: string): string {
+  const parsed = JSON.parse(body);
+  expect(Array.isArray(parsed.errors)).toBe(true);
+  expect(JSON.stringify(parsed)).not.toMatch(/stacktrace|\n\s+at /);
+  return parsed.errors[0].extensions.code;
+}
+
+describe('the HTTP contract (GraphQL over HTTP)', () => {
+  const s = useTestServer();
+  const post = (query: string, accept = 'application/json', extra: Record<string, string> = {}) =>
+    rawRequest(s.t.url, { headers: { 'content-type': 'application/json', accept, 'x-api-key': s.t.adminKey, ...extra }, body: JSON.stringify({ query }) });
+
+  describe.each(['application/json', 'application/graphql-response+json'])('documents that do not parse, Accept: %s', (accept) => {
+    it.each([
+      ['an unclosed selection', '{ station(id: "LHR") { name }'],
+      ['a stray NUL character', '{ station(id: "LHR") { name } }\u0000'],
+      ['a non-ASCII operation name', 'query Wetterstation\u00e4 { __typename }'],
+      ['a lone brace', '}'],
+    ])('%s → 400 GRAPHQL_PARSE_FAILED', async (_name, query) => {
+      const res = await post(query, accept);
+      expect(res.status).toBe(400);
+      expect(codeOf(res.body)).toBe('GRAPHQL_PARSE_FAILED');
+    });
+
+    it('a document over MAX_TOKENS → 400 GRAPHQL_PARSE_FAILED naming the limit', async () => {
+      const query = `{ ${Array.from({ length: 1100 }, (_, i) => `a${i}: __typename`).join(' ')} }`;
+      const res = await post(query, accept);
+      expect(res.status).toBe(400);
+      expect(codeOf(res.body)).toBe('GRAPHQL_PARSE_FAILED');
+      expect(JSON.parse(res.body).errors[0].message).toMatch(/2000 tokens/);
+    });
+
+    it('too many directives → 400 GRAPHQL_VALIDATION_FAILED', async () => {
+      const query = `{ __typename ${'@include(if: true) '.repeat(60)} }`;
+      const res = await post(query, accept);
+      expect(res.status).toBe(400);
+      expect(codeOf(res.body)).toBe('GRAPHQL_VALIDATION_FAILED');
+    });
+  });
+
+  it('answers a GET query that carries the key header (x-api-key forces a CORS preflight)', async () => {
+    const res = await rawRequest(s.t.url, { method: 'GET', path: `/graphql?query=${encodeURIComponent('{ station(id: "LHR") { name } }')}`, headers: { 'x-api-key': s.t.adminKey } });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body).data.station.name).toBeTruthy();
+  });
+
+  it('still refuses a simple GET with no key and no preflight header as a CSRF risk (400 BAD_REQUEST)', async () => {
+    const res = await rawRequest(s.t.url, { method: 'GET', path: `/graphql?query=${encodeURIComponent('{ __typename }')}` });
+    expect(res.status).toBe(400);
+    expect(codeOf(res.body)).toBe('BAD_REQUEST');
+  });
+
+  it.each([
+    ['an unsupported content type → 415 BAD_REQUEST', 415, 'BAD_REQUEST', { headers: { 'content-type': 'application/xml' }, body: '<q/>' }],
+    ['a body over 1 MB → 413 BAD_REQUEST', 413, 'BAD_REQUEST', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ __typename }${' '.repeat(1_100_000)}` }) }],
+    ['headers over 16 KB → 431 BAD_REQUEST', 431, 'BAD_REQUEST', { headers: { 'content-type': 'application/json', 'x-padding': 'a'.repeat(17 * 1024) }, body: '{"query":"{ __typename }"}' }],
+    ['an unknown path → 404 NOT_FOUND', 404, 'NOT_FOUND', { path: '/nowhere', method: 'GET', headers: {} }],
+    ['an unsupported method → 404 NOT_FOUND', 404, 'NOT_FOUND', { method: 'DELETE', headers: {} }],
+  ] as const)('%s', async (_name, status, code, request: { path?: string; method?: string; headers: Record<string, string>; body?: string }) => {
+    const res = await rawRequest(s.t.url, { ...request, headers: { ...request.headers, 'x-api-key': s.t.adminKey } });
+    expect(res.status).toBe(status);
+    expect(res.headers['content-type']).toMatch(/application\/json/);
+    expect(codeOf(res.body)).toBe(code);
+  });
+
+  it('a header just under 16 KB is still served', async () => {
+    const res = await rawRequest(s.t.url, { headers: { 'content-type': 'application/json', 'x-api-key': s.t.adminKey, 'x-padding': 'a'.repeat(15 * 1024) }, body: '{"query":"{ __typename }"}' });
+    expect(res.status).toBe(200);
+  });
+});

@@ -1,0 +1,188 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { eq } from 'drizzle-orm';
+import { openDatabase } from '../../src/db/client';
+import { apiKeys } from '../../src/db/schema';
+import { runKeysCli } from '../../src/cli/keys';
+import { freePort } from '../support/private-redis';
+import { createScratchDatabase, describeIf, hasPostgres, testDatabaseUrl } from '../support/services';
+
+// The real process, as `npm start` runs it (tsx src/main.ts), signalled and broken from outside.
+const root = path.resolve(__dirname, '..', '..');
+
+type Running = { child: ChildProcess; stdout: string[]; stderr: string[]; exit: Promise<{ code: number | null; at: number }> };
+
+function start(env: Record<string, string>): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH, NODE_OPTIONS: '', LOG_LEVEL: 'info', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  child.stdout!.on('data', (c) => stdout.push(...String(c).split('\n').filter(Boolean)));
+  child.stderr!.on('data', (c) => stderr.push(...String(c).split('\n').filter(Boolean)));
+  const exit = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
+  return { child, stdout, stderr, exit };
+}
+
+async function serving(p: Running, timeoutMs = 30_000): Promise<{ url: string; adminKey?: string }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = p.stdout.map((l) => (l.startsWith('{') ? JSON.parse(l) : null)).find((l) => l?.msg === 'Tollgate is serving');
+    if (line) {
+      const adminKey = p.stdout.join('\n').match(/shown once, store it now\): (\S+)/)?.[1];
+      return { url: String(line.url).replace(/\/graphql$/, ''), adminKey };
+    }
+    if (p.child.exitCode !== null) throw new Error(`exited early: ${p.stderr.join('\n')}`);
+    if (Date.now() > deadline) throw new Error(`never served: ${p.stderr.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const gql = (url: string, key: string, query: string) =>
+  fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ query }) });
+
+describe('the server process', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-proc-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('idle: exits 0 within 1 s of SIGTERM, and of SIGINT', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const p = start({ DATA_DIR: path.join(dir, 'db') });
+      await serving(p);
+      const sent = Date.now();
+      p.child.kill(signal);
+      const { code, at } = await p.exit;
+      expect(code).toBe(0);
+      expect(at - sent).toBeLessThan(1_000);
+    }
+  });
+
+  it('under load: drains in-flight requests, refuses new ones, writes last_used_at, exits 0', async () => {
+    const dataDir = path.join(dir, 'db');
+    const p = start({ DATA_DIR: dataDir, LAST_USED_FLUSH_SECONDS: '3600' });
+    const { url, adminKey } = await serving(p);
+    expect(adminKey).toMatch(/^tg_/);
+    // 40 requests in flight, each a real query on PGlite.
+    const query = '{ stations(first: 30) { edges { node { id name country } } } forecast(stationId: "LHR", days: 3) { highC } }';
+    let done = 0;
+    const inFlight = Array.from({ length: 40 }, () => gql(url, adminKey!, query).then((r) => (done++, r.status), () => 'refused'));
+    while (done === 0) await new Promise((r) => setTimeout(r, 5)); // the rest are now in the server's hands
+    p.child.kill('SIGTERM');
+    const statuses = await Promise.all(inFlight);
+    // Every request that was in flight when the stop began completed.
+    expect(statuses).toEqual(Array(40).fill(200));
+    const { code } = await p.exit;
+    expect(code).toBe(0);
+    await expect(gql(url, adminKey!, '{ __typename }')).rejects.toThrow(); // nobody listens any more
+    const db = await openDatabase({ dataDir });
+    try {
+      const rows = await db.db.select().from(apiKeys).where(eq(apiKeys.name, 'bootstrap admin'));
+      expect(rows[0].lastUsedAt).toBeInstanceOf(Date);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a port in use: one line naming PORT, exit 1, and the first admin key is not burnt', async () => {
+    const blocker = net.createServer();
+    const port = await freePort();
+    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+    try {
+      const p = start({ DATA_DIR: path.join(dir, 'db'), PORT: String(port) });
+      const { code } = await p.exit;
+      expect(code).toBe(1);
+      expect(p.stderr.join('\n')).toMatch(/PORT: 127\.0\.0\.1:\d+ is already in use/);
+      expect(p.stderr.join('\n')).not.toMatch(/\n\s+at /);
+      expect(p.stdout.join('\n')).not.toMatch(/Admin API key/);
+    } finally {
+      blocker.close();
+    }
+    const again = start({ DATA_DIR: path.join(dir, 'db') });
+    const { adminKey } = await serving(again);
+    expect(adminKey).toMatch(/^tg_/); // printed on the first start that really served
+    again.child.kill('SIGTERM');
+    expect((await again.exit).code).toBe(0);
+  });
+
+  it('one process owns the embedded database folder: a second server and the CLI are refused, naming the holder; nothing is lost', async () => {
+    const dataDir = path.join(dir, 'db');
+    const first = start({ DATA_DIR: dataDir });
+    const { url, adminKey } = await serving(first);
+    const second = start({ DATA_DIR: dataDir });
+    const { code } = await second.exit;
+    expect(code).toBe(1);
+    expect(second.stderr.join('\n')).toMatch(new RegExp(`DATA_DIR: the embedded database .* is in use by process ${first.child.pid} \\(tollgate server`));
+    const out: string[] = [];
+    expect(await runKeysCli(['list'], (l) => out.push(l), { DATA_DIR: dataDir })).toBe(1);
+    expect(out.join('\n')).toMatch(new RegExp(`in use by process ${first.child.pid}`));
+    // The server was never disturbed: a key created through it survives a restart.
+    const created: any = await (await gql(url, adminKey!, 'mutation { createApiKey(input: { name: "kept", scopes: ["read"] }) { secret } }')).json();
+    const secret = created.data.createApiKey.secret;
+    first.child.kill('SIGTERM');
+    expect((await first.exit).code).toBe(0);
+    const restarted = start({ DATA_DIR: dataDir });
+    const back = await serving(restarted);
+    expect((await gql(back.url, secret, '{ me { name } }')).status).toBe(200);
+    restarted.child.kill('SIGTERM');
+    await restarted.exit;
+  });
+});
+
+describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startup failures name their cause', () => {
+  const fails = async (env: Record<string, string>) => {
+    const p = start({ DATABASE_TIMEOUT_MS: '1000', ...env });
+    const started = Date.now();
+    const { code, at } = await p.exit;
+    const stderr = p.stderr.join('\n');
+    expect(code).toBe(1);
+    expect(stderr).not.toMatch(/\n\s+at |Failed query/); // one line, no stack
+    expect(p.stdout.join('\n')).not.toMatch(/Admin API key/);
+    return { stderr, ms: at - started };
+  };
+
+  it('a closed port: "connection refused" at host:port', async () => {
+    const port = await freePort();
+    const { stderr } = await fails({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/x` });
+    expect(stderr).toMatch(new RegExp(`DATABASE_URL: cannot connect to 127\\.0\\.0\\.1:${port} \\(connection refused\\)`));
+  });
+
+  it('a database that does not exist: says so, by name', async () => {
+    const url = new URL(testDatabaseUrl());
+    url.pathname = '/tollgate_no_such_db';
+    const { stderr } = await fails({ DATABASE_URL: url.toString() });
+    expect(stderr).toMatch(/DATABASE_URL: database "tollgate_no_such_db" does not exist/);
+  });
+
+  it('an open port that is not Postgres: fails within the connect timeout, not 30 s', async () => {
+    const silent = net.createServer(() => undefined); // accepts, never answers
+    const port = await freePort();
+    await new Promise<void>((r) => silent.listen(port, '127.0.0.1', r));
+    try {
+      const { stderr, ms } = await fails({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/x` });
+      expect(stderr).toMatch(/DATABASE_URL: no Postgres answered at 127\.0\.0\.1:\d+ within 1000 ms/);
+      expect(ms).toBeLessThan(10_000);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('a reachable database still starts (the control case)', async () => {
+    const scratch = await createScratchDatabase();
+    try {
+      const p = start({ DATABASE_URL: scratch.url });
+      await serving(p);
+      p.child.kill('SIGTERM');
+      expect((await p.exit).code).toBe(0);
+    } finally {
+      await scratch.drop();
+    }
+  });
+});
