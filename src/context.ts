@@ -4,6 +4,7 @@ import type { KeyService } from './keys/service';
 import type { WeatherLoaders } from './weather/resolvers';
 import type { FieldUsageReader } from './limits/usage';
 import type { IpVerdict } from './limits/ip-gate';
+import type { FieldCharge } from './limits/rate-limit-directive';
 import type { FieldNode, GraphQLError } from 'graphql';
 
 /** Per-request facts for the access log, set by the context function and plugins. */
@@ -30,7 +31,7 @@ export type Context = {
   /** Filled by the operation gate; read by the response headers and `rateLimit`. */
   meta: RequestMeta;
   /** Limited root fields whose budgets the operation gate took with its own (see precharge). */
-  prepaid: Map<FieldNode, Promise<void>>;
+  prepaid: Map<FieldNode, Promise<FieldCharge>>;
   /** The IP gate's verdict for this request (taken once, on first call). */
   ipCheck: () => Promise<IpVerdict>;
   /** The error that refuses a request for its address. */

@@ -178,7 +178,7 @@ export function operationGatePlugin(options: OperationGateOptions): ApolloServer
           if (ctx.cost.remaining === undefined) record(ctx, await gate.limiterFor(budget).get(ctx.apiKey.id).catch(() => null));
           // Refund what was not returned (shorter lists, nulls).
           if (ctx.cost.charged && input && single.data !== undefined) {
-            ctx.cost.actual = Math.min(ctx.cost.charged, actualCost(input, single.data));
+            ctx.cost.actual = Math.min(ctx.cost.charged, actualCost(input, single.data, refusedPaths(single.errors)));
             const refund = ctx.cost.charged - ctx.cost.actual;
             if (refund > 0) {
               const after = await gate.limiterFor(budget).reward(ctx.apiKey.id, refund).catch(() => null);
@@ -239,4 +239,12 @@ function onlyStatusFields(document: DocumentNode, operation: OperationDefinition
     // fragments stay: the status field's own selection may spread one
     definitions: [{ ...operation, selectionSet: { ...operation.selectionSet, selections: statusFields(operation) } }, ...Object.values(fragmentsOf(document))],
   };
+}
+
+/** Codes of refusals that happen before a field does any work: they cost nothing. */
+const FREE_REFUSALS = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORBIDDEN]);
+
+function refusedPaths(errors: readonly { path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[] | undefined): Set<string> | undefined {
+  if (!errors?.length) return undefined;
+  return new Set(errors.filter((e) => e.path && FREE_REFUSALS.has(e.extensions?.code)).map((e) => e.path!.join('.')));
 }

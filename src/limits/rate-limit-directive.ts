@@ -1,3 +1,4 @@
+import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { getArgumentValues, type FieldNode, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -8,8 +9,11 @@ import { FieldGate, type Window } from './field-gate';
 import type { Refusal } from './coalescing-gate';
 import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
 
+/** Points one resolution took from a field's windows (given back if the resolver refuses its input). */
+export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number };
+
 /** `prepaid`: root fields whose budget was already taken with the operation's (see precharge). */
-export type FieldLimitContext = { apiKey?: AuthenticatedKey; prepaid?: Map<FieldNode, Promise<void>> };
+export type FieldLimitContext = { apiKey?: AuthenticatedKey; prepaid?: Map<FieldNode, Promise<FieldCharge>> };
 
 export type RootFieldPrecharge = (context: FieldLimitContext, rootType: GraphQLObjectType, fields: readonly FieldNode[], variables: Record<string, unknown>) => { release(): Promise<void> };
 
@@ -31,6 +35,9 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   onRejected?: (coordinate: string, context: FieldLimitContext) => void;
 }): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void; precharge: RootFieldPrecharge } {
   const { gate, policies } = options;
+  // What each resolution was charged, by its `info.path` (one object per resolution), so a
+  // resolver that refuses its input (BAD_USER_INPUT) can give the points back.
+  const charges = new WeakMap<object, FieldCharge>();
   // Keys with per-coordinate overrides, as last authenticated (refreshed with the key cache).
   const overrides = new LRUCache<string, AuthenticatedKey['limits']>({ max: 100_000 });
 
@@ -88,12 +95,15 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       const prepaid = context.prepaid?.get(info.fieldNodes[0]);
       if (prepaid) {
         // Already decided with the operation's budget: 0 tells the library to spend nothing more.
-        await prepaid.catch((refusal: unknown) => {
+        charges.set(info.path, await prepaid.catch((refusal: unknown) => {
           throw refusal instanceof RateLimiterRes ? rateLimited(refusal as Refusal, coordinate, context) : refusal;
-        });
+        }));
         return 0;
       }
-      return pointsFor(coordinate, fieldArgs, context.apiKey?.id ?? '');
+      const keyId = context.apiKey?.id ?? '';
+      const points = pointsFor(coordinate, fieldArgs, keyId);
+      charges.set(info.path, { coordinate, windows: windowsFor(keyId, coordinate), points });
+      return points;
     },
     onLimit: (response, _args, _source, _fieldArgs, context, info) => {
       throw rateLimited(response as Refusal, `${info.parentType.name}.${info.fieldName}`, context);
@@ -126,8 +136,8 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
         continue;
       }
       if (points === 0) continue;
-      const charge = gate.consume(key.id, coordinate, windows, points);
-      pending.push(charge.then(() => void taken.push({ coordinate, windows, points }), () => undefined));
+      const charge = gate.consume(key.id, coordinate, windows, points).then(() => ({ coordinate, windows, points }));
+      pending.push(charge.then((taken1) => void taken.push(taken1), () => undefined));
       context.prepaid.set(node, charge);
     }
     return {
@@ -139,8 +149,37 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     };
   };
 
+  /**
+   * Outermost wrapper of every limited field: a resolver that refuses its input (BAD_USER_INPUT)
+   * or its caller (FORBIDDEN) did no work, so the points this resolution took go back to every
+   * window. A refusal costs nothing.
+   */
+  const refundRefusals = (limited: GraphQLSchema) =>
+    mapSchema(limited, {
+      [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
+        if (!policies.get(`${typeName}.${fieldName}`)?.windows.length || !field.resolve) return field;
+        const resolve = field.resolve;
+        return {
+          ...field,
+          resolve: async (source, args, context: FieldLimitContext, info) => {
+            try {
+              return await resolve(source, args, context, info);
+            } catch (error) {
+              const charge = charges.get(info.path);
+              const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
+              if (charge && charge.points > 0 && context.apiKey && (code === ErrorCode.BAD_USER_INPUT || code === ErrorCode.FORBIDDEN)) {
+                charges.delete(info.path);
+                await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points);
+              }
+              throw error;
+            }
+          },
+        };
+      },
+    });
+
   return {
-    schema: rateLimitDirectiveTransformer(schema),
+    schema: refundRefusals(rateLimitDirectiveTransformer(schema)),
     precharge,
     rememberKey(key) {
       if (key.limits.size > 0) overrides.set(key.id, key.limits);

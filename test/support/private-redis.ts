@@ -26,7 +26,7 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: string
 
 const answers = (port: number) => {
   try {
-    return execFileSync('redis-cli', ['-p', String(port), 'ping'], { timeout: 1000 }).toString().trim() === 'PONG';
+    return execFileSync('redis-cli', ['-p', String(port), 'ping'], { timeout: 1000, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() === 'PONG';
   } catch {
     return false;
   }
