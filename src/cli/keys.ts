@@ -6,98 +6,204 @@ import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
 import { buildSchema } from '../schema';
 import { createRedisClient } from '../limits/store';
 
-const USAGE = `Usage: npm run keys -- <command>
+const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
   create --name NAME [--scopes admin,read] [--expires 2027-01-01]   create a key; prints its secret once
   list [--all]                                                      list keys (--all includes revoked)
   revoke <id>                                                       revoke a key
-  rotate <id> [--grace 3600]                                        new secret, same id; old one works for --grace seconds`;
+  rotate <id> [--grace 3600]                                        new secret, same id; old one works for --grace seconds
 
-/** Operators' entry point: same service code and database config as the server. */
-export async function runKeysCli(argv: string[], out: (line: string) => void = console.log, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      name: { type: 'string' },
-      scopes: { type: 'string' },
-      expires: { type: 'string' },
-      grace: { type: 'string' },
-      all: { type: 'boolean' },
-    },
+Without --url the CLI opens the database itself (DATABASE_URL, or the embedded DATA_DIR while no
+server holds it). With --url it goes through a running server's admin API, authenticated by
+--key (or TOLLGATE_ADMIN_KEY): the way to manage keys while the embedded server is running.`;
+
+type KeySummary = { id: string; start: string; scopes: string[]; name: string; revokedAt: string | null; expiresAt: string | null };
+type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/** What the CLI needs, from the database directly or from a running server's admin API. */
+type KeyAdmin = {
+  create(input: { name: string; scopes: string[]; expiresAt?: Date }): Promise<Outcome<{ id: string; scopes: string[]; secret: string }>>;
+  list(includeRevoked: boolean): Promise<Outcome<KeySummary[]>>;
+  revoke(id: string): Promise<Outcome<{ id: string; revokedAt: string }>>;
+  rotate(id: string, grace: number): Promise<Outcome<{ id: string; secret: string }>>;
+  close(): Promise<void>;
+};
+
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
+  const config = loadConfig(env);
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, timeoutMs: config.databaseTimeoutMs, purpose: 'keys CLI' });
+  const redis = config.redisUrl ? createRedisClient(config.redisUrl, 'cli', config.limiterTimeoutMs) : undefined;
+  redis?.on('error', () => undefined);
+  await database.migrate();
+  const keys = new KeyService({
+    db: database.db,
+    prefix: config.keyPrefix,
+    scopes: config.scopes,
+    limitedCoordinates: buildSchema(null).limitedCoordinates,
+    // Running servers drop the key from their caches within a second.
+    onKeyChanged: async (keyId) => void (await redis?.publish(KEY_CHANGED_CHANNEL, keyId).catch(() => undefined)),
   });
+  return {
+    async create(input) {
+      const r = await keys.create(input, null);
+      return r.ok ? { ok: true, value: { id: r.value.key.id, scopes: r.value.key.scopes, secret: r.value.secret } } : r;
+    },
+    async list(includeRevoked) {
+      const all: KeySummary[] = [];
+      let after: string | undefined;
+      do {
+        const page = await keys.list({ first: 100, after, includeRevoked });
+        if (!page.ok) return page;
+        for (const { node } of page.value.nodes) all.push({ ...node, revokedAt: iso(node.revokedAt), expiresAt: iso(node.expiresAt) });
+        after = page.value.hasNextPage ? page.value.nodes.at(-1)?.cursor : undefined;
+      } while (after);
+      return { ok: true, value: all };
+    },
+    async revoke(id) {
+      const r = await keys.revoke(id, null);
+      return r.ok ? { ok: true, value: { id: r.value.id, revokedAt: iso(r.value.revokedAt)! } } : r;
+    },
+    async rotate(id, grace) {
+      const r = await keys.rotate(id, grace, null);
+      return r.ok ? { ok: true, value: { id: r.value.key.id, secret: r.value.secret } } : r;
+    },
+    async close() {
+      redis?.disconnect();
+      await database.close();
+    },
+  };
+}
+
+function remoteAdmin(url: string, key: string): KeyAdmin {
+  const endpoint = new URL('/graphql', url).toString();
+  const call = async <T>(query: string, variables: Record<string, unknown>, pick: (data: any) => T): Promise<Outcome<T>> => {
+    const response = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ query, variables }), signal: AbortSignal.timeout(15_000) });
+    const body = (await response.json().catch(() => null)) as { data?: unknown; errors?: { message: string; extensions?: { code?: string } }[] } | null;
+    if (body?.errors?.length) return { ok: false, message: body.errors.map((e) => `${e.message} (${e.extensions?.code ?? response.status})`).join('; ') };
+    if (!response.ok || !body?.data) return { ok: false, message: `${endpoint} answered HTTP ${response.status}` };
+    return { ok: true, value: pick(body.data) };
+  };
+  const KEY = 'id start name scopes revokedAt expiresAt';
+  return {
+    create: (input) =>
+      call('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id scopes } } }', { input: { name: input.name, scopes: input.scopes, expiresAt: input.expiresAt?.toISOString() } }, (d) => ({
+        id: d.createApiKey.apiKey.id,
+        scopes: d.createApiKey.apiKey.scopes,
+        secret: d.createApiKey.secret,
+      })),
+    async list(includeRevoked) {
+      const all: KeySummary[] = [];
+      let after: string | null = null;
+      do {
+        const page: Outcome<{ nodes: KeySummary[]; next: string | null }> = await call(
+          `query($after: String, $all: Boolean) { apiKeys(first: 100, after: $after, includeRevoked: $all) { pageInfo { hasNextPage endCursor } edges { node { ${KEY} } } } }`,
+          { after, all: includeRevoked },
+          (d) => ({ nodes: d.apiKeys.edges.map((e: { node: KeySummary }) => e.node), next: d.apiKeys.pageInfo.hasNextPage ? d.apiKeys.pageInfo.endCursor : null }),
+        );
+        if (!page.ok) return page;
+        all.push(...page.value.nodes);
+        after = page.value.next;
+      } while (after);
+      return { ok: true, value: all };
+    },
+    revoke: (id) => call('mutation($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }', { id }, (d) => d.revokeApiKey),
+    rotate: (id, grace) =>
+      call('mutation($id: ID!, $grace: Int) { rotateApiKey(id: $id, gracePeriodSeconds: $grace) { secret apiKey { id } } }', { id, grace }, (d) => ({ id: d.rotateApiKey.apiKey.id, secret: d.rotateApiKey.secret })),
+    close: async () => {},
+  };
+}
+
+/** Operators' entry point: same service code and database config as the server, or its admin API. */
+export async function runKeysCli(argv: string[], out: (line: string) => void = console.log, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const fail = (message: string, code = 1) => (out(`error: ${message}`), code);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        name: { type: 'string' },
+        scopes: { type: 'string' },
+        expires: { type: 'string' },
+        grace: { type: 'string' },
+        all: { type: 'boolean' },
+        url: { type: 'string' },
+        key: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    out(USAGE);
+    return fail((error as Error).message, 2);
+  }
+  const { values, positionals } = parsed;
   const [command, id] = positionals;
+  if (values.help || command === 'help') {
+    out(USAGE);
+    return 0;
+  }
   if (!command || !['create', 'list', 'revoke', 'rotate'].includes(command)) {
     out(USAGE);
-    return 2;
+    return command ? fail(`unknown command "${command}"`, 2) : 2;
   }
-  const config = loadConfig(env);
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, timeoutMs: config.databaseTimeoutMs, purpose: 'keys CLI' }).catch((error: unknown) => {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  });
-  if (database instanceof ConfigError) {
-    out(`error: ${database.message}`);
-    return 1;
-  }
-  const redis = config.redisUrl ? createRedisClient(config.redisUrl, 'cli') : undefined;
+  // Mistakes in the arguments are reported before anything is opened.
+  if (command === 'create' && !values.name) return fail('--name is required');
+  const expiresAt = values.expires ? new Date(values.expires) : undefined;
+  if (expiresAt && Number.isNaN(expiresAt.getTime())) return fail(`--expires "${values.expires}" is not a date (use e.g. 2027-01-01)`);
+  if ((command === 'revoke' || command === 'rotate') && !id) return fail(`${command} needs a key id`);
+  const grace = values.grace === undefined ? 3600 : Number(values.grace);
+  if (!Number.isInteger(grace) || grace < 0) return fail(`--grace "${values.grace}" must be a whole number of seconds`);
+  const adminKey = values.key ?? env.TOLLGATE_ADMIN_KEY;
+  if (values.url && !adminKey) return fail('--url needs an admin key: --key <key> or TOLLGATE_ADMIN_KEY');
+
+  let admin: KeyAdmin;
   try {
-    await database.migrate();
-    const keys = new KeyService({
-      db: database.db,
-      prefix: config.keyPrefix,
-      scopes: config.scopes,
-      limitedCoordinates: buildSchema(null).limitedCoordinates,
-      // Running servers drop the key from their caches within a second.
-      onKeyChanged: async (keyId) => void (await redis?.publish(KEY_CHANGED_CHANNEL, keyId).catch(() => undefined)),
-    });
-    const fail = (message: string) => (out(`error: ${message}`), 1);
+    admin = values.url ? remoteAdmin(values.url, adminKey!) : await localAdmin(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(error.message);
+    throw error;
+  }
+  try {
     switch (command) {
       case 'create': {
-        if (!values.name) return fail('--name is required');
-        const expiresAt = values.expires ? new Date(values.expires) : undefined;
-        if (expiresAt && Number.isNaN(expiresAt.getTime())) return fail(`--expires "${values.expires}" is not a date`);
         const scopes = values.scopes ? values.scopes.split(',').map((s) => s.trim()).filter(Boolean) : [];
-        const result = await keys.create({ name: values.name, scopes, expiresAt }, null);
+        const result = await admin.create({ name: values.name!, scopes, expiresAt });
         if (!result.ok) return fail(result.message);
-        out(`id:     ${result.value.key.id}`);
-        out(`scopes: ${result.value.key.scopes.join(',') || '(none)'}`);
+        out(`id:     ${result.value.id}`);
+        out(`scopes: ${result.value.scopes.join(',') || '(none)'}`);
         out(`secret: ${result.value.secret}   (shown once: store it now)`);
         return 0;
       }
       case 'list': {
-        let after: string | undefined;
-        do {
-          const page = await keys.list({ first: 100, after, includeRevoked: !!values.all });
-          if (!page.ok) return fail(page.message);
-          for (const { node } of page.value.nodes) {
-            const state = node.revokedAt ? 'revoked' : node.expiresAt && node.expiresAt < new Date() ? 'expired' : 'active';
-            out([node.id, node.start + '…', state, node.scopes.join(',') || '-', node.name].join('  '));
-          }
-          after = page.value.hasNextPage ? page.value.nodes.at(-1)?.cursor : undefined;
-        } while (after);
+        const result = await admin.list(!!values.all);
+        if (!result.ok) return fail(result.message);
+        for (const node of result.value) {
+          const state = node.revokedAt ? 'revoked' : node.expiresAt && new Date(node.expiresAt) < new Date() ? 'expired' : 'active';
+          out([node.id, node.start + '…', state, node.scopes.join(',') || '-', node.name].join('  '));
+        }
         return 0;
       }
       case 'revoke': {
-        if (!id) return fail('revoke needs a key id');
-        const result = await keys.revoke(id, null);
+        const result = await admin.revoke(id);
         if (!result.ok) return fail(result.message);
-        out(`revoked ${result.value.id} at ${result.value.revokedAt?.toISOString()}`);
+        out(`revoked ${result.value.id} at ${result.value.revokedAt}`);
         return 0;
       }
-      case 'rotate': {
-        if (!id) return fail('rotate needs a key id');
-        const grace = values.grace === undefined ? 3600 : Number(values.grace);
-        const result = await keys.rotate(id, grace, null);
+      default: {
+        const result = await admin.rotate(id, grace);
         if (!result.ok) return fail(result.message);
-        out(`id:     ${result.value.key.id}`);
+        out(`id:     ${result.value.id}`);
         out(`secret: ${result.value.secret}   (shown once: store it now; the old secret works for ${grace} s)`);
         return 0;
       }
     }
-    return 2;
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(error.message);
+    if ((error as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED') return fail(`no server answers at ${values.url}`);
+    throw error;
   } finally {
-    redis?.disconnect();
-    await database.close();
+    await admin.close();
   }
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { runKeysCli } from '../../src/cli/keys';
 import { openDatabase } from '../../src/db/client';
 import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
-import { createScratchDatabase, describeWithRedis, hasPostgres, testRedisUrl } from '../support/services';
+import { createScratchDatabase, databaseBackends, describeWithRedis, hasPostgres, hasRedis, testRedisUrl } from '../support/services';
 
 const ME = '{ me { id } }';
 
@@ -41,18 +41,18 @@ describeWithRedis('revocation reaches every instance through Redis', () => {
   });
 });
 
-describe('keys CLI', () => {
+describe.each(databaseBackends())('keys CLI on %s', (backend) => {
   let env: NodeJS.ProcessEnv;
   let cleanup: () => Promise<void>;
 
   beforeAll(async () => {
-    if (hasPostgres()) {
+    if (backend === 'postgres') {
       const scratch = await createScratchDatabase();
-      env = { DATABASE_URL: scratch.url, REDIS_URL: process.env.TOLLGATE_TEST_REDIS === '1' ? testRedisUrl() : undefined };
+      env = { DATABASE_URL: scratch.url, REDIS_URL: hasRedis() ? testRedisUrl() : undefined };
       cleanup = scratch.drop;
     } else {
       const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-cli-'));
-      env = { DATA_DIR: dir };
+      env = { DATA_DIR: path.join(dir, 'db') };
       cleanup = async () => rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -62,6 +62,18 @@ describe('keys CLI', () => {
     const lines: string[] = [];
     const code = await runKeysCli(argv, (l) => lines.push(l), env);
     return { code, out: lines.join('\n') };
+  };
+
+  /** A server on the CLI's own database (opened after the CLI has closed it: PGlite is one process). */
+  const withServerOnSameDatabase = async (fn: (server: TestServer) => Promise<void>) => {
+    const handle = await openDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR ?? 'unused' });
+    const server = await startTestServer({ database: { ...handle, queries: [], dispose: handle.close } });
+    try {
+      await fn(server);
+    } finally {
+      await server.close();
+      await handle.close();
+    }
   };
 
   it('creates, lists, rotates and revokes keys in the same database the server uses', async () => {
@@ -74,19 +86,16 @@ describe('keys CLI', () => {
     expect(listed.out).toContain(id);
     expect(listed.out).toContain(secret.slice(0, 7));
     expect(listed.out).not.toContain(secret);
+    await withServerOnSameDatabase(async (server) => expect((await server.gql(ME, {}, secret)).status).toBe(200));
 
-    if (env.DATABASE_URL) {
-      // a server on the same database accepts the CLI's key
-      const handle = await openDatabase({ url: env.DATABASE_URL, dataDir: 'unused' });
-      const server = await startTestServer({ database: { ...handle, queries: [], dispose: handle.close } });
-      expect((await server.gql(ME, {}, secret)).status).toBe(200);
-      await server.close();
-      await handle.close();
-    }
     const rotated = await run('rotate', id, '--grace', '0');
     expect(rotated).toMatchObject({ code: 0, out: expect.stringMatching(/secret:/) });
     const newSecret = /secret: (tg_\w+)/.exec(rotated.out)![1];
     expect(newSecret).not.toBe(secret);
+    await withServerOnSameDatabase(async (server) => {
+      expect((await server.gql(ME, {}, newSecret)).status).toBe(200);
+      expect((await server.gql(ME, {}, secret)).status).toBe(401); // no grace: the old secret is dead
+    });
 
     const second = await run('create', '--name', 'other admin', '--scopes', 'admin');
     expect(second.code).toBe(0);
@@ -94,13 +103,47 @@ describe('keys CLI', () => {
     expect(revoked).toMatchObject({ code: 0, out: expect.stringMatching(/^revoked /) });
     expect((await run('list')).out).not.toContain(id);
     expect((await run('list', '--all')).out).toMatch(new RegExp(`${id}.*revoked`));
+    await withServerOnSameDatabase(async (server) => expect((await server.gql(ME, {}, newSecret)).status).toBe(401));
   });
 
-  it('explains its mistakes', async () => {
-    expect((await run('create')).out).toMatch(/--name is required/);
-    expect((await run('create', '--name', 'x', '--scopes', 'root')).out).toMatch(/Unknown scope "root"/);
-    expect((await run('create', '--name', 'x', '--expires', 'someday')).out).toMatch(/not a date/);
-    expect((await run('revoke', 'nope')).code).toBe(1);
-    expect((await run('frobnicate')).code).toBe(2);
+  it('works through a running server\'s admin API with --url and --key', async () => {
+    await withServerOnSameDatabase(async (server) => {
+      const remote = (...argv: string[]) => run('--url', server.url, '--key', server.adminKey, ...argv);
+      const created = await remote('create', '--name', 'remote', '--scopes', 'read');
+      expect(created.code).toBe(0);
+      const secret = /secret: (tg_\w+)/.exec(created.out)![1];
+      const id = /id: +([0-9a-f-]{36})/.exec(created.out)![1];
+      expect((await server.gql(ME, {}, secret)).status).toBe(200);
+      expect((await remote('list')).out).toMatch(new RegExp(`${id}.*active.*read.*remote`));
+      const rotated = await remote('rotate', id, '--grace', '0');
+      const next = /secret: (tg_\w+)/.exec(rotated.out)![1];
+      expect((await server.gql(ME, {}, next)).status).toBe(200);
+      expect((await server.gql(ME, {}, secret)).status).toBe(401);
+      expect((await remote('revoke', id)).code).toBe(0);
+      expect((await server.gql(ME, {}, next)).status).toBe(401);
+      // A wrong admin key is the server's 401, reported as such.
+      const denied = await run('--url', server.url, '--key', 'tg_wrong', 'list');
+      expect(denied).toEqual({ code: 1, out: expect.stringMatching(/^error: The API key is not valid\. \(UNAUTHENTICATED\)/) });
+    });
+  });
+
+  it('explains its mistakes, and --help is help', async () => {
+    expect(await run('create')).toEqual({ code: 1, out: 'error: --name is required' });
+    expect(await run('create', '--name', 'x', '--scopes', 'root')).toEqual({ code: 1, out: expect.stringMatching(/^error: Unknown scope "root"/) });
+    expect(await run('create', '--name', 'x', '--expires', 'someday')).toEqual({ code: 1, out: expect.stringMatching(/^error: --expires "someday" is not a date/) });
+    expect(await run('revoke', '00000000-0000-4000-8000-000000000000')).toEqual({ code: 1, out: 'error: No API key with id "00000000-0000-4000-8000-000000000000".' });
+    expect(await run('revoke')).toEqual({ code: 1, out: 'error: revoke needs a key id' });
+    expect(await run('rotate', 'x', '--grace', 'soon')).toEqual({ code: 1, out: expect.stringMatching(/--grace "soon" must be a whole number/) });
+    expect(await run('--url', 'http://127.0.0.1:1', 'list')).toEqual({ code: 1, out: expect.stringMatching(/--url needs an admin key/) });
+    const unknown = await run('frobnicate');
+    expect(unknown.code).toBe(2);
+    expect(unknown.out).toMatch(/^Usage: npm run keys/);
+    expect(unknown.out).toMatch(/error: unknown command "frobnicate"/);
+    for (const help of [['--help'], ['-h'], ['help']]) {
+      const res = await run(...help);
+      expect(res.code).toBe(0);
+      expect(res.out).toMatch(/^Usage: npm run keys -- \[--url URL --key ADMIN_KEY\] <command>/);
+    }
+    expect((await run('list', '--bogus')).code).toBe(2);
   });
 });
