@@ -78,20 +78,35 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   // Coordinates are only known once the schema is read; the metrics keep a reference to fill in.
   const coordinates = new Set<string>();
   const metrics = new Metrics(coordinates);
-  const database = options.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, purpose: options.purpose, timeoutMs: config.databaseTimeoutMs, onQuery: () => metrics.dbQuery() }));
-  const databaseWatch = new OutageWatch('database', logger);
+  // The database (PGlite takes about a second to start), the limiter store's first connection and
+  // the schema are prepared side by side: start-up waits for the slowest, not for their sum.
+  const opening = options.database
+    ? Promise.resolve(options.database)
+    : openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, purpose: options.purpose, timeoutMs: config.databaseTimeoutMs, onQuery: () => metrics.dbQuery() });
   const ownsDatabase = !options.database;
-  await database.migrate();
-  await seedWeather(database.db);
+  const databaseWatch = new OutageWatch('database', logger);
 
   const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, commandTimeoutMs: config.limiterTimeoutMs, logger, observe: (s, call, seconds, failed) => metrics.storeCall(s, call, seconds, failed) });
-  if (!(await store.ready())) logger.warn({ failureMode: config.onStoreFailure }, 'limiter store (Redis) not reachable at start; applying LIMITS_ON_STORE_FAILURE until it is');
+  const storeReady = store.ready();
   const fieldGate = new FieldGate(store);
   const built = buildSchema(options.bare ? null : fieldGate, (coordinate, context) => {
     metrics.rejected('field', coordinate);
     const meta = (context as Partial<Context>).meta;
     if (meta) (meta.gates ??= []).push(`field:${coordinate}`);
   });
+  const database = await opening.catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  try {
+    await database.migrate();
+    await seedWeather(database.db);
+  } catch (error) {
+    await store.close();
+    if (ownsDatabase) await database.close();
+    throw error;
+  }
+  if (!(await storeReady)) logger.warn({ failureMode: config.onStoreFailure }, 'limiter store (Redis) not reachable at start; applying LIMITS_ON_STORE_FAILURE until it is');
   for (const coordinate of built.policies.keys()) coordinates.add(coordinate);
   const ipGate = new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit });
 

@@ -1,9 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema';
 import { migrationsFolder } from './migrate';
 import { lockDataDir } from './data-dir-lock';
+import { loadTemplate } from './pglite-template';
 import { StartupError } from '../config';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -92,7 +93,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     unlock = lockDataDir(options.dataDir, options.purpose ?? `${path.basename(process.argv[1] ?? 'node')}`);
     mkdirSync(path.resolve(options.dataDir), { recursive: true });
   }
-  const client = await PGlite.create(options.dataDir).catch((error: unknown) => {
+  // A new cluster starts from the installed template instead of running initdb (pglite-template.ts).
+  const isNew = options.dataDir.startsWith('memory://') || !existsSync(path.join(path.resolve(options.dataDir), 'PG_VERSION'));
+  const template = isNew ? loadTemplate() : undefined;
+  const client = await PGlite.create(options.dataDir, template ? { loadDataDir: template } : {}).catch((error: unknown) => {
     unlock();
     throw error;
   });

@@ -3,7 +3,8 @@
 // so drift on this shared 2-core machine hits all alike; the median round is reported.
 // BENCH_SMOKE=1 runs one tiny round of everything (the test suite does, so this never rots).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import autocannon from 'autocannon';
@@ -91,7 +92,52 @@ async function redisCalls(redis: Redis): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/**
+ * Cold start as a user meets it: `npm start`'s command (node + tsx, from source) on an empty
+ * embedded database, timed from spawn to the first GraphQL request answered with the admin key it
+ * prints; then the same folder again (a restart).
+ */
+async function coldStart(): Promise<{ firstStartMs: number; restartMs: number }> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-coldstart-'));
+  const once = async (): Promise<{ ms: number; key?: string }> => {
+    const started = performance.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: root,
+      env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'info', DATA_DIR: path.join(dataDir, 'db') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    child.stdout!.on('data', (c) => (output += c));
+    try {
+      for (;;) {
+        const url = /"url":"([^"]+)"/.exec(output)?.[1];
+        const key = /shown once, store it now\): (\S+)/.exec(output)?.[1] ?? firstKey;
+        if (url && key) {
+          const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ query: '{ station(id: "LHR") { name } }' }) });
+          if (res.status === 200) return { ms: performance.now() - started, key };
+        }
+        if (child.exitCode !== null) throw new Error('the server exited during cold start');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  };
+  let firstKey: string | undefined;
+  try {
+    const first = await once();
+    firstKey = first.key;
+    const again = await once();
+    return { firstStartMs: Math.round(first.ms), restartMs: Math.round(again.ms) };
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
+  const startup = await coldStart();
+  console.log(`cold start (npm start's command, empty embedded database): first request served after ${startup.firstStartMs} ms; after a restart ${startup.restartMs} ms`);
   const redis = new Redis(REDIS_URL);
   await redis.flushdb();
   const servers: Running[] = [];
@@ -154,7 +200,7 @@ async function main() {
   const outDir = path.join(root, 'bench-results');
   mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `${new Date().toISOString().replace(/[:.]/g, '-')}${SMOKE ? '-smoke' : ''}.json`);
-  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, rows }, null, 2));
+  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, startup, rows }, null, 2));
   console.log(`\nnumbers written to ${file}`);
 }
 
