@@ -152,11 +152,13 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
     return503OnClosing: true,
     // Errors Node's HTTP parser raises before Fastify sees a request (headers over 16 KB, a
     // broken request line) still answer in the GraphQL error shape.
-    clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
+    clientErrorHandler: (error: Error & { code?: string; rawPacket?: unknown }, socket) => {
       if (socket.destroyed || error.code === 'ECONNRESET') return;
       const [status, reason] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : [400, 'Bad Request'];
-      const body = JSON.stringify(errorBody(ErrorCode.BAD_REQUEST, status === 431 ? 'The request headers are larger than 16 KB.' : 'The request is not valid HTTP.'));
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const body = JSON.stringify(errorBody(ErrorCode.BAD_REQUEST, status === 431 ? 'The request line and headers are larger than 16 KB.' : 'The request is not valid HTTP.'));
+      // A HEAD request's answer has no body (its length is still announced).
+      const isHead = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${isHead ? '' : body}`);
     },
   });
   app.decorateRequest('meta', null as unknown as RequestMeta);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import autocannon from 'autocannon';
 import Redis from 'ioredis';
+import { assertHostileInputIsHandled } from '../support/hostile-input';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 5));
@@ -185,6 +186,12 @@ async function main() {
         });
       }
     }
+    // The longer generative hostile-input run (the suite runs 1 000 with one seed).
+    const fuzzRuns = Number(process.env.BENCH_FUZZ_RUNS ?? (SMOKE ? 200 : 20_000));
+    const target = servers.find((s) => s.variant.name === 'protected, memory (PGlite)')!;
+    const fuzzStarted = performance.now();
+    await assertHostileInputIsHandled(target.url, target.key, { seed: Date.now() % 1_000_000, numRuns: fuzzRuns });
+    console.log(`hostile input: ${fuzzRuns} generated requests, every answer coded and below 500 (${Math.round(performance.now() - fuzzStarted)} ms)`);
   } finally {
     for (const s of servers) s.child.kill('SIGTERM');
     redis.disconnect();
