@@ -36,17 +36,24 @@ describe.each(databaseBackends())('key administration on %s', (backend) => {
   });
 
   describe('security matrix: every admin field refuses every bad caller and changes nothing', () => {
-    const targetId = '00000000-0000-4000-8000-000000000000';
-    const fields: [string, string, Record<string, unknown>][] = [
-      ['apiKey', 'query($id: ID!) { apiKey(id: $id) { id } }', { id: targetId }],
-      ['apiKeys', '{ apiKeys { totalCount } }', {}],
-      ['auditEvents', '{ auditEvents { totalCount } }', {}],
-      ['createApiKey', CREATE, { input: { name: 'intruder', scopes: ['admin'] } }],
-      ['updateApiKey', UPDATE, { id: targetId, input: { scopes: ['admin'] } }],
-      ['revokeApiKey', REVOKE, { id: targetId }],
-      ['rotateApiKey', ROTATE, { id: targetId }],
+    // The target is a real, active key: a bypassed check would change it (the positive control
+    // at the end of each case shows that an admin's identical call does).
+    let victim: { id: string; secret: string };
+    const fields: [string, string, () => Record<string, unknown>][] = [
+      ['apiKey', 'query($id: ID!) { apiKey(id: $id) { id } }', () => ({ id: victim.id })],
+      ['apiKeys', '{ apiKeys { totalCount } }', () => ({})],
+      ['auditEvents', '{ auditEvents { totalCount } }', () => ({})],
+      ['createApiKey', CREATE, () => ({ input: { name: 'intruder', scopes: ['admin'] } })],
+      ['updateApiKey', UPDATE, () => ({ id: victim.id, input: { scopes: ['admin'] } })],
+      ['revokeApiKey', REVOKE, () => ({ id: victim.id })],
+      ['rotateApiKey', ROTATE, () => ({ id: victim.id })],
     ];
     let callers: [string, () => Promise<string | null>, number, string][];
+    const victimRow = async () => JSON.stringify((await db.db.select().from(apiKeys).where(eq(apiKeys.id, victim.id)))[0]);
+
+    beforeEach(async () => {
+      victim = await t.createKey({ name: 'victim', scopes: ['read'] });
+    });
 
     beforeAll(() => {
       callers = [
@@ -67,14 +74,20 @@ describe.each(databaseBackends())('key administration on %s', (backend) => {
       ];
     });
 
-    it.each(fields)('%s', async (_field, query, variables) => {
+    it.each(fields)('%s', async (field, query, variables) => {
       for (const [, makeCaller, status, code] of callers) {
         const secret = await makeCaller();
-        const before = await counts();
-        const res = await t.gql(query, variables, secret);
+        const before = { ...(await counts()), victim: await victimRow() };
+        const res = await t.gql(query, variables(), secret);
         expect({ status: res.status, code: res.body.errors?.[0]?.extensions?.code }).toEqual({ status, code });
-        expect(await counts()).toEqual(before);
+        expect({ ...(await counts()), victim: await victimRow() }).toEqual(before);
+        expect((await t.gql(ME, {}, victim.secret)).status).toBe(200); // the victim's key still works
       }
+      // Positive control: the admin key's identical call is admitted, and a write really writes.
+      const before = { ...(await counts()), victim: await victimRow() };
+      const admitted = await t.gql(query, variables());
+      expect(admitted.body.errors).toBeUndefined();
+      if (/^(create|update|revoke|rotate)/.test(field)) expect({ ...(await counts()), victim: await victimRow() }).not.toEqual(before);
     });
   });
 
@@ -166,7 +179,9 @@ describe.each(databaseBackends())('key administration on %s', (backend) => {
   });
 
   it('pages through keys and audit events with cursors', async () => {
-    for (let i = 0; i < 12; i++) await t.createKey({ name: `page-${i}` });
+    const made = [];
+    for (let i = 0; i < 12; i++) made.push(await t.createKey({ name: `page-${i}` }));
+    await t.server.keys.revoke(made[0].id, null); // so includeRevoked has one more to show, whatever ran before
     const q = 'query($after: String) { apiKeys(first: 5, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }';
     const seen: string[] = [];
     let after: string | null = null;
@@ -180,7 +195,8 @@ describe.each(databaseBackends())('key administration on %s', (backend) => {
     expect(seen.length).toBe(total);
     expect(new Set(seen).size).toBe(total);
     const withRevoked = (await t.gql('{ apiKeys(includeRevoked: true) { totalCount } }')).body.data.apiKeys.totalCount;
-    expect(withRevoked).toBeGreaterThan(total);
+    expect(withRevoked).toBeGreaterThanOrEqual(total + 1);
+    expect(seen).not.toContain(made[0].id);
     const audit = (await t.gql('{ auditEvents(first: 3) { totalCount pageInfo { hasNextPage } edges { node { action at } } } }')).body.data.auditEvents;
     expect(audit.edges).toHaveLength(3);
     expect(audit.pageInfo.hasNextPage).toBe(true);

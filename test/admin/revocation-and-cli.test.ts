@@ -27,17 +27,20 @@ describeWithRedis('revocation reaches every instance through Redis', () => {
     await db?.dispose();
   });
 
-  it('a key revoked on instance A gets 401 on instance B within 1 second', async () => {
+  it('a key revoked on instance A gets 401 on instance B within a second (measured; asserted loosely)', async () => {
     const key = await a.createKey();
-    expect((await b.gql(ME, {}, key.secret)).status).toBe(200); // B has it cached
+    expect((await b.gql(ME, {}, key.secret)).status).toBe(200); // B has it cached for 10 minutes
     await a.gql('mutation($id: ID!) { revokeApiKey(id: $id) { id } }', { id: key.id });
-    const deadline = Date.now() + 1000;
+    const revokedAt = Date.now();
     let status = 200;
-    while (Date.now() < deadline && status !== 401) {
+    while (Date.now() < revokedAt + 5000 && status !== 401) {
       status = (await b.gql(ME, {}, key.secret)).status;
-      if (status !== 401) await new Promise((r) => setTimeout(r, 25));
+      if (status !== 401) await new Promise((r) => setTimeout(r, 10));
     }
-    expect(status).toBe(401);
+    const took = Date.now() - revokedAt;
+    expect(status).toBe(401); // only pub/sub can have told B: its cache TTL is 600 s
+    console.info(`revocation reached the second instance after ${took} ms`);
+    expect(took).toBeLessThan(2000); // the promise is 1 s; the slack is for a loaded CI machine
   });
 });
 

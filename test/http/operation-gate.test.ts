@@ -130,11 +130,24 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
     const res = await t.gql('query($n: Int) { stations(first: $n) { totalCount } }', { n: 2147483647 }, key.secret);
     expect(res.status).toBe(400);
     expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'first' });
+    // Neither the operation budget nor the field's window lost a point.
+    expect((await t.gql('{ rateLimit { remaining } }', {}, key.secret)).body.data.rateLimit.remaining).toBe(100);
+    const usage = await t.gql('query($id: ID!) { apiKey(id: $id) { usage { coordinate remaining limit } } }', { id: key.id });
+    expect(usage.body.data.apiKey.usage.find((u: any) => u.coordinate === 'Query.stations')).toMatchObject({ remaining: 600, limit: 600 });
   });
 });
 
 describe('operation gate in measure mode', () => {
   const server = useTestServer({ env: { COST_MODE: 'measure', MAX_QUERY_COST: '5' } });
+
+  it('charges what it can: an operation within the budget is taken from it, exactly as in enforce mode', async () => {
+    const key = await server.t.createKey({ budget: { points: 100, duration: 60 } });
+    const res = await server.t.gql('{ stations(first: 10) { edges { node { id } } } }', {}, key.secret);
+    expect(res.body.extensions.cost).toMatchObject({ requestedQueryCost: 21, actualQueryCost: 21, throttleStatus: { maximumAvailable: 100, currentlyAvailable: 79 } });
+    expect((await server.t.gql('{ rateLimit { remaining } }', {}, key.secret)).body.data.rateLimit.remaining).toBe(79);
+    // ...and above MAX_QUERY_COST (5) it is reported, not refused
+    expect(res.status).toBe(200);
+  });
 
   it('computes and reports, but never refuses', async () => {
     const key = await server.t.createKey({ budget: { points: 2, duration: 60 } });
@@ -152,39 +165,51 @@ describe('operation gate in measure mode', () => {
 describe('hardening', () => {
   const server = useTestServer();
 
-  it.each<[string, () => { query: string; variables?: Record<string, unknown> }, number, string[]]>([
-    ['depth 200', () => ({ query: `{ stations { edges { node { ${'... on Station { '.repeat(200)} id ${'}'.repeat(200)} } } } }` }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']],
-    ['5 000 aliases', () => ({ query: `{ ${Array.from({ length: 5000 }, (_, i) => `a${i}: __typename`).join(' ')} }` }), 400, ['QUERY_TOO_COMPLEX', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED']],
-    ['a 1 MB query', () => ({ query: `{ __typename ${' '.repeat(1_000_000)} }` }), 400, ['QUERY_TOO_COMPLEX']],
-    ['a 100 KB query', () => ({ query: `{ __typename ${'#'.repeat(100_000)}\n }` }), 400, ['QUERY_TOO_COMPLEX']],
-    ['first: 2147483647', () => ({ query: '{ stations(first: 2147483647) { totalCount } }' }), 400, ['BAD_USER_INPUT']],
+  // Each case pins the guard that refuses it: its code and the words of its message.
+  it.each<[string, () => { query: string; variables?: Record<string, unknown> }, number, string, RegExp]>([
+    ['depth 200 (MAX_DEPTH 12)', () => ({ query: `{ stations { edges { node { ${'... on Station { '.repeat(200)} id ${'}'.repeat(200)} } } } }` }), 400, 'GRAPHQL_VALIDATION_FAILED', /depth limit of 12 exceeded/],
+    ['31 aliases (MAX_ALIASES 30)', () => ({ query: `{ ${Array.from({ length: 31 }, (_, i) => `a${i}: station(id: "LHR") { name }`).join(' ')} }` }), 400, 'GRAPHQL_VALIDATION_FAILED', /Aliases limit of 30 exceeded, found 31/],
+    ['2 100 tokens (MAX_TOKENS 2000)', () => ({ query: `{ ${'x '.repeat(2100)} }` }), 400, 'GRAPHQL_PARSE_FAILED', /more that 2000 tokens/],
+    ['60 directives (MAX_DIRECTIVES 50)', () => ({ query: `{ __typename ${'@include(if: true) '.repeat(60)} }` }), 400, 'GRAPHQL_VALIDATION_FAILED', /Directives limit of 50 exceeded, found 60/],
+    ['5 000 aliases (88 893 characters, over MAX_QUERY_CHARS)', () => ({ query: `{ ${Array.from({ length: 5000 }, (_, i) => `a${i}: __typename`).join(' ')} }` }), 400, 'QUERY_TOO_COMPLEX', /88893 characters; the most allowed is 20000/],
+    ['a 1 MB query', () => ({ query: `{ __typename ${' '.repeat(1_000_000)} }` }), 400, 'QUERY_TOO_COMPLEX', /the most allowed is 20000/],
+    ['a 100 KB query', () => ({ query: `{ __typename ${'#'.repeat(100_000)}\n }` }), 400, 'QUERY_TOO_COMPLEX', /the most allowed is 20000/],
+    ['first: 2147483647', () => ({ query: '{ stations(first: 2147483647) { totalCount } }' }), 400, 'BAD_USER_INPUT', /must be between 0 and 10000, got 2147483647/],
     ['deeply nested fragments', () => ({
       query: `{ station(id: "LHR") { ...F0 } } ${Array.from({ length: 60 }, (_, i) => `fragment F${i} on Station { name ${i < 59 ? `...F${i + 1}` : ''} }`).join(' ')}`,
-    }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'QUERY_TOO_COMPLEX', 'GRAPHQL_PARSE_FAILED']],
-    ['a fragment cycle', () => ({ query: '{ station(id: "LHR") { ...A } } fragment A on Station { ...B } fragment B on Station { ...A }' }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']],
-    ['too many directives', () => ({ query: `{ __typename ${'@include(if: true) '.repeat(60)} }` }), 400, ['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED']],
-    ['a batch while batching is off', () => ({ query: '[]' }), 400, ['BAD_REQUEST']],
-  ])('refuses %s with a clear 4xx, and the server stays up', async (_name, make, status, codes) => {
+    }), 400, 'GRAPHQL_VALIDATION_FAILED', /depth limit of 12 exceeded/],
+    ['a fragment cycle', () => ({ query: '{ station(id: "LHR") { ...A } } fragment A on Station { ...B } fragment B on Station { ...A }' }), 400, 'GRAPHQL_VALIDATION_FAILED', /Cannot spread fragment "A" within itself/],
+    ['a batch while batching is off', () => ({ query: '[]' }), 400, 'BAD_REQUEST', /batch/i],
+  ])('refuses %s with a clear 4xx, and the server stays up', async (_name, make, status, code, message) => {
     const { query, variables } = make();
     const res = query === '[]'
       ? await fetch(`${server.t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': server.t.adminKey }, body: JSON.stringify([{ query: '{ __typename }' }, { query: '{ __typename }' }]) })
           .then(async (r) => ({ status: r.status, body: await r.json() }))
       : await server.t.gql(query, variables);
     expect(res.status).toBe(status);
-    expect(codes).toContain(res.body.errors[0].extensions.code);
+    expect(res.body.errors[0].extensions.code).toBe(code);
+    expect(res.body.errors[0].message).toMatch(message);
     expect((await server.t.gql('{ __typename }')).status).toBe(200);
   });
 
-  it.each<[string, Record<string, unknown>, number]>([
-    ['two operations and no operationName', { query: 'query A { __typename } query B { __typename }' }, 400],
-    ['an operationName that is not in the document', { query: 'query A { __typename }', operationName: 'Z' }, 400],
-    ['a subscription', { query: 'subscription { x }' }, 400],
-    ['a persisted query whose hash does not match', { query: '{ __typename }', extensions: { persistedQuery: { version: 1, sha256Hash: 'abc' } } }, 400],
-  ])('answers %s with a coded 4xx, not an internal error', async (_name, body, status) => {
+  it('admits exactly MAX_ALIASES aliases (30), and does not count aliases of __typename', async () => {
+    const thirty = await server.t.gql(`{ ${Array.from({ length: 30 }, (_, i) => `a${i}: station(id: "LHR") { name }`).join(' ')} }`);
+    expect(thirty.status).toBe(200);
+    expect(Object.keys(thirty.body.data)).toHaveLength(30);
+    const typenames = await server.t.gql(`{ ${Array.from({ length: 40 }, (_, i) => `t${i}: __typename`).join(' ')} }`);
+    expect(typenames.status).toBe(200); // graphql-armor's allow list: __typename costs nothing to alias
+  });
+
+  it.each<[string, Record<string, unknown>, number, string]>([
+    ['two operations and no operationName', { query: 'query A { __typename } query B { __typename }' }, 400, 'OPERATION_RESOLUTION_FAILURE'],
+    ['an operationName that is not in the document', { query: 'query A { __typename }', operationName: 'Z' }, 400, 'OPERATION_RESOLUTION_FAILURE'],
+    ['a subscription', { query: 'subscription { x }' }, 400, 'BAD_REQUEST'],
+    ['a persisted query whose hash does not match', { query: '{ __typename }', extensions: { persistedQuery: { version: 1, sha256Hash: 'abc' } } }, 400, 'BAD_REQUEST'],
+  ])('answers %s with a coded 4xx, not an internal error', async (_name, body, status, code) => {
     const res = await fetch(`${server.t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': server.t.adminKey }, body: JSON.stringify(body) });
     const json = (await res.json()) as { errors: { extensions: { code: string } }[] };
     expect(res.status).toBe(status);
-    expect(json.errors[0].extensions.code).not.toBe('INTERNAL_SERVER_ERROR');
+    expect(json.errors[0].extensions.code).toBe(code);
   });
 
   it.each<[string, string, Record<string, unknown>, number, string]>([

@@ -12,11 +12,21 @@ describe('key format', () => {
     expect(keys.size).toBe(10_000);
   });
 
-  it('refuses any single-character change through the checksum', () => {
-    const key = generateKey('tg');
-    const i = 3 + 10;
-    const swapped = key.slice(0, i) + (key[i] === 'a' ? 'b' : 'a') + key.slice(i + 1);
-    expect(parseKey(swapped, 'tg')).toEqual({ ok: false, reason: 'checksum' });
+  it('refuses any single-character change through the checksum: every position, every other base62 character', () => {
+    const base62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+    for (let n = 0; n < 5; n++) {
+      const key = generateKey('tg');
+      let tried = 0;
+      for (let i = 3; i < key.length; i++) {
+        for (const c of base62) {
+          if (c === key[i]) continue;
+          const changed = key.slice(0, i) + c + key.slice(i + 1);
+          expect(parseKey(changed, 'tg')).toEqual({ ok: false, reason: 'checksum' });
+          tried++;
+        }
+      }
+      expect(tried).toBe(38 * 61);
+    }
   });
 
   it.each([
