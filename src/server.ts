@@ -86,7 +86,7 @@ export async function createServer(options: ServerOptions): Promise<Tollgate> {
   const ownsDatabase = !options.database;
   const databaseWatch = new OutageWatch('database', logger);
 
-  const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, commandTimeoutMs: config.limiterTimeoutMs, logger, observe: (s, call, seconds, failed) => metrics.storeCall(s, call, seconds, failed) });
+  const store = createLimiterStore({ redisUrl: config.redisUrl, failureMode: config.onStoreFailure, commandTimeoutMs: config.limiterTimeoutMs, logger, observe: (s, call, seconds) => metrics.storeCall(s, call, seconds), onFailure: (call) => metrics.storeFailure('redis', call) });
   const storeReady = store.ready();
   const fieldGate = new FieldGate(store);
   const built = buildSchema(options.bare ? null : fieldGate, (coordinate, context) => {

@@ -19,7 +19,7 @@ export class Metrics {
     buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [this.registry],
   });
-  private readonly storeFailures = new Counter({ name: 'tollgate_limiter_store_failures_total', help: 'Limiter store calls that failed (store unreachable)', labelNames: ['store', 'call'], registers: [this.registry] });
+  private readonly storeFailures = new Counter({ name: 'tollgate_limiter_store_failures_total', help: 'Limiter store commands that failed (unreachable or timed out), whatever answered instead', labelNames: ['store', 'call'], registers: [this.registry] });
   private readonly operationCost = new Histogram({
     name: 'tollgate_operation_cost_points',
     help: 'Requested cost of operations, in points',
@@ -43,9 +43,11 @@ export class Metrics {
     // Only schema coordinates become labels.
     this.rejections.inc({ gate, coordinate: this.knownCoordinates.has(coordinate) ? coordinate : '' });
   }
-  storeCall(store: string, call: string, seconds: number, failed: boolean) {
+  storeCall(store: string, call: string, seconds: number) {
     this.storeLatency.observe({ store, call }, seconds);
-    if (failed) this.storeFailures.inc({ store, call });
+  }
+  storeFailure(store: string, call: string) {
+    this.storeFailures.inc({ store, call });
   }
   cost(points: number) {
     this.operationCost.observe(points);

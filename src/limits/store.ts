@@ -41,8 +41,8 @@ export function createRedisClient(url: string, purpose: string, commandTimeoutMs
   });
 }
 
-/** Observes every store call (metrics): which call, how long, and whether the store failed. */
-export type StoreObserver = (store: 'memory' | 'redis', call: string, seconds: number, failed: boolean) => void;
+/** Observes every store call (metrics): which call and how long. */
+export type StoreObserver = (store: 'memory' | 'redis', call: string, seconds: number) => void;
 
 const INSTRUMENTED_CALLS = ['consume', 'get', 'reward', 'block'] as const;
 
@@ -54,9 +54,9 @@ function instrument<T extends RateLimiterAbstract>(limiter: T, store: 'memory' |
     (limiter as Record<string, unknown>)[call] = (...args: unknown[]) => {
       const started = performance.now();
       return original(...args).then(
-        (value) => (observe(store, call, (performance.now() - started) / 1000, false), value),
+        (value) => (observe(store, call, (performance.now() - started) / 1000), value),
         (error: unknown) => {
-          observe(store, call, (performance.now() - started) / 1000, error instanceof Error);
+          observe(store, call, (performance.now() - started) / 1000);
           throw error;
         },
       );
@@ -66,28 +66,33 @@ function instrument<T extends RateLimiterAbstract>(limiter: T, store: 'memory' |
 }
 
 /**
- * RateLimiterRedis that reports every Redis answer and failure to the outage watch. Its insurance
- * limiter hides failures from callers (that is its job), so they are seen here, at the two
- * methods that talk to Redis.
+ * RateLimiterRedis that reports every Redis answer and failure: to the outage watch, and to the
+ * failure count. Its insurance limiter hides failures from callers (that is its job), so they
+ * are seen here, at the two methods that talk to Redis, whatever the failure mode.
  */
 class WatchedRateLimiterRedis extends RateLimiterRedis {
-  constructor(options: ConstructorParameters<typeof RateLimiterRedis>[0], private readonly watch: OutageWatch) {
+  constructor(
+    options: ConstructorParameters<typeof RateLimiterRedis>[0],
+    private readonly watch: OutageWatch,
+    private readonly onFailure?: (call: string) => void,
+  ) {
     super(options);
   }
-  private watched<T>(call: Promise<T>): Promise<T> {
-    return call.then(
+  private watched<T>(call: string, pending: Promise<T>): Promise<T> {
+    return pending.then(
       (value) => (this.watch.succeeded(), value),
       (error: unknown) => {
-        if (error instanceof Error) this.watch.failed(error);
+        this.watch.failed(error);
+        this.onFailure?.(call);
         throw error;
       },
     );
   }
   _upsert(...args: unknown[]): Promise<unknown> {
-    return this.watched((RateLimiterRedis.prototype as unknown as { _upsert(...a: unknown[]): Promise<unknown> })._upsert.apply(this, args));
+    return this.watched('upsert', (RateLimiterRedis.prototype as unknown as { _upsert(...a: unknown[]): Promise<unknown> })._upsert.apply(this, args));
   }
   _get(...args: unknown[]): Promise<unknown> {
-    return this.watched((RateLimiterRedis.prototype as unknown as { _get(...a: unknown[]): Promise<unknown> })._get.apply(this, args));
+    return this.watched('get', (RateLimiterRedis.prototype as unknown as { _get(...a: unknown[]): Promise<unknown> })._get.apply(this, args));
   }
 }
 
@@ -98,6 +103,8 @@ export function createLimiterStore(options: {
   commandTimeoutMs?: number;
   logger?: Logger;
   observe?: StoreObserver;
+  /** Told about every failed Redis command (metrics), even when insurance answered for it. */
+  onFailure?: (call: string) => void;
 }): LimiterStore {
   const limiters = new Map<string, RateLimiterAbstract>();
   const specKey = (s: LimiterSpec) => `${s.keyPrefix}|${s.points}|${s.duration}|${s.blockDuration ?? 0}`;
@@ -140,6 +147,7 @@ export function createLimiterStore(options: {
               insuranceLimiter: options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined,
             },
             watch,
+            options.onFailure,
           ),
           'redis',
           options.observe,

@@ -81,6 +81,10 @@ describeIf(hasRedisServerBinary(), 'redis-server binary', 'a Redis of the test\'
           if (status === 503) expect(value.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
           expect(ms).toBeLessThan(5_000); // bounded by the limiter timeout, never by the freeze
         }
+        // Every failed command is counted, even where insurance or open mode answered for it.
+        const metrics = await (await fetch(`${t.url}/metrics`)).text();
+        const failures = metrics.split('\n').filter((l) => l.startsWith('tollgate_limiter_store_failures_total{')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+        expect(failures).toBeGreaterThanOrEqual(10);
         const probe = await timed(() => ready(t));
         expect(probe.ms).toBeLessThan(5_000);
         // Serving on insurance/open is degraded, not unready: a load balancer must keep the instance.

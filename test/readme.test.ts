@@ -1,0 +1,72 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from './support/private-redis';
+
+// The README's curl examples, run as written (only the port changes) against the real server
+// started the way the README says, with the admin key it printed on its first start.
+const root = path.resolve(__dirname, '..');
+
+/** Every `curl …` command in the README's sh blocks, backslash-continued lines joined. */
+function readmeCurls(): string[] {
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const commands: string[] = [];
+  for (const block of blocks) {
+    const joined = block.replace(/\\\n\s*/g, ' ');
+    for (const line of joined.split('\n')) if (line.trim().startsWith('curl ')) commands.push(line.trim());
+  }
+  return commands;
+}
+
+const sh = (command: string, env: Record<string, string>) =>
+  new Promise<{ code: number; stdout: string }>((resolve) => {
+    execFile('bash', ['-c', command], { env: { ...process.env, ...env }, timeout: 20_000 }, (error, stdout) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout }));
+  });
+
+describe('README', () => {
+  let dir: string;
+  let child: ReturnType<typeof spawn>;
+  let port: number;
+  let key: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-readme-'));
+    port = await freePort();
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: root, env: { PATH: process.env.PATH, PORT: String(port), DATA_DIR: path.join(dir, 'db') }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (c) => (out += c));
+    const deadline = Date.now() + 30_000;
+    while (!/Tollgate is serving/.test(out)) {
+      if (Date.now() > deadline) throw new Error(`server did not start: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    key = /Admin API key \(shown once, store it now\): (\S+)/.exec(out)![1];
+  });
+  afterAll(async () => {
+    child?.kill('SIGTERM');
+    await new Promise((r) => child?.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('has curl examples to run', () => {
+    expect(readmeCurls().length).toBeGreaterThanOrEqual(7);
+  });
+
+  it('every curl example works as written', async () => {
+    for (const command of readmeCurls()) {
+      const { code, stdout } = await sh(command.replaceAll('localhost:4000', `127.0.0.1:${port}`), { KEY: key });
+      expect({ command, code }).toEqual({ command, code: 0 });
+      if (/ -i /.test(command)) {
+        // "no key → 401", as its comment says
+        expect(stdout).toMatch(/^HTTP\/1\.1 401/);
+        expect(stdout).toMatch(/"code":"UNAUTHENTICATED"/);
+        continue;
+      }
+      const body = JSON.parse(stdout);
+      expect({ command, errors: body.errors }).toEqual({ command, errors: undefined });
+      expect(body.data ?? body.status).toBeTruthy();
+    }
+  });
+});
