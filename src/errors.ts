@@ -80,6 +80,24 @@ export const badRequest = (message: string) => new ApiError(ErrorCode.BAD_REQUES
 export const serviceUnavailable = (message: string, retryAfterSeconds = 1) =>
   new ApiError(ErrorCode.SERVICE_UNAVAILABLE, message, { retryAfter: retryAfterSeconds }, 503, { 'retry-after': String(retryAfterSeconds) });
 
+export const tooComplex = (message: string, extra: Extra) => new ApiError(ErrorCode.QUERY_TOO_COMPLEX, message, extra, 400);
+
+/**
+ * RATE_LIMITED, the one way it is built. A whole request refused (IP gate, operation budget)
+ * answers 429 with Retry-After; a field refused inside a result is a field error at its path.
+ */
+export function rateLimited(message: string, extra: Extra & { retryAfter: number }, scope: 'request' | 'field' = 'request') {
+  return scope === 'request'
+    ? new ApiError(ErrorCode.RATE_LIMITED, message, extra, 429, { 'retry-after': String(extra.retryAfter) })
+    : new ApiError(ErrorCode.RATE_LIMITED, message, extra);
+}
+
+/** Makes an error refuse the whole request with this status (e.g. bad input found before execution: 400). */
+export function withHttpStatus<T extends GraphQLError>(error: T, status: number): T {
+  (error.extensions as Record<string, unknown>).http = { status };
+  return error;
+}
+
 /** What every RATE_LIMITED error tells the client (DESIGN.md error table). */
 export type LimitState = { limit: number; remaining: number; msBeforeNext: number; duration?: number };
 

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config';
-import { bootstrapAdminKey } from './keys/bootstrap';
-import { createServer } from './server';
+import { createServer } from './app/server';
+import { printAdminKey } from './tollgate';
 
 /** How long a stop may drain in-flight requests before the process gives up on them. */
 const DRAIN_LIMIT_MS = 15_000;
@@ -20,9 +20,9 @@ async function main() {
   }
   // Only once the server really serves: a failed start must not print a key it never shows again.
   if (config.bootstrapAdminKey) {
-    const secret = await bootstrapAdminKey(server.keys, config.scopes);
+    const secret = await server.tollgate.createFirstAdminKey();
     // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
-    if (secret) process.stdout.write(`\nAdmin API key (shown once, store it now): ${secret}\n\n`);
+    if (secret) printAdminKey(secret);
   }
   server.logger.info({ url: `${url}/graphql`, database: server.database.kind, limiterStore: server.store.kind }, 'Tollgate is serving');
 
@@ -43,7 +43,7 @@ async function main() {
         // pino writes synchronously to stdout; exit now rather than wait for stray timers.
         process.exit(0);
       },
-      (err) => {
+      (err: unknown) => {
         server.logger.error({ err }, 'error during shutdown');
         process.exit(1);
       },

@@ -1,7 +1,11 @@
 import { ApiError, ErrorCode, unauthenticated } from '../errors';
-import type { Context } from '../context';
+import type { TollgateContext } from '../graphql/context';
+import type { KeyService } from '../keys/service';
+import type { FieldUsageReader } from '../limits/usage';
 import type { ApiKeyRow } from '../keys/repository';
 import type { KeyInput, Page, Result } from '../keys/service';
+
+type Context = TollgateContext;
 
 /** Turns a service Failure into the GraphQL error a client sees. */
 function unwrap<T>(result: Result<T>): T {
@@ -19,35 +23,36 @@ function connection<T>(page: Page<T>) {
 
 type Args<T> = { input: T };
 
-export const adminResolvers = {
+/** The admin API's resolvers, over the key service and usage reader they are given. */
+export const adminResolvers = (services: { keys: KeyService; usage: FieldUsageReader }) => ({
   Query: {
     async me(_: unknown, __: unknown, ctx: Context) {
-      const row = await ctx.keys.get(ctx.apiKey.id);
+      const row = await services.keys.get(ctx.apiKey.id);
       // Revoked between the cache lookup and now.
       if (!row) throw unauthenticated('The API key is not valid.');
       return row;
     },
-    apiKey: (_: unknown, args: { id: string }, ctx: Context) => ctx.keys.get(args.id),
-    async apiKeys(_: unknown, args: { first: number; after?: string; includeRevoked: boolean }, ctx: Context) {
-      return connection(unwrap(await ctx.keys.list(args)));
+    apiKey: (_: unknown, args: { id: string }) => services.keys.get(args.id),
+    async apiKeys(_: unknown, args: { first: number; after?: string; includeRevoked: boolean }) {
+      return connection(unwrap(await services.keys.list(args)));
     },
-    async auditEvents(_: unknown, args: { first: number; after?: string; keyId?: string }, ctx: Context) {
-      return connection(unwrap(await ctx.keys.auditEvents(args)));
+    async auditEvents(_: unknown, args: { first: number; after?: string; keyId?: string }) {
+      return connection(unwrap(await services.keys.auditEvents(args)));
     },
   },
   Mutation: {
     async createApiKey(_: unknown, { input }: Args<KeyInput & { name: string }>, ctx: Context) {
-      const { secret, key } = unwrap(await ctx.keys.create(input, ctx.apiKey.id));
+      const { secret, key } = unwrap(await services.keys.create(input, ctx.apiKey.id));
       return { secret, apiKey: key };
     },
     async updateApiKey(_: unknown, args: Args<KeyInput> & { id: string }, ctx: Context) {
-      return unwrap(await ctx.keys.update(args.id, args.input, ctx.apiKey.id));
+      return unwrap(await services.keys.update(args.id, args.input, ctx.apiKey.id));
     },
     async revokeApiKey(_: unknown, args: { id: string }, ctx: Context) {
-      return unwrap(await ctx.keys.revoke(args.id, ctx.apiKey.id));
+      return unwrap(await services.keys.revoke(args.id, ctx.apiKey.id));
     },
     async rotateApiKey(_: unknown, args: { id: string; gracePeriodSeconds: number }, ctx: Context) {
-      const { secret, key } = unwrap(await ctx.keys.rotate(args.id, args.gracePeriodSeconds, ctx.apiKey.id));
+      const { secret, key } = unwrap(await services.keys.rotate(args.id, args.gracePeriodSeconds, ctx.apiKey.id));
       return { secret, apiKey: key };
     },
   },
@@ -55,9 +60,9 @@ export const adminResolvers = {
     budget: (key: ApiKeyRow) => (key.budgetPoints && key.budgetDuration ? { points: key.budgetPoints, duration: key.budgetDuration } : null),
     previousSecretValidUntil: (key: ApiKeyRow) =>
       key.previousHashExpiresAt && key.previousHashExpiresAt.getTime() > Date.now() ? key.previousHashExpiresAt : null,
-    usage: (key: ApiKeyRow, _: unknown, ctx: Context) => ctx.usage.forKey(key.id, key.limits),
+    usage: (key: ApiKeyRow) => services.usage.forKey(key.id, key.limits),
   },
   AuditEvent: {
     id: (event: { id: number }) => String(event.id),
   },
-};
+});

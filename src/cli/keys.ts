@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config';
 import { openDatabase } from '../db/client';
+import { tollgateMigrations } from '../db/migrate';
 import { KeyService } from '../keys/service';
 import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
-import { buildSchema } from '../schema';
 import { createRedisClient } from '../limits/store';
 
 const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
@@ -35,12 +35,12 @@ async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, timeoutMs: config.databaseTimeoutMs, purpose: 'keys CLI' });
   const redis = config.redisUrl ? createRedisClient(config.redisUrl, 'cli', config.limiterTimeoutMs) : undefined;
   redis?.on('error', () => undefined);
-  await database.migrate();
+  await database.migrate(tollgateMigrations);
   const keys = new KeyService({
     db: database.db,
     prefix: config.keyPrefix,
     scopes: config.scopes,
-    limitedCoordinates: buildSchema(null).limitedCoordinates,
+    limitedCoordinates: new Set(), // the CLI sets no per-coordinate overrides
     // Running servers drop the key from their caches within a second.
     onKeyChanged: async (keyId) => void (await redis?.publish(KEY_CHANGED_CHANNEL, keyId).catch(() => undefined)),
   });

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema';
-import { migrationsFolder } from './migrate';
+import type { Migrations } from './migrate';
 import { lockDataDir } from './data-dir-lock';
 import { loadTemplate } from './pglite-template';
 import { StartupError } from '../config';
@@ -14,7 +14,8 @@ export type DatabaseHandle = {
   kind: 'pglite' | 'postgres';
   /** Runs `select 1`: used by /ready. */
   ping(): Promise<void>;
-  migrate(): Promise<void>;
+  /** Applies a migrations folder (idempotent: applied migrations are recorded). */
+  migrate(migrations: Migrations): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -78,7 +79,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       db,
       kind: 'postgres',
       ping: async () => void (await client`select 1`),
-      migrate: () => migrate(drizzle(client), { migrationsFolder }).catch((error: unknown) => {
+      migrate: (m) => migrate(drizzle(client), { migrationsFolder: m.folder, migrationsTable: m.table, migrationsSchema: m.schema }).catch((error: unknown) => {
         throw new StartupError(explainDatabaseFailure(error, options.url!, timeoutMs));
       }),
       close: () => client.end({ timeout: 5 }),
@@ -105,7 +106,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     db,
     kind: 'pglite',
     ping: async () => void (await client.query('select 1')),
-    migrate: () => migrate(drizzle(client), { migrationsFolder }),
+    migrate: async (m) => void (await migrate(drizzle(client), { migrationsFolder: m.folder, migrationsTable: m.table, migrationsSchema: m.schema })),
     close: async () => {
       try {
         await client.close();

@@ -1,12 +1,16 @@
 import { sql } from 'drizzle-orm';
-import {
-  bigserial, doublePrecision, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid,
-} from 'drizzle-orm/pg-core';
+import { bigserial, index, integer, jsonb, pgSchema, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+/**
+ * Tollgate's own tables live in their own Postgres schema, so they never collide with the
+ * tables of the API they protect (the weather example keeps its tables in src/weather/tables.ts).
+ */
+export const tollgateSchema = pgSchema('tollgate');
 
 /** A per-key replacement for a field's schema limit (`Query.forecast` → 5 per 60 s). */
 export type LimitOverride = { coordinate: string; limit: number; duration: number };
 
-export const apiKeys = pgTable(
+export const apiKeys = tollgateSchema.table(
   'api_keys',
   {
     id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
@@ -35,7 +39,7 @@ export const apiKeys = pgTable(
   ],
 );
 
-export const auditEvents = pgTable(
+export const auditEvents = tollgateSchema.table(
   'audit_events',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
@@ -47,31 +51,4 @@ export const auditEvents = pgTable(
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
   },
   (t) => [index('audit_events_target_idx').on(t.targetKeyId, t.id)],
-);
-
-export const stations = pgTable(
-  'stations',
-  {
-    id: text('id').primaryKey(),
-    name: text('name').notNull(),
-    country: text('country').notNull(),
-    latitude: doublePrecision('latitude').notNull(),
-    longitude: doublePrecision('longitude').notNull(),
-    elevation: integer('elevation').notNull(),
-  },
-  (t) => [index('stations_country_idx').on(t.country, t.id)],
-);
-
-export const observations = pgTable(
-  'observations',
-  {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
-    stationId: text('station_id').notNull().references(() => stations.id),
-    observedAt: timestamp('observed_at', { withTimezone: true }).notNull(),
-    temperatureC: doublePrecision('temperature_c').notNull(),
-    humidity: doublePrecision('humidity').notNull(),
-    windKph: doublePrecision('wind_kph').notNull(),
-    precipitationMm: doublePrecision('precipitation_mm').notNull(),
-  },
-  (t) => [index('observations_station_time_idx').on(t.stationId, t.observedAt)],
 );

@@ -3,7 +3,7 @@ import { getArgumentValues, type FieldNode, type GraphQLObjectType, type GraphQL
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { LRUCache } from 'lru-cache';
-import { ApiError, ErrorCode, badUserInput, limitExtensions } from '../errors';
+import { ApiError, ErrorCode, badUserInput, limitExtensions, rateLimited as rateLimitedError } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
 import { FieldGate, type Window } from './field-gate';
 import type { Refusal } from './coalescing-gate';
@@ -12,10 +12,13 @@ import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
 /** Points one resolution took from a field's windows (given back if the resolver refuses its input). */
 export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number };
 
-/** `prepaid`: root fields whose budget was already taken with the operation's (see precharge). */
-export type FieldLimitContext = { apiKey?: AuthenticatedKey; prepaid?: Map<FieldNode, Promise<FieldCharge>> };
+/**
+ * What the field gate reads from a resolver's context: the key, and from the request's
+ * admission the root fields whose budget was already taken with the operation's (see precharge).
+ */
+export type FieldLimitContext = { apiKey?: AuthenticatedKey; admission?: { prepaid: Map<FieldNode, Promise<FieldCharge>>; meta: { gates?: string[] } } };
 
-export type RootFieldPrecharge = (context: FieldLimitContext, rootType: GraphQLObjectType, fields: readonly FieldNode[], variables: Record<string, unknown>) => { release(): Promise<void> };
+export type RootFieldPrecharge = (context: { apiKey: AuthenticatedKey; prepaid: Map<FieldNode, Promise<FieldCharge>> }, rootType: GraphQLObjectType, fields: readonly FieldNode[], variables: Record<string, unknown>) => { release(): Promise<void> };
 
 /**
  * graphql-rate-limit-directive owns the SDL contract and the resolver wrapping; we plug our
@@ -32,7 +35,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   /** Scopes each coordinate needs (@requireScopes): a caller without them is never charged. */
   requiredScopes: ReadonlyMap<string, readonly string[]>;
   /** Told about every refused resolution (metrics, access log). */
-  onRejected?: (coordinate: string, context: FieldLimitContext) => void;
+  onRejected?: (coordinate: string) => void;
 }): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void; precharge: RootFieldPrecharge } {
   const { gate, policies } = options;
   // What each resolution was charged, by its `info.path` (one object per resolution), so a
@@ -76,11 +79,10 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   };
 
   const rateLimited = (refusal: Refusal, coordinate: string, context: FieldLimitContext) => {
-    options.onRejected?.(coordinate, context);
-    return new ApiError(ErrorCode.RATE_LIMITED, `Too many requests for ${coordinate}; retry in ${Math.max(1, Math.ceil(refusal.msBeforeNext / 1000))} s.`, {
-      coordinate,
-      ...limitExtensions({ limit: refusal.window.limit, duration: refusal.window.duration, remaining: 0, msBeforeNext: refusal.msBeforeNext }),
-    });
+    options.onRejected?.(coordinate);
+    if (context.admission) (context.admission.meta.gates ??= []).push(`field:${coordinate}`);
+    const ext = limitExtensions({ limit: refusal.window.limit, duration: refusal.window.duration, remaining: 0, msBeforeNext: refusal.msBeforeNext });
+    return rateLimitedError(`Too many requests for ${coordinate}; retry in ${ext.retryAfter} s.`, { coordinate, ...ext }, 'field');
   };
 
   const { rateLimitDirectiveTransformer } = rateLimitDirective<FieldLimitContext, IRateLimiterOptions>({
@@ -92,7 +94,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     },
     pointsCalculator: async (_args, _source, fieldArgs, context, info) => {
       const coordinate = `${info.parentType.name}.${info.fieldName}`;
-      const prepaid = context.prepaid?.get(info.fieldNodes[0]);
+      const prepaid = context.admission?.prepaid.get(info.fieldNodes[0]);
       if (prepaid) {
         // Already decided with the operation's budget: 0 tells the library to spend nothing more.
         charges.set(info.path, await prepaid.catch((refusal: unknown) => {
@@ -122,7 +124,6 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     const taken: { coordinate: string; windows: readonly Window[]; points: number }[] = [];
     const pending: Promise<void>[] = [];
     if (!key) return { release: async () => {} };
-    context.prepaid ??= new Map();
     for (const node of fields) {
       const coordinate = `${rootType.name}.${node.name.value}`;
       const windows = windowsFor(key.id, coordinate);
@@ -143,7 +144,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     return {
       async release() {
         await Promise.all(pending);
-        context.prepaid?.clear();
+        context.prepaid.clear();
         await Promise.all(taken.map((t) => gate.release(key.id, t.coordinate, t.windows, t.points)));
       },
     };

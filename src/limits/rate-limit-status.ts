@@ -1,18 +1,19 @@
-import type { Context } from '../context';
+import type { TollgateContext } from '../graphql/context';
 
 /** Query.rateLimit: reads what the operation gate recorded for this request; spends nothing. */
 export const rateLimitStatusResolvers = {
   Query: {
-    rateLimit(_: unknown, __: unknown, ctx: Context) {
-      const limit = ctx.cost.limit ?? 0;
-      const remaining = ctx.cost.remaining ?? limit;
+    rateLimit(_: unknown, __: unknown, ctx: TollgateContext) {
+      const { cost } = ctx.admission;
+      const limit = cost.limit ?? 0;
+      const remaining = cost.remaining ?? limit;
       return {
         limit,
-        window: ctx.cost.window ?? 0,
-        cost: ctx.cost.requested ?? 0,
+        window: cost.window ?? 0,
+        cost: cost.requested ?? 0,
         remaining,
         used: limit - remaining,
-        resetAt: ctx.cost.resetAt ?? new Date(),
+        resetAt: cost.resetAt ?? new Date(),
       };
     },
   },

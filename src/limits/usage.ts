@@ -8,8 +8,13 @@ export type FieldUsage = { coordinate: string; limit: number; duration: number; 
 export class FieldUsageReader {
   constructor(
     private readonly gate: FieldGate,
-    private readonly policies: ReadonlyMap<string, FieldPolicy>,
+    private policies: ReadonlyMap<string, FieldPolicy>,
   ) {}
+
+  /** The policies of the schema in use (set when Tollgate builds it). */
+  use(policies: ReadonlyMap<string, FieldPolicy>) {
+    this.policies = policies;
+  }
 
   async forKey(keyId: string, overrides: readonly LimitOverride[]): Promise<FieldUsage[]> {
     const rows: { coordinate: string; window: Window }[] = [];

@@ -1,10 +1,8 @@
 import DataLoader from 'dataloader';
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
-import type { Database } from '../db/client';
-import { observations, stations } from '../db/schema';
-import { badUserInput } from '../errors';
-import type { Context } from '../context';
+import { badUserInput, type Database, type TollgateContext } from '../index';
 import { forecastFor } from './climate';
+import { observations, stations } from './tables';
 
 type Station = typeof stations.$inferSelect;
 type Observation = typeof observations.$inferSelect;
@@ -66,6 +64,9 @@ export function createWeatherLoaders(db: Database) {
   };
 }
 export type WeatherLoaders = ReturnType<typeof createWeatherLoaders>;
+
+/** What the example's resolvers read: Tollgate's context plus the example's own per-request values. */
+export type Context = TollgateContext & { db: Database; loaders: WeatherLoaders };
 
 async function stationOrError(ctx: Context, id: string, field: string): Promise<Station> {
   const station = await ctx.loaders.station.load(id);

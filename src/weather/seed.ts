@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { Database } from '../db/client';
-import { observations, stations } from '../db/schema';
+import type { Database } from '../index';
+import { observations, stations } from './tables';
 import { observationAt } from './climate';
 import { STATIONS } from './stations';
 

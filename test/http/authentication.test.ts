@@ -113,10 +113,10 @@ describe.each(databaseBackends())('authentication on %s', (backend) => {
       await t.gql('{ __typename }', {}, a.secret);
       await t.gql('{ __typename }', {}, b.secret);
     }
-    const updatesDuringRequests = db.queries.slice(before).filter((q) => /^update "api_keys"/i.test(q));
+    const updatesDuringRequests = db.queries.slice(before).filter((q) => /^update "tollgate"."api_keys"/i.test(q));
     expect(updatesDuringRequests).toHaveLength(0);
     await t.server.authenticator.flushLastUsed();
-    const updates = db.queries.slice(before).filter((q) => /^update "api_keys"/i.test(q));
+    const updates = db.queries.slice(before).filter((q) => /^update "tollgate"."api_keys"/i.test(q));
     expect(updates).toHaveLength(1);
     const rows = await db.db.select().from(apiKeys).where(sql`${apiKeys.id} in (${a.id}, ${b.id})`);
     expect(rows.every((r) => r.lastUsedAt instanceof Date)).toBe(true);
@@ -143,7 +143,7 @@ describe.each(databaseBackends())('authentication on %s', (backend) => {
     await t.server.authenticator.flushLastUsed();
     const secrets = [secret, t.adminKey];
     for (const table of ['api_keys', 'audit_events']) {
-      const rows = await db.db.execute(sql.raw(`select * from ${table}`));
+      const rows = await db.db.execute(sql.raw(`select * from tollgate.${table}`));
       const text = JSON.stringify(rows);
       for (const s of secrets) {
         expect(text).not.toContain(s);

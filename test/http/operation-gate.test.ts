@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { observations } from '../../src/db/schema';
+import { observations } from '../../src/weather/tables';
 import { flushTestRedis, openTestDatabase, startTestServer, useTestServer, withTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { storeBackends } from '../support/services';
 

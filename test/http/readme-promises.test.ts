@@ -3,7 +3,7 @@ import postgres from 'postgres';
 import { loadConfig } from '../../src/config';
 import { apiKeys, auditEvents } from '../../src/db/schema';
 import { generateKey } from '../../src/keys/format';
-import { createServer } from '../../src/server';
+import { createServer } from '../../src/app/server';
 import { openTestDatabase, startTestServer, testConfig, useTestServer, type TestDatabase } from '../support/harness';
 import { createScratchDatabase, describeIf, hasPostgres } from '../support/services';
 
@@ -40,14 +40,14 @@ describe('README promises', () => {
     const key = await s.t.createKey({ name: 'before' });
     const db = s.db.db;
     await db.execute(sql.raw(`create or replace function refuse_audit() returns trigger language plpgsql as $$ begin raise exception 'audit refused'; end $$`));
-    await db.execute(sql.raw(`create trigger refuse_audit before insert on audit_events for each row when (new.target_key_id = '${key.id}') execute function refuse_audit()`));
+    await db.execute(sql.raw(`create trigger refuse_audit before insert on tollgate.audit_events for each row when (new.target_key_id = '${key.id}') execute function refuse_audit()`));
     try {
       const res = await s.t.gql('mutation($id: ID!) { updateApiKey(id: $id, input: { name: "after" }) { name } }', { id: key.id });
       expect(res.body.errors[0].extensions.code).toBe('INTERNAL_SERVER_ERROR');
       const [row] = await db.select().from(apiKeys).where(sql`${apiKeys.id} = ${key.id}`);
       expect(row.name).toBe('before'); // the update rolled back with the audit insert
     } finally {
-      await db.execute(sql.raw('drop trigger refuse_audit on audit_events'));
+      await db.execute(sql.raw('drop trigger refuse_audit on tollgate.audit_events'));
     }
   });
 
@@ -103,7 +103,7 @@ describe('README promises: configuration', () => {
     const t = await startTestServer({ database: db, env: { KEY_NEGATIVE_CACHE_TTL_SECONDS: '5' }, now: () => Date.now() + skew });
     try {
       const unknown = generateKey('tg');
-      const lookups = () => db.queries.filter((q) => /from "api_keys"/.test(q) && /"hash" = /.test(q)).length;
+      const lookups = () => db.queries.filter((q) => /from "tollgate"."api_keys"/.test(q) && /"hash" = /.test(q)).length;
       const before = lookups();
       for (let i = 0; i < 5; i++) expect((await t.gql(ME, {}, unknown)).status).toBe(401);
       expect(lookups() - before).toBe(1);

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { observations } from '../../src/db/schema';
+import { observations } from '../../src/weather/tables';
 import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { databaseBackends, hasRedis } from '../support/services';
 

@@ -7,7 +7,7 @@ import { applyRateLimitDirective } from '../../src/limits/rate-limit-directive';
 import { createLimiterStore, type LimiterStore, type StoreFailureMode } from '../../src/limits/store';
 import { applyRequireScopes, readRequiredScopes } from '../../src/admin/require-scopes';
 import type { AuthenticatedKey } from '../../src/keys/types';
-import { loadTypeDefs } from '../../src/schema';
+import { directiveTypeDefs } from '../../src/graphql/schema';
 import { flushTestRedis } from '../support/harness';
 import { startTcpProxy } from '../support/tcp-proxy';
 import { describeWithRedis, storeBackends, testRedisUrl } from '../support/services';
@@ -47,7 +47,7 @@ function makeKey(scopes: string[] = [], limits: [string, { limit: number; durati
 }
 
 function harness(store: LimiterStore) {
-  const base = makeExecutableSchema({ typeDefs: [...loadTypeDefs().filter((d) => d.includes('directive @rateLimit')), SDL], resolvers });
+  const base = makeExecutableSchema({ typeDefs: [directiveTypeDefs, SDL], resolvers });
   const gate = new FieldGate(store);
   const limited = applyRateLimitDirective(base, { gate, policies: readFieldPolicies(base), requiredScopes: readRequiredScopes(base) });
   const schema = applyRequireScopes(limited.schema);

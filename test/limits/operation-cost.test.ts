@@ -2,7 +2,7 @@ import { Kind, parse, type FragmentDefinitionNode, type OperationDefinitionNode 
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { readFieldPolicies } from '../../src/limits/field-policies';
 import { actualCost, requestedCost } from '../../src/limits/operation-cost';
-import { loadTypeDefs } from '../../src/schema';
+import { directiveTypeDefs } from '../../src/graphql/schema';
 
 const SDL = /* GraphQL */ `
   type Query {
@@ -27,7 +27,7 @@ const SDL = /* GraphQL */ `
   type BookEdge { cursor: String! node: Book! }
 `;
 
-const schema = makeExecutableSchema({ typeDefs: [...loadTypeDefs().filter((d) => d.includes('directive @cost')), SDL] });
+const schema = makeExecutableSchema({ typeDefs: [directiveTypeDefs, SDL] });
 const policies = readFieldPolicies(schema);
 
 function input(query: string, variables: Record<string, unknown> = {}) {

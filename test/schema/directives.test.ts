@@ -2,7 +2,7 @@ import { buildASTSchema, parse, type GraphQLDirective } from 'graphql';
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { schemaFolder } from '../../src/schema';
+import { schemaFolder } from '../../src/graphql/schema';
 
 // schema/directives.graphql declares @rateLimit by hand (made repeatable); this keeps it the
 // library's own definition in every other respect.

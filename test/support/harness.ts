@@ -2,8 +2,7 @@ import { Writable } from 'node:stream';
 import Redis from 'ioredis';
 import { loadConfig, type Config } from '../../src/config';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client';
-import { bootstrapAdminKey } from '../../src/keys/bootstrap';
-import { createServer, type Tollgate } from '../../src/server';
+import { createServer, type Server } from '../../src/app/server';
 import { createScratchDatabase, testRedisUrl } from './services';
 
 export type Backend = { database: 'pglite' | 'postgres'; store: 'memory' | 'redis' };
@@ -26,7 +25,7 @@ export async function openTestDatabase(kind: 'pglite' | 'postgres'): Promise<Tes
 }
 
 export type TestServer = {
-  server: Tollgate;
+  server: Server;
   url: string;
   adminKey: string;
   config: Config;
@@ -65,7 +64,7 @@ export async function startTestServer(options: {
   database: TestDatabase;
   store?: 'memory' | 'redis';
   env?: Record<string, string>;
-  bare?: boolean;
+  gates?: boolean;
   now?: () => number;
 }): Promise<TestServer> {
   const config = testConfig(options.env, options.store ?? 'memory');
@@ -76,10 +75,10 @@ export async function startTestServer(options: {
       done();
     },
   });
-  const server = await createServer({ config, database: options.database, logStream, bare: options.bare, now: options.now });
+  const server = await createServer({ config, database: options.database, logStream, gates: options.gates, now: options.now });
   const url = await server.listen();
   // Each server gets its own admin key; in a shared database the bootstrap only happens once.
-  let adminKey = await bootstrapAdminKey(server.keys, config.scopes);
+  let adminKey = await server.tollgate.createFirstAdminKey();
   if (!adminKey) {
     const created = await server.keys.create({ name: 'test admin', scopes: ['admin', 'read', 'write'] }, null);
     if (!created.ok) throw new Error(created.message);

@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import type { Config } from '../config';
+import { ErrorCode, errorBody } from '../errors';
+import type { RequestMeta } from '../limits/admission';
+import { registerMetricsRoute } from '../http/metrics-route';
+import { createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
+import type { ServiceOptions } from './services';
+import { weatherExample } from '../weather';
+
+export type ServerOptions = ServiceOptions & {
+  config: Config;
+  /** false: the bench's bare baseline — same schema and resolvers, every gate a no-op. */
+  gates?: boolean;
+};
+
+/** The example's own per-request values, beside Tollgate's in every resolver's context. */
+type WeatherValues = ReturnType<Awaited<ReturnType<typeof weatherExample>>['context']>;
+
+export type Server = {
+  app: FastifyInstance;
+  apollo: ApolloServer<TollgateContext & WeatherValues>;
+  tollgate: Tollgate<WeatherValues>;
+} & Pick<Tollgate['services'], 'database' | 'store' | 'authenticator' | 'keys' | 'logger' | 'metrics'> & {
+  /** Listens on config.host:config.port (0 = any free port); returns the base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+};
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    meta: RequestMeta;
+  }
+}
+
+/**
+ * The bundled server: Tollgate's first user. The library (`createTollgate`) and the weather
+ * example, exactly as an owner would put them together, served by Fastify, plus what only an
+ * HTTP server can add: transport errors in the GraphQL shape, request ids, the access log,
+ * /health, /ready, /metrics, a request deadline and a clean stop.
+ */
+export async function createServer(options: ServerOptions): Promise<Server> {
+  const { config } = options;
+  const tollgate = await createTollgate<WeatherValues>({ ...options, printAdminKey: false, context: () => weather.context() });
+  const weather = await weatherExample(tollgate.database);
+  const { logger, metrics } = tollgate.services;
+
+  const app = Fastify({
+    logger: false,
+    trustProxy: config.trustProxy,
+    bodyLimit: 1024 * 1024,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    // Errors Node's HTTP parser raises before Fastify sees a request (headers over 16 KB, a
+    // broken request line) still answer in the GraphQL error shape.
+    clientErrorHandler: (error: Error & { code?: string; rawPacket?: unknown }, socket) => {
+      if (socket.destroyed || error.code === 'ECONNRESET') return;
+      const [status, reason] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : [400, 'Bad Request'];
+      const body = JSON.stringify(errorBody(ErrorCode.BAD_REQUEST, status === 431 ? 'The request line and headers are larger than 16 KB.' : 'The request is not valid HTTP.'));
+      // A HEAD request's answer has no body (its length is still announced).
+      const isHead = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${isHead ? '' : body}`);
+    },
+  });
+  app.decorateRequest('meta', null as unknown as RequestMeta);
+
+  const apollo = new ApolloServer<TollgateContext & WeatherValues>({
+    schema: tollgate.schema(weather),
+    plugins: [
+      fastifyApolloDrainPlugin<TollgateContext & WeatherValues>(app),
+      ...tollgate.plugins,
+      ...(config.env === 'production' ? [ApolloServerPluginLandingPageDisabled() as ApolloServerPlugin<TollgateContext & WeatherValues>] : []),
+    ],
+    introspection: config.allowIntrospection,
+    allowBatchedHttpRequests: config.allowBatching,
+    includeStacktraceInErrorResponses: false,
+    ...tollgate.apolloOptions,
+    // main.ts owns the shutdown: Apollo's own signal handlers race it and can hang the stop.
+    stopOnTerminationSignals: false,
+  });
+  await apollo.start();
+
+  const problem = (reply: FastifyReply, status: number, code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) =>
+    reply.code(status).type('application/json').send(errorBody(code, message, extensions));
+
+  // Transport errors (bad JSON, wrong content type, body too large) answer in GraphQL's shape.
+  app.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) logger.error({ reqId: request.id, err: error }, 'unexpected error');
+    return problem(reply, status, status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST, status === 500 ? `Internal error (request ${request.id}).` : error.message);
+  });
+  app.setNotFoundHandler((request, reply) => problem(reply, 404, ErrorCode.NOT_FOUND, `No route ${request.method} ${request.url.split('?')[0]}.`));
+
+  app.addHook('onRequest', async (request, reply) => {
+    request.meta = {};
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.routeOptions.url === '/graphql') metrics.request(reply.statusCode, request.meta?.operationType);
+    logger.info({
+      reqId: request.id,
+      method: request.method,
+      path: request.routeOptions.url ?? request.url.split('?')[0],
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 10) / 10,
+      keyId: request.meta?.keyId,
+      operationName: request.meta?.operationName,
+      operationType: request.meta?.operationType,
+      cost: request.meta?.cost,
+      gates: request.meta?.gates,
+      budgetStoreMs: request.meta?.budgetStoreMs,
+    }, 'request');
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  const metricsApp = await registerMetricsRoute({ app, metrics, token: config.metricsToken, port: config.metricsPort, host: config.host });
+  app.get('/ready', async (_request, reply) => {
+    const { ok, ...body } = await tollgate.ready();
+    return reply.code(ok ? 200 : 503).send(body);
+  });
+
+  const apolloHandler = fastifyApolloHandler(apollo, {
+    context: (request: FastifyRequest) => tollgate.contextFor({ requestId: request.id, ip: request.ip, headers: request.headers }, request.meta),
+  });
+  // The backstop for "nothing waits unbounded": whatever a request waits for (a resolver on a
+  // silent database, a stuck dependency), the client gets a coded 503 by the deadline.
+  const handler = async function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<FastifyReply>((resolve) => {
+      timer = setTimeout(() => {
+        (request.meta.gates ??= []).push('deadline');
+        logger.error({ reqId: request.id, timeoutMs: config.requestTimeoutMs }, 'request exceeded REQUEST_TIMEOUT_MS');
+        resolve(problem(reply.header('retry-after', '5'), 503, ErrorCode.SERVICE_UNAVAILABLE, `The request did not complete within ${config.requestTimeoutMs} ms; try again shortly.`, { retryAfter: 5 }));
+      }, config.requestTimeoutMs);
+    });
+    try {
+      return await Promise.race([apolloHandler.call(this, request as never, reply as never), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  // The character limit is checked on the raw request, before Apollo parses anything.
+  const sizeHook = async (request: FastifyRequest, reply: FastifyReply) => {
+    const operations = Array.isArray(request.body) ? request.body : [request.body ?? request.query];
+    for (const op of operations) {
+      const query = (op as { query?: unknown } | null)?.query;
+      if (typeof query === 'string' && query.length > config.armor.maxChars) {
+        return problem(reply, 400, ErrorCode.QUERY_TOO_COMPLEX, `The query has ${query.length} characters; the most allowed is ${config.armor.maxChars}.`, { maxChars: config.armor.maxChars });
+      }
+    }
+  };
+  for (const method of ['GET', 'POST'] as const) {
+    app.route({ method, url: '/graphql', preHandler: sizeHook, handler });
+  }
+
+  let closed = false;
+  const { database, store, authenticator, keys } = tollgate.services;
+  return {
+    app,
+    apollo,
+    tollgate,
+    database,
+    store,
+    authenticator,
+    keys,
+    logger,
+    metrics,
+    async listen() {
+      return app.listen({ host: config.host, port: config.port });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Stop accepting, drain in-flight requests (Apollo's drain plugin), then flush and close.
+      await app.close();
+      await metricsApp?.close();
+      await apollo.stop();
+      await tollgate.close();
+    },
+  };
+}

@@ -1,0 +1,143 @@
+import type Redis from 'ioredis';
+import pino, { type Logger } from 'pino';
+import type { Config } from '../config';
+import { openDatabase, type DatabaseHandle } from '../db/client';
+import { tollgateMigrations } from '../db/migrate';
+import { Metrics } from '../http/metrics';
+import { KeyAuthenticator } from '../keys/authenticator';
+import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
+import { KeyService } from '../keys/service';
+import { FieldGate } from '../limits/field-gate';
+import { IpGate } from '../limits/ip-gate';
+import { createLimiterStore, createRedisClient, type LimiterStore } from '../limits/store';
+import { OutageWatch } from '../outage-watch';
+
+export type ServiceOptions = {
+  /** An already open database (tests share one per file); otherwise opened from config. */
+  database?: DatabaseHandle;
+  /** Where log lines go (tests capture them); stdout by default. */
+  logStream?: NodeJS.WritableStream;
+  /** The time key expiry and rotation grace are judged against (tests move it instead of sleeping). */
+  now?: () => number;
+  /** Who holds an embedded database folder (named to a second process that tries to open it). */
+  purpose?: string;
+};
+
+export type Services = {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  database: DatabaseHandle;
+  databaseWatch: OutageWatch;
+  store: LimiterStore;
+  authenticator: KeyAuthenticator;
+  keys: KeyService;
+  ipGate: IpGate;
+  fieldGate: FieldGate;
+  /** Coordinates carrying @rateLimit (the ones a key may override); filled when a schema is built. */
+  limitedCoordinates: Set<string>;
+  close(): Promise<void>;
+};
+
+/**
+ * Builds Tollgate's object graph from config — database, limiter store, key services, gates,
+ * revocation pub/sub — and nothing else: no HTTP, no schema. `close` releases it in order.
+ */
+export async function createServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
+  const logger = pino(
+    {
+      level: config.logLevel,
+      // Belt and braces: nothing logs headers today, but a secret must never reach a log line.
+      redact: { paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'headers["x-api-key"]', 'headers.authorization', 'secret'], censor: '[redacted]' },
+    },
+    options.logStream ?? process.stdout,
+  );
+  const limitedCoordinates = new Set<string>();
+  const metrics = new Metrics(limitedCoordinates);
+
+  // The database (PGlite takes about a second to start) and the limiter store's first connection
+  // are prepared side by side: start-up waits for the slower, not for their sum.
+  const opening = options.database
+    ? Promise.resolve(options.database)
+    : openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, purpose: options.purpose, timeoutMs: config.databaseTimeoutMs, onQuery: () => metrics.dbQuery() });
+  const ownsDatabase = !options.database;
+  const store = createLimiterStore({
+    redisUrl: config.redisUrl,
+    failureMode: config.onStoreFailure,
+    commandTimeoutMs: config.limiterTimeoutMs,
+    logger,
+    observe: (kind, call, seconds) => metrics.storeCall(kind, call, seconds),
+    onFailure: (call) => metrics.storeFailure('redis', call),
+  });
+  const storeReady = store.ready();
+  const database = await opening.catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  try {
+    await database.migrate(tollgateMigrations);
+  } catch (error) {
+    await store.close();
+    if (ownsDatabase) await database.close();
+    throw error;
+  }
+  if (!(await storeReady)) logger.warn({ failureMode: config.onStoreFailure }, 'limiter store (Redis) not reachable at start; applying LIMITS_ON_STORE_FAILURE until it is');
+
+  const databaseWatch = new OutageWatch('database', logger);
+  const authenticator = new KeyAuthenticator({
+    db: database.db,
+    prefix: config.keyPrefix,
+    cacheTtlMs: config.keyCacheTtlMs,
+    negativeCacheTtlMs: config.keyNegativeCacheTtlMs,
+    lastUsedFlushMs: config.lastUsedFlushMs,
+    databaseTimeoutMs: config.databaseTimeoutMs,
+    staleIfErrorMs: config.keyStaleIfErrorMs,
+    onDatabaseResult: (error) => (error ? databaseWatch.failed(error) : databaseWatch.succeeded()),
+    onLookup: (hit) => metrics.keyLookup(hit),
+    now: options.now,
+  });
+
+  // Revocation must reach every instance within a second: invalidate locally at once, and tell
+  // the others over Redis pub/sub when there are others to tell.
+  let subscriber: Redis | undefined;
+  if (config.redisUrl) {
+    subscriber = createRedisClient(config.redisUrl, 'key-events', config.limiterTimeoutMs);
+    subscriber.on('error', () => {}); // outages are reported by the limiter store's client
+    subscriber.on('message', (_channel: string, keyId: string) => authenticator.invalidate(keyId));
+    subscriber.on('ready', () => void subscriber!.subscribe(KEY_CHANGED_CHANNEL).catch(() => undefined));
+  }
+  const keys = new KeyService({
+    db: database.db,
+    prefix: config.keyPrefix,
+    scopes: config.scopes,
+    limitedCoordinates,
+    onKeyChanged: async (keyId) => {
+      authenticator.invalidate(keyId);
+      await store.redis?.publish(KEY_CHANGED_CHANNEL, keyId).catch((err: Error) => logger.error({ err: { message: err.message } }, 'could not publish key change'));
+    },
+  });
+
+  return {
+    config,
+    logger,
+    metrics,
+    database,
+    databaseWatch,
+    store,
+    authenticator,
+    keys,
+    ipGate: new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit }),
+    fieldGate: new FieldGate(store),
+    limitedCoordinates,
+    async close() {
+      await authenticator.close().catch((error: unknown) => logger.error({ err: { message: describeError(error) } }, 'could not record last_used_at at shutdown'));
+      subscriber?.disconnect();
+      await store.close();
+      if (ownsDatabase) await database.close();
+    },
+  };
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

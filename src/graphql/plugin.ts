@@ -1,0 +1,114 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, Kind, execute, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import type { Logger } from 'pino';
+import { ErrorCode, isDependencyFailure, replaceWithError } from '../errors';
+import { fragmentsOf, statusFields, type SchemaGates } from '../limits/admission';
+import type { TollgateContext } from './context';
+import { createHardening, type HardeningLimits } from './hardening';
+import { setResponseStatus } from './response-status';
+
+export type PluginOptions = {
+  logger: Logger;
+  /** Query hardening limits; null turns hardening off (the bench's bare baseline). */
+  hardening: HardeningLimits | null;
+  /** The schema-side gates of a schema Tollgate built (policies, root-field precharge). */
+  gatesOf(schema: GraphQLSchema): SchemaGates | undefined;
+};
+
+/**
+ * The one Apollo plugin Tollgate needs. Thin by design: the order of the gates lives in
+ * Admission (limits/admission.ts); this only calls it at the right moments of Apollo's request
+ * pipeline, and turns what happened into the answer:
+ *   didResolveOperation  hardening, then step 3 (operation cost and budget); a throw refuses with nothing run
+ *   responseForOperation a dry run executes only the status field
+ *   didEncounterErrors   dependency outages become SERVICE_UNAVAILABLE; unexpected errors are logged by request id
+ *   willSendResponse     step 5 (refund, report), masking, and the HTTP status from the one code table
+ */
+export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<TollgateContext> {
+  const check = options.hardening ? createHardening(options.hardening) : null;
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation(rc) {
+          const admission = rc.contextValue.admission;
+          if (!admission) throw new Error('Tollgate\'s context function is not installed: pass `context: tollgate.context` to your server.');
+          admission.meta.operationName = rc.operationName;
+          admission.meta.operationType = rc.operation?.operation;
+          if (!rc.operation) return; // no such operation: Apollo answers 400 itself
+          check?.(rc.schema, rc.document, rc.source);
+          const gates = options.gatesOf(rc.schema);
+          if (!gates) return; // a schema Tollgate did not build: nothing to price it by
+          await admission.chargeOperation({ schema: rc.schema, document: rc.document, operation: rc.operation, variables: rc.request.variables }, gates);
+        },
+
+        async responseForOperation(rc) {
+          if (!rc.contextValue.admission?.cost.dryRun) return null;
+          // dryRun: cost everything, execute only the status field, charge nothing.
+          const document = onlyStatusFields(rc.document, rc.operation as OperationDefinitionNode);
+          const result = await execute({ schema: rc.schema, document, contextValue: rc.contextValue, variableValues: rc.request.variables });
+          return { http: rc.response.http, body: { kind: 'single', singleResult: { data: result.data, errors: result.errors?.map((e) => e.toJSON()) } } };
+        },
+
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const error of errors) {
+            // No schema reconnaissance by guessing: "Did you mean …" suggestions are cut.
+            if (error.message.includes('Did you mean')) Object.assign(error, { message: error.message.replace(/ ?Did you mean .+\?$/, '') });
+            if (isDependencyFailure(error.originalError ?? error)) {
+              // Rewritten before Apollo formats it: the client sees a coded 503, never a driver message.
+              Object.assign(error, { message: 'A service this API depends on is temporarily unavailable; try again shortly.' });
+              Object.assign(error.extensions, { code: ErrorCode.SERVICE_UNAVAILABLE, retryAfter: 5 });
+              continue;
+            }
+            if (!isUnexpected(error)) continue;
+            const original = error.originalError ?? error;
+            options.logger.error({ reqId: contextValue?.requestId, err: { message: original.message, stack: original.stack } }, 'unexpected error in GraphQL execution');
+          }
+        },
+
+        async willSendResponse({ response, contextValue }) {
+          if (response.body.kind !== 'single') return;
+          const admission = contextValue.admission;
+          if (admission) {
+            const single = response.body.singleResult;
+            const refusal = await admission.settle(single.data, single.errors);
+            // Refused for its address after all (an operation stopped before the gate still counts).
+            if (refusal && response.http.status !== 429) return replaceWithError(response, refusal as GraphQLError);
+            const report = admission.report();
+            if (report) {
+              response.body.singleResult.extensions = { ...single.extensions, cost: report.extension };
+              for (const [name, value] of Object.entries(report.headers)) response.http.headers.set(name, value);
+            }
+          }
+          if (contextValue.requestId && !response.http.headers.has('x-request-id')) response.http.headers.set('x-request-id', contextValue.requestId);
+          const single = response.body.singleResult;
+          if (single.errors) {
+            // Clients never see an internal message: the request id ties it to the log line.
+            single.errors = single.errors.map((e) =>
+              e.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR
+                ? { message: `Internal error; quote request id ${contextValue.requestId}.`, locations: e.locations, path: e.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, requestId: contextValue.requestId } }
+                : e,
+            );
+          }
+          setResponseStatus(response);
+        },
+      };
+    },
+  };
+}
+
+/** An exception thrown somewhere (a bug, a dead dependency), as opposed to an error made for the client. */
+export function isUnexpected(error: unknown): boolean {
+  if (!(error instanceof GraphQLError)) return true;
+  const code = error.extensions?.code;
+  if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) return false;
+  return code === ErrorCode.INTERNAL_SERVER_ERROR || (!!error.originalError && !(error.originalError instanceof GraphQLError));
+}
+
+/** The operation with only its status fields, so a dry run executes nothing else. */
+function onlyStatusFields(document: DocumentNode, operation: OperationDefinitionNode): DocumentNode {
+  return {
+    kind: Kind.DOCUMENT,
+    // fragments stay: the status field's own selection may spread one
+    definitions: [{ ...operation, selectionSet: { ...operation.selectionSet, selections: statusFields(operation) } }, ...Object.values(fragmentsOf(document))],
+  };
+}

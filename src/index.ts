@@ -1,0 +1,8 @@
+// Tollgate's public API: what an API owner imports (`import { createTollgate } from 'tollgate'`).
+export { createTollgate, type Tollgate, type TollgateOptions, type Readiness, type RequestInfo, type SchemaSpec } from './tollgate';
+export type { TollgateContext } from './graphql/context';
+export { directiveTypeDefs } from './graphql/schema';
+export { loadConfig, ConfigError, type Config } from './config';
+export type { Database, DatabaseHandle } from './db/client';
+export type { AuthenticatedKey } from './keys/types';
+export { ErrorCode, badUserInput, forbidden } from './errors';

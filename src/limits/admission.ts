@@ -1,0 +1,349 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  Kind, getVariableValues, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode,
+} from 'graphql';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import { ErrorCode, badRequest, badUserInput, limitExtensions, rateLimited, serviceUnavailable, tooComplex, unauthenticated, withHttpStatus } from '../errors';
+import type { KeyAuthenticator } from '../keys/authenticator';
+import type { AuthenticatedKey } from '../keys/types';
+import { CoalescingGate, Refusal } from './coalescing-gate';
+import { SlicingError, type FieldPolicy } from './field-policies';
+import type { IpGate, IpVerdict } from './ip-gate';
+import { actualCost, included, requestedCost, type CostInput } from './operation-cost';
+import type { FieldCharge, RootFieldPrecharge } from './rate-limit-directive';
+import type { LimiterStore } from './store';
+
+/** What the HTTP layer knows about a request, whatever server received it. */
+export type RequestInfo = { requestId: string; ip: string; headers: IncomingHttpHeaders };
+
+/** Per-request facts for the access log and metrics, filled in as the request passes the gates. */
+export type RequestMeta = {
+  keyId?: string;
+  operationName?: string | null;
+  operationType?: string;
+  /** Requested cost of the operation, in points. */
+  cost?: number;
+  /** Gates that refused something in this request (`operation`, `field:Query.forecast`, …). */
+  gates?: string[];
+  /** How long the operation budget's store call took. */
+  budgetStoreMs?: number;
+};
+
+/** Where the key stands in its operation budget, as this request leaves it. */
+export type CostState = {
+  requested?: number;
+  /** Points taken from the budget before execution (0 or unset: nothing charged). */
+  charged?: number;
+  actual?: number;
+  remaining?: number;
+  limit?: number;
+  resetAt?: Date;
+  window?: number;
+  dryRun?: boolean;
+};
+
+/** The schema-side facts the operation gate needs: each field's policy and root-field precharge. */
+export type SchemaGates = { policies: ReadonlyMap<string, FieldPolicy>; precharge: RootFieldPrecharge | null };
+
+export type AdmissionOptions = {
+  authenticator: KeyAuthenticator;
+  ipGate: IpGate;
+  store: LimiterStore;
+  mode: 'enforce' | 'measure';
+  maxCost: number;
+  defaultBudget: { points: number; duration: number };
+  /** Told about refusals and costs (metrics). */
+  onAuthFailure?: (reason: string) => void;
+  onRejected?: (gate: 'ip' | 'auth-failures' | 'operation') => void;
+  onCost?: (points: number) => void;
+};
+
+/** The free status field: never counted, and with dryRun the only thing executed. */
+export const STATUS_FIELD = 'rateLimit';
+const FREE_ROOT_FIELDS = new Set([STATUS_FIELD]);
+/** Codes of refusals that happen before a field does any work: they cost nothing. */
+const FREE_REFUSALS = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORBIDDEN]);
+
+/**
+ * The pipeline one request passes, in order — this file is where to read it:
+ *
+ *   1. IP gate      per-address request budget and failed-authentication block   (admit)
+ *   2. key gate     x-api-key / Bearer → format → cache → Postgres                 (admit)
+ *   3. operation    cost from the document, taken from the key's budget in one     (chargeOperation)
+ *                   store round trip together with the IP verdict and the limited
+ *                   root fields' budgets; refused → 429 and nothing runs
+ *   4. fields       @rateLimit per key and coordinate while resolvers run           (rate-limit-directive.ts)
+ *   5. settle       refund what was not returned or was refused; report the budget  (settle)
+ *
+ * One Admission per request, created by the context function; the Tollgate plugin calls steps
+ * 3 and 5. Errors are the named constructors of errors.ts, so each carries its code and status.
+ */
+export class Admissions {
+  private readonly budgets: CoalescingGate;
+
+  constructor(private readonly options: AdmissionOptions) {
+    this.budgets = new CoalescingGate(options.store, 'tg:budget');
+  }
+
+  /** Steps 1 and 2. Throws the request's refusal (401, 400, 429, 503). */
+  async admit(request: RequestInfo, meta: RequestMeta = {}): Promise<Admission> {
+    const { authenticator, ipGate } = this.options;
+    // The IP gate's request budget is taken once per request, lazily: a key this instance has
+    // already verified has it checked with its operation budget (one round trip); anything else
+    // (no key, a guess, a database lookup) waits for it here, with the failed-authentication block.
+    let ipVerdict: Promise<IpVerdict> | undefined;
+    const ipCheck = () => (ipVerdict ??= ipGate.admit(request.ip));
+    const guard = async () => {
+      for (const verdict of await Promise.all([ipCheck(), ipGate.blocked(request.ip)])) if (!verdict.ok) throw this.ipRefusal(verdict);
+    };
+    const candidate = readKeyHeader(request.headers);
+    if (!candidate) await guard();
+    const result = await authenticator.authenticate(candidate, guard);
+    if (!result.ok) {
+      this.options.onAuthFailure?.(result.reason);
+      if (result.reason !== 'missing') await ipGate.recordAuthFailure(request.ip);
+      throw result.reason === 'missing'
+        ? unauthenticated('An API key is required: send it in the x-api-key header.')
+        : // One message for malformed, unknown, revoked and expired keys: no oracle for guessing.
+          unauthenticated('The API key is not valid.');
+    }
+    meta.keyId = result.key.id;
+    return new Admission(this, result.key, meta, ipCheck);
+  }
+
+  /** The error for a refused address: 429 with Retry-After, or 503 when the store is down and closed. */
+  ipRefusal(verdict: Exclude<IpVerdict, { ok: true }>) {
+    this.options.onRejected?.(verdict.reason === 'auth-failures' ? 'auth-failures' : 'ip');
+    if (verdict.reason === 'store') return serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
+    const ext = limitExtensions({ limit: verdict.limit, remaining: 0, msBeforeNext: verdict.msBeforeNext });
+    const message = verdict.reason === 'auth-failures'
+      ? `Too many failed authentications from this address; retry in ${ext.retryAfter} s.`
+      : `Too many requests from this address; retry in ${ext.retryAfter} s.`;
+    return rateLimited(message, { gate: verdict.reason === 'rate' ? 'ip' : 'auth-failures', ...ext });
+  }
+
+  /** @internal Shared by every Admission. */
+  get gate() {
+    return this.budgets;
+  }
+  /** @internal */
+  get settings() {
+    return this.options;
+  }
+}
+
+/** One request's passage through the gates; see Admissions for the order. */
+export class Admission {
+  readonly cost: CostState = {};
+  /** Limited root fields whose budgets were taken with the operation's (see precharge). */
+  readonly prepaid = new Map<FieldNode, Promise<FieldCharge>>();
+  private input?: CostInput;
+
+  constructor(
+    private readonly admissions: Admissions,
+    readonly key: AuthenticatedKey,
+    readonly meta: RequestMeta,
+    private readonly ipCheck: () => Promise<IpVerdict>,
+  ) {}
+
+  /** An admission through no gates at all: the bench's bare baseline. */
+  static open(key: AuthenticatedKey, meta: RequestMeta): Admission {
+    return new OpenAdmission(null as unknown as Admissions, key, meta, async () => ({ ok: true }));
+  }
+
+  private get budget() {
+    const budget = this.key.budget ?? this.admissions.settings.defaultBudget;
+    return { limit: budget.points, duration: budget.duration };
+  }
+
+  private refused(gate: string) {
+    (this.meta.gates ??= []).push(gate);
+  }
+
+  /**
+   * Step 3. After validation, before any resolver: prices the operation and takes that many
+   * points from the key's budget — in the same event-loop turn as the IP verdict and the limited
+   * root fields' budgets, so on Redis they share one round trip. Throws the refusal (400, 429, 503).
+   */
+  async chargeOperation(request: { schema: GraphQLSchema; document: DocumentNode; operation: OperationDefinitionNode; variables?: Record<string, unknown> }, gates: SchemaGates): Promise<void> {
+    const { settings, gate } = this.admissions;
+    const { operation, schema } = request;
+    this.meta.operationType = operation.operation;
+    if (operation.operation === 'subscription') throw badRequest('Subscriptions are not supported by this API.');
+    // Apollo coerces variables only when it executes; bad ones must be the client's 400 here.
+    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 5 });
+    if (coerced.errors) throw withHttpStatus(badUserInput(coerced.errors.map((e) => e.message).join(' ')), 400);
+    const input: CostInput = { schema, operation, fragments: fragmentsOf(request.document), variables: coerced.coerced, policies: gates.policies, skipRootFields: FREE_ROOT_FIELDS };
+    this.input = input;
+
+    let cost: number;
+    try {
+      cost = requestedCost(input);
+    } catch (error) {
+      if (error instanceof SlicingError) throw withHttpStatus(badUserInput(error.message, error.argument), 400);
+      throw error;
+    }
+    this.cost.requested = cost;
+    this.meta.cost = cost;
+    settings.onCost?.(cost);
+    this.cost.dryRun = isDryRun(operation, input.variables);
+    const budget = this.budget;
+
+    if (this.cost.dryRun || cost === 0) {
+      const [ip, res] = await Promise.all([this.ipCheck(), gate.limiterFor(budget).get(this.key.id).catch(() => null)]);
+      if (!ip.ok) throw this.admissions.ipRefusal(ip);
+      return this.record(res);
+    }
+    if (cost > settings.maxCost && settings.mode === 'enforce') {
+      settings.onRejected?.('operation');
+      this.refused('operation:too-complex');
+      throw tooComplex(`This operation costs ${cost} points; the most one operation may cost is ${settings.maxCost}.`, { cost, maxCost: settings.maxCost });
+    }
+    const started = performance.now();
+    const rootType = operation.operation === 'mutation' ? schema.getMutationType() : schema.getQueryType();
+    const rootFields = operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD && included(s, input.variables));
+    const prepaid = rootType && gates.precharge ? gates.precharge({ apiKey: this.key, prepaid: this.prepaid }, rootType, rootFields, input.variables) : null;
+    const [ip, charge] = await Promise.all([
+      this.ipCheck(),
+      gate.consume(this.key.id, [budget], cost).then((admitted) => ({ admitted }), (thrown: unknown) => ({ thrown })),
+    ]);
+    try {
+      if (!ip.ok) {
+        // Refused for its address: the key keeps its points.
+        if ('admitted' in charge) await gate.limiterFor(budget).reward(this.key.id, cost).catch(() => undefined);
+        await prepaid?.release();
+        throw this.admissions.ipRefusal(ip);
+      }
+      if ('admitted' in charge) {
+        this.record(charge.admitted);
+        this.cost.charged = cost;
+        return;
+      }
+      const refusal = charge.thrown;
+      if (!(refusal instanceof Refusal)) {
+        await prepaid?.release();
+        throw refusal; // closed store: SERVICE_UNAVAILABLE
+      }
+      // The gate already gave the points back: a refused operation spends nothing.
+      this.record(refusal);
+      if (settings.mode === 'measure') return; // reported in extensions.cost, never refused
+      await prepaid?.release();
+      settings.onRejected?.('operation');
+      this.refused('operation');
+      const ext = limitExtensions({ limit: budget.limit, duration: budget.duration, remaining: refusal.remainingPoints, msBeforeNext: refusal.msBeforeNext });
+      throw rateLimited(
+        `This operation costs ${cost} points and ${refusal.remainingPoints} of ${budget.limit} remain in this ${budget.duration}-second window; retry in ${ext.retryAfter} s.`,
+        { gate: 'operation', cost, ...ext },
+      );
+    } finally {
+      this.meta.budgetStoreMs = Math.round((performance.now() - started) * 100) / 100;
+    }
+  }
+
+  /**
+   * Step 5. After execution: operations refused before the operation gate (parse, validation)
+   * still answer for their address; what was not returned (shorter lists, nulls) or was refused
+   * (bad input, scopes) is given back; and the response says where the key stands. Returns the
+   * IP refusal that must replace the response, if any.
+   */
+  async settle(data: Record<string, unknown> | null | undefined, errors: readonly { path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[] | undefined): Promise<Error | null> {
+    const ip = await this.ipCheck();
+    if (!ip.ok) return this.admissions.ipRefusal(ip);
+    const { gate } = this.admissions;
+    const budget = this.budget;
+    if (this.cost.remaining === undefined) this.record(await gate.limiterFor(budget).get(this.key.id).catch(() => null));
+    if (this.cost.charged && this.input && data !== undefined) {
+      this.cost.actual = Math.min(this.cost.charged, actualCost(this.input, data, refusedPaths(errors)));
+      const refund = this.cost.charged - this.cost.actual;
+      if (refund > 0) {
+        const after = await gate.limiterFor(budget).reward(this.key.id, refund).catch(() => null);
+        if (after) this.record(after);
+      }
+    }
+    return null;
+  }
+
+  /** What every authenticated response tells the client: extensions.cost and RateLimit headers. */
+  report(): { extension: Record<string, unknown>; headers: Record<string, string> } | null {
+    const budget = this.budget;
+    const requested = this.cost.requested ?? 0;
+    const secondsToReset = Math.max(0, Math.ceil(((this.cost.resetAt?.getTime() ?? Date.now()) - Date.now()) / 1000));
+    return {
+      extension: {
+        requestedQueryCost: requested,
+        actualQueryCost: this.cost.actual ?? (this.cost.charged ? requested : 0),
+        throttleStatus: { maximumAvailable: this.cost.limit, currentlyAvailable: this.cost.remaining, resetAt: this.cost.resetAt?.toISOString() },
+      },
+      headers: {
+        'ratelimit-policy': `"budget";q=${budget.limit};w=${budget.duration}`,
+        ratelimit: `"budget";r=${this.cost.remaining};t=${secondsToReset}`,
+      },
+    };
+  }
+
+  /** Records where the key stands: from a limiter read (`res`, null when nothing is spent yet) or a gate answer. */
+  private record(state: { remaining: number; msBeforeNext: number } | RateLimiterRes | null) {
+    const budget = this.budget;
+    this.cost.limit = budget.limit;
+    this.cost.window = budget.duration;
+    if (state instanceof RateLimiterRes && !(state instanceof Refusal)) {
+      this.cost.remaining = Math.max(0, budget.limit - state.consumedPoints);
+    } else if (state) {
+      this.cost.remaining = state instanceof Refusal ? state.remainingPoints : state.remaining;
+    } else {
+      this.cost.remaining = budget.limit;
+    }
+    this.cost.resetAt = new Date(Date.now() + (state ? state.msBeforeNext : budget.duration * 1000));
+  }
+}
+
+class OpenAdmission extends Admission {
+  override async chargeOperation(): Promise<void> {}
+  override async settle(): Promise<Error | null> {
+    return null;
+  }
+  override report() {
+    return null;
+  }
+}
+
+/** x-api-key, or Authorization: Bearer. Two different keys in one request are refused. */
+export function readKeyHeader(headers: IncomingHttpHeaders): string | undefined {
+  const header = headers['x-api-key'];
+  if (Array.isArray(header)) throw badRequest('Send one x-api-key header.');
+  const authorization = headers.authorization;
+  let bearer: string | undefined;
+  if (authorization !== undefined) {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+    if (!match) throw unauthenticated('The Authorization header must be "Bearer <api key>".');
+    bearer = match[1];
+  }
+  const key = header?.trim();
+  if (key && bearer && key !== bearer) throw badRequest('Two different API keys were sent (x-api-key and Authorization); send one.');
+  return key || bearer;
+}
+
+function refusedPaths(errors: readonly { path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[] | undefined): Set<string> | undefined {
+  if (!errors?.length) return undefined;
+  return new Set(errors.filter((e) => e.path && FREE_REFUSALS.has(e.extensions?.code)).map((e) => e.path!.join('.')));
+}
+
+export function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
+  const fragments: Record<string, FragmentDefinitionNode> = {};
+  for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+  return fragments;
+}
+
+export function statusFields(operation: OperationDefinitionNode): FieldNode[] {
+  return operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD && s.name.value === STATUS_FIELD);
+}
+
+function isDryRun(operation: OperationDefinitionNode, variables: Record<string, unknown>): boolean {
+  if (operation.operation !== 'query') return false;
+  return statusFields(operation).some((field) => {
+    const arg = field.arguments?.find((a) => a.name.value === 'dryRun')?.value;
+    if (!arg) return false;
+    if (arg.kind === Kind.BOOLEAN) return arg.value;
+    return arg.kind === Kind.VARIABLE && variables[arg.name.value] === true;
+  });
+}

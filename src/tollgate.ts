@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { GraphQLSchema, ValidationRule } from 'graphql';
+import { hardeningRules } from './graphql/hardening';
+import { maskUnexpected } from './graphql/mask';
+import { adminResolvers } from './admin/resolvers';
+import { createServices, type ServiceOptions, type Services } from './app/services';
+import { loadConfig, type Config } from './config';
+import type { DatabaseHandle } from './db/client';
+import { withTimeout } from './timeout';
+import type { TollgateContext } from './graphql/context';
+import { tollgatePlugin } from './graphql/plugin';
+import { buildSchema, type BuiltSchema, type SchemaSpec } from './graphql/schema';
+import type { AuthenticatedKey } from './keys/types';
+import { Admission, Admissions, type RequestInfo, type RequestMeta, type SchemaGates } from './limits/admission';
+import { FieldUsageReader } from './limits/usage';
+
+export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec };
+
+export type TollgateOptions<Own extends object = object> = ServiceOptions & {
+  /** Defaults to the environment, read exactly as `npm start` reads it. */
+  config?: Config;
+  /** Merge the key-administration API (`me`, `createApiKey`, …) into the schema. Default true. */
+  adminApi?: boolean;
+  /**
+   * On the first start against an empty key table, create one admin key and print it once
+   * (default: to stdout). false: don't; call `createFirstAdminKey()` yourself when you are ready.
+   */
+  printAdminKey?: boolean | ((secret: string) => void);
+  /** The owner's own per-request values (data loaders, a database handle), merged into the context. */
+  context?: (args: { request: RequestInfo; apiKey: AuthenticatedKey }) => Own | Promise<Own>;
+  /** false: every gate is a no-op (the bench's bare baseline). Never in production. */
+  gates?: boolean;
+};
+
+/** What `tollgate.context` accepts: Apollo's standalone and Express integrations pass `{ req }`. */
+type ContextArgs = { req: IncomingMessage & { ip?: string; id?: unknown } };
+
+export type Readiness = { ok: boolean; status: 'ready' | 'degraded' | 'unavailable'; database: 'up' | 'down'; limiterStore: 'up' | 'down' | 'memory'; onStoreFailure: string };
+
+export type Tollgate<Own extends object = object> = {
+  config: Config;
+  /** Tollgate's database (also usable for the owner's own tables; see the weather example). */
+  database: DatabaseHandle;
+  services: Services;
+  /** The owner's SDL and resolvers + Tollgate's directives, admin API and `rateLimit`, every gate applied. */
+  schema(spec: SchemaSpec): GraphQLSchema;
+  /** The Apollo plugins that run the operation gate, hardening, masking and status codes. */
+  plugins: ApolloServerPlugin<TollgateContext & Own>[];
+  /** Apollo's context function (standalone, Express): authenticates the request through the IP and key gates. */
+  context(args: ContextArgs): Promise<TollgateContext & Own>;
+  /** The same, from a request any server describes (the bundled Fastify server uses it). */
+  contextFor(request: RequestInfo, meta?: RequestMeta): Promise<TollgateContext & Own>;
+  /**
+   * Options to spread into `new ApolloServer({ … })` (recommended, not required): hostile documents
+   * refused while parsed and validated, masked internal errors, and CSRF prevention that lets keyed
+   * GET requests through (the key header forces a browser's preflight).
+   */
+  apolloOptions: {
+    validationRules: ValidationRule[];
+    parseOptions: { maxTokens?: number };
+    formatError: typeof maskUnexpected;
+    csrfPrevention: { requestHeaders: string[] };
+  };
+  /** Creates the first admin key if the key table is empty; returns its secret (null if not). */
+  createFirstAdminKey(): Promise<string | null>;
+  /** Whether this instance can serve, for a readiness probe. Never waits past the timeouts. */
+  ready(): Promise<Readiness>;
+  close(): Promise<void>;
+};
+
+/**
+ * Tollgate as a library: protection that lives in the owner's schema.
+ *
+ *   const tollgate = await createTollgate();
+ *   const schema = tollgate.schema({ typeDefs, resolvers });
+ *   const server = new ApolloServer({ schema, plugins: tollgate.plugins });
+ *   await startStandaloneServer(server, { context: tollgate.context });
+ */
+export async function createTollgate<Own extends object = object>(options: TollgateOptions<Own> = {}): Promise<Tollgate<Own>> {
+  const config = options.config ?? loadConfig();
+  const services = await createServices(config, options);
+  const { logger, metrics, keys, store, database } = services;
+  const gatesOn = options.gates !== false;
+
+  const admissions = new Admissions({
+    authenticator: services.authenticator,
+    ipGate: services.ipGate,
+    store,
+    mode: config.costMode,
+    maxCost: config.maxQueryCost,
+    defaultBudget: config.budget,
+    onAuthFailure: (reason) => metrics.authFailure(reason),
+    onRejected: (gate) => metrics.rejected(gate),
+    onCost: (points) => metrics.cost(points),
+  });
+  const usage = new FieldUsageReader(services.fieldGate, new Map());
+  const built = new WeakMap<GraphQLSchema, BuiltSchema>();
+  let latest: BuiltSchema | undefined;
+
+  const schema = (spec: SchemaSpec): GraphQLSchema => {
+    const result = buildSchema(spec, {
+      fieldGate: gatesOn ? services.fieldGate : null,
+      admin: options.adminApi === false ? null : adminResolvers({ keys, usage }),
+      onRejected: (coordinate) => metrics.rejected('field', coordinate),
+    });
+    for (const coordinate of result.limitedCoordinates) services.limitedCoordinates.add(coordinate);
+    usage.use(result.policies);
+    built.set(result.schema, result);
+    latest = result;
+    return result.schema;
+  };
+
+  const plugins = [
+    tollgatePlugin({
+      logger,
+      hardening: gatesOn ? config.armor : null,
+      gatesOf: (s): SchemaGates | undefined => (gatesOn ? (built.get(s) ?? latest) : undefined),
+    }),
+  ] as ApolloServerPlugin<TollgateContext & Own>[];
+
+  // The bench's bare baseline: no key gate either; every request acts as one built-in key.
+  const bareKey: AuthenticatedKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), budget: null };
+
+  const contextFor = async (request: RequestInfo, meta: RequestMeta = {}): Promise<TollgateContext & Own> => {
+    const admission = gatesOn ? await admissions.admit(request, meta) : Admission.open(bareKey, meta);
+    latest?.rememberKey(admission.key);
+    const own = options.context ? await options.context({ request, apiKey: admission.key }) : ({} as Own);
+    return { ...own, requestId: request.requestId, apiKey: admission.key, admission };
+  };
+
+  const createFirstAdminKey = async () => (await keys.createFirstAdmin(config.scopes))?.secret ?? null;
+  if (options.printAdminKey !== false && config.bootstrapAdminKey) {
+    const secret = await createFirstAdminKey();
+    // Printed once, deliberately not through the logger: logs never hold secrets.
+    if (secret) (typeof options.printAdminKey === 'function' ? options.printAdminKey : printAdminKey)(secret);
+  }
+
+  return {
+    config,
+    database,
+    services,
+    schema,
+    plugins,
+    context: ({ req }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : randomUUID(), ip: clientIp(req, config.trustProxy), headers: req.headers }),
+    contextFor,
+    apolloOptions: {
+      validationRules: gatesOn ? hardeningRules(config.armor) : [],
+      parseOptions: gatesOn ? { maxTokens: config.armor.maxTokens } : {},
+      formatError: maskUnexpected,
+      csrfPrevention: { requestHeaders: ['x-api-key', 'authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
+    },
+    createFirstAdminKey,
+    async ready() {
+      const [db, limiter] = await Promise.all([
+        withTimeout(database.ping(), config.databaseTimeoutMs, 'database ping').then(
+          () => (services.databaseWatch.succeeded(), true),
+          (error: unknown) => (services.databaseWatch.failed(error), false),
+        ),
+        store.healthy(),
+      ]);
+      // A limiter store down in insurance/open mode is degraded (this instance keeps serving),
+      // not unready: taking every instance out at once would turn a Redis blip into an outage.
+      const ok = db && (limiter || config.onStoreFailure !== 'closed');
+      return {
+        ok,
+        status: !ok ? 'unavailable' : limiter ? 'ready' : 'degraded',
+        database: db ? 'up' : 'down',
+        limiterStore: store.kind === 'redis' ? (limiter ? 'up' : 'down') : 'memory',
+        onStoreFailure: config.onStoreFailure,
+      };
+    },
+    close: () => services.close(),
+  };
+}
+
+export function printAdminKey(secret: string) {
+  process.stdout.write(`\nAdmin API key (shown once, store it now): ${secret}\n\n`);
+}
+
+/** The client's address: Express's `req.ip` when there is one, else the socket's (X-Forwarded-For only when trusted). */
+function clientIp(req: IncomingMessage & { ip?: string }, trustProxy: boolean): string {
+  if (typeof req.ip === 'string') return req.ip;
+  if (trustProxy) {
+    const forwarded = req.headers['x-forwarded-for'];
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+    if (first) return first;
+  }
+  return req.socket?.remoteAddress ?? 'unknown';
+}
