@@ -61,6 +61,7 @@ export type Tollgate<Own extends object = object> = {
     validationRules: ValidationRule[];
     parseOptions: { maxTokens?: number };
     formatError: typeof maskUnexpected;
+    includeStacktraceInErrorResponses: false;
     csrfPrevention: { requestHeaders: string[] };
   };
   /** Creates the first admin key if the key table is empty; returns its secret (null if not). */
@@ -149,6 +150,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       validationRules: gatesOn ? hardeningRules(config.armor) : [],
       parseOptions: gatesOn ? { maxTokens: config.armor.maxTokens } : {},
       formatError: maskUnexpected,
+      includeStacktraceInErrorResponses: false,
       csrfPrevention: { requestHeaders: ['x-api-key', 'authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
     },
     createFirstAdminKey,

@@ -76,7 +76,6 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     ],
     introspection: config.allowIntrospection,
     allowBatchedHttpRequests: config.allowBatching,
-    includeStacktraceInErrorResponses: false,
     ...tollgate.apolloOptions,
     // main.ts owns the shutdown: Apollo's own signal handlers race it and can hang the stop.
     stopOnTerminationSignals: false,

@@ -1,7 +1,7 @@
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
-import { GraphQLError, Lexer, Source, TokenKind, validate, type DocumentNode, type GraphQLSchema, type ValidationContext } from 'graphql';
+import { GraphQLError, Lexer, Source, TokenKind, validate, type DocumentNode, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
 import { ErrorCode, withHttpStatus } from '../errors';
 
 export type HardeningLimits = { maxDepth: number; maxAliases: number; maxDirectives: number; maxTokens: number; maxChars: number };
@@ -17,7 +17,7 @@ export type HardeningLimits = { maxDepth: number; maxAliases: number; maxDirecti
  * is put on even without those options; its verdict is remembered per parsed document (Apollo
  * reuses the document of a repeated query), so a busy API pays for it once per query shape.
  */
-export function hardeningRules(limits: HardeningLimits) {
+export function hardeningRules(limits: HardeningLimits): ValidationRule[] {
   // Report into the validation context (a 400 like any validation error); armor's default is to
   // throw, which Apollo turns into a 500.
   const report = { propagateOnRejection: false, onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)] };

@@ -8,6 +8,10 @@ import { isUnexpected } from './plugin';
  * — the Tollgate plugin then adds the request id, and the log has the real error under it.
  */
 export function maskUnexpected(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+  if (formatted.extensions && 'stacktrace' in formatted.extensions) {
+    const { stacktrace: _stack, ...extensions } = formatted.extensions;
+    formatted = { ...formatted, extensions };
+  }
   if (isUnexpected(error)) {
     return { message: 'Internal error.', locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
   }

@@ -83,11 +83,15 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
           const single = response.body.singleResult;
           if (single.errors) {
             // Clients never see an internal message: the request id ties it to the log line.
-            single.errors = single.errors.map((e) =>
-              e.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR
-                ? { message: `Internal error; quote request id ${contextValue.requestId}.`, locations: e.locations, path: e.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, requestId: contextValue.requestId } }
-                : e,
-            );
+            // Nor a stack: Apollo adds one unless NODE_ENV is production or test, whoever runs it.
+            single.errors = single.errors.map((e) => {
+              if (e.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR) {
+                return { message: `Internal error; quote request id ${contextValue.requestId}.`, locations: e.locations, path: e.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, requestId: contextValue.requestId } };
+              }
+              if (!e.extensions || !('stacktrace' in e.extensions)) return e;
+              const { stacktrace: _stack, ...extensions } = e.extensions;
+              return { ...e, extensions };
+            });
           }
           setResponseStatus(response);
         },

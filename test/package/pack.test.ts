@@ -1,0 +1,131 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../support/private-redis';
+
+// Tollgate as an owner meets it: `npm pack` of this repository, installed into an empty app with
+// a plain `npm install` (no --force, no --legacy-peer-deps), then the README's library example —
+// copied from the README, not from here — run with plain node (no tsx), checked over HTTP.
+const root = path.resolve(__dirname, '..', '..');
+
+const run = (command: string, args: string[], cwd: string, timeout = 240_000) =>
+  new Promise<string>((resolve, reject) => {
+    execFile(command, args, { cwd, timeout, env: { ...process.env, NODE_OPTIONS: '' }, maxBuffer: 32 * 1024 * 1024 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n${stderr.slice(-3000)}`)) : resolve(stdout),
+    );
+  });
+
+/** The README's `// server.mjs` block, exactly as an owner would copy it. */
+function readmeServer(): string {
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.startsWith('// server.mjs'));
+  if (!block) throw new Error('README has no ```js block starting with // server.mjs');
+  return block;
+}
+
+type Running = { child: ChildProcess; out: () => string };
+async function startApp(dir: string, file: string, env: Record<string, string>): Promise<Running & { url: string; key: string }> {
+  const child = spawn(process.execPath, [file], { cwd: dir, env: { PATH: process.env.PATH, NODE_ENV: 'development', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  const deadline = Date.now() + 60_000;
+  while (!/serving (\S+)/.test(out)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${file} did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const key = /Admin API key \(shown once, store it now\): (\S+)/.exec(out)?.[1] ?? '';
+  return { child, out: () => out, url: /serving (\S+)/.exec(out)![1], key };
+}
+
+const post = async (url: string, query: string, key?: string) => {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { 'x-api-key': key } : {}) }, body: JSON.stringify({ query }) });
+  return { status: res.status, body: (await res.json()) as any };
+};
+
+describe('the npm package, installed into an empty app', () => {
+  let dir: string;
+  const running: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-owner-'));
+    await run('npm', ['pack', '--pack-destination', dir], root);
+    const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
+    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'owner-app', version: '1.0.0', type: 'module', private: true }));
+    await run('npm', ['install', `./${tarball}`, '@apollo/server@^5', 'graphql@^16', 'express@^5', '@as-integrations/express5@^1', '--no-audit', '--no-fund', '--prefer-offline'], dir);
+  }, 400_000);
+  afterAll(async () => {
+    for (const child of running) {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ships compiled JavaScript, types and the directive SDL behind an exports map, and no tsx at run time', () => {
+    const pkg = JSON.parse(readFileSync(path.join(dir, 'node_modules', 'tollgate', 'package.json'), 'utf8'));
+    expect(pkg.exports['.']).toEqual({ types: './dist/src/index.d.ts', default: './dist/src/index.js' });
+    const installed = (p: string) => readFileSync(path.join(dir, 'node_modules', 'tollgate', p), 'utf8');
+    expect(installed('dist/src/index.d.ts')).toMatch(/createTollgate/);
+    expect(installed('schema/directives.graphql')).toMatch(/directive @rateLimit/);
+    expect(Object.keys(pkg.dependencies)).not.toContain('tsx');
+  });
+
+  it('runs the README example as written: keys, field budgets, operation cost, the owner\'s context, the admin API', async () => {
+    writeFileSync(path.join(dir, 'server.mjs'), readmeServer());
+    const port = await freePort();
+    const app = await startApp(dir, 'server.mjs', { PORT: String(port), DATA_DIR: path.join(dir, '.data') });
+    running.push(app.child);
+    expect(app.key).toMatch(/^tg_/); // printed on the first start, exactly as npm start does
+
+    const missing = await post(app.url, '{ greeting }');
+    expect(missing.status).toBe(401);
+    expect(missing.body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
+
+    const ok = await post(app.url, '{ greeting books { title } }', app.key);
+    expect(ok.status).toBe(200);
+    expect(ok.body.data).toEqual({ greeting: 'Hello, bootstrap admin', books: [{ title: 'Kindred' }, { title: 'Solaris' }] });
+    expect(ok.body.extensions.cost).toMatchObject({ requestedQueryCost: 2, actualQueryCost: 2 });
+
+    // books: 4 points a minute, 2 a call: the 2nd call passes, the 3rd is refused at its path
+    expect((await post(app.url, '{ books { title } }', app.key)).body.errors).toBeUndefined();
+    const refused = await post(app.url, '{ greeting books { title } }', app.key);
+    expect(refused.status).toBe(200);
+    expect(refused.body.data).toEqual({ greeting: 'Hello, bootstrap admin', books: null });
+    expect(refused.body.errors).toHaveLength(1);
+    expect(refused.body.errors[0]).toMatchObject({ path: ['books'], extensions: { code: 'RATE_LIMITED', coordinate: 'Query.books', limit: 4, remaining: 0 } });
+    expect(JSON.stringify(refused.body)).not.toMatch(/stacktrace|node_modules/);
+
+    const created = await post(app.url, 'mutation { createApiKey(input: { name: "reader", scopes: ["read"] }) { secret } }', app.key);
+    const reader = created.body.data.createApiKey.secret;
+    expect((await post(app.url, '{ greeting }', reader)).body.data.greeting).toBe('Hello, reader');
+    expect((await post(app.url, '{ apiKeys { totalCount } }', reader)).status).toBe(403);
+    const dry = await post(app.url, '{ rateLimit(dryRun: true) { cost } books(first: 2) { title } }', reader);
+    expect(dry.body.data).toEqual({ rateLimit: { cost: 2 } }); // priced, not run
+  }, 120_000);
+
+  it('works the same behind Express (expressMiddleware with tollgate.context)', async () => {
+    writeFileSync(path.join(dir, 'express.mjs'), `
+      import express from 'express';
+      import { ApolloServer } from '@apollo/server';
+      import { expressMiddleware } from '@as-integrations/express5';
+      import { createTollgate } from 'tollgate';
+      const tollgate = await createTollgate();
+      const schema = tollgate.schema({ typeDefs: 'type Query { ping: String @rateLimit(limit: 1, duration: 60) }', resolvers: { Query: { ping: () => 'pong' } } });
+      const server = new ApolloServer({ schema, plugins: tollgate.plugins });
+      await server.start();
+      const app = express();
+      app.use('/graphql', express.json(), expressMiddleware(server, { context: tollgate.context }));
+      const listener = app.listen(Number(process.env.PORT), '127.0.0.1', () => console.log('serving http://127.0.0.1:' + process.env.PORT + '/graphql'));
+      process.on('SIGTERM', async () => { listener.close(); await server.stop(); await tollgate.close(); process.exit(0); });
+    `);
+    const port = await freePort();
+    const app = await startApp(dir, 'express.mjs', { PORT: String(port), DATA_DIR: path.join(dir, '.data-express') });
+    running.push(app.child);
+    expect((await post(app.url, '{ ping }')).status).toBe(401);
+    expect((await post(app.url, '{ ping }', app.key)).body.data).toEqual({ ping: 'pong' });
+    const second = await post(app.url, '{ ping }', app.key);
+    expect(second.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', coordinate: 'Query.ping' });
+  }, 120_000);
+});
