@@ -20,7 +20,7 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
 // The repository root, from test/bench/ (tsx) or dist/test/bench/ (compiled).
 const root = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')].find((d) => existsSync(path.join(d, 'package.json')))!;
 
-type Variant = { name: string; baseline?: string; env: Record<string, string>; redis?: boolean };
+type Variant = { name: string; baseline?: string; env: Record<string, string>; redis?: boolean; script?: 'serve' | 'library-serve'; path?: string };
 const variants: Variant[] = [
   { name: 'bare (PGlite)', env: { BENCH_BARE: '1', DATA_DIR: 'memory://' } },
   { name: 'protected, memory (PGlite)', baseline: 'bare (PGlite)', env: { DATA_DIR: 'memory://' } },
@@ -49,16 +49,16 @@ const selected = workloads.filter((w) => !process.env.BENCH_ONLY || w.name.start
 
 type Running = { variant: Variant; child: ChildProcess; url: string; key: string };
 
-function serverCommand(): string[] {
+function serverCommand(script: 'serve' | 'library-serve'): string[] {
   // Compiled when this file is (npm run bench builds first); from source under the test suite.
-  return __filename.endsWith('.js') ? [path.join(__dirname, 'serve.js')] : ['--import', 'tsx', path.join(__dirname, 'serve.ts')];
+  return __filename.endsWith('.js') ? [path.join(__dirname, `${script}.js`)] : ['--import', 'tsx', path.join(__dirname, `${script}.ts`)];
 }
 
 async function start(variant: Variant): Promise<Running> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env, NODE_ENV: 'production', ALLOW_INTROSPECTION: 'true' };
   if (!variant.env.DATABASE_URL) delete env.DATABASE_URL;
   if (!variant.env.REDIS_URL) delete env.REDIS_URL;
-  const child = spawn(process.execPath, serverCommand(), { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, serverCommand(variant.script ?? 'serve'), { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = readline.createInterface({ input: child.stdout! });
     rl.once('line', resolve);
@@ -71,7 +71,7 @@ async function start(variant: Variant): Promise<Running> {
 async function load(server: Running, workload: Workload, seconds: number) {
   let i = 0;
   const result = await autocannon({
-    url: `${server.url}/graphql`,
+    url: `${server.url}${server.variant.path ?? '/graphql'}`,
     connections: CONNECTIONS,
     duration: seconds,
     requests: [{ method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': server.key }, setupRequest: (req) => ({ ...req, body: workload.body(i++) }) }],
@@ -194,8 +194,9 @@ async function main() {
     console.log(`hostile input: ${fuzzRuns} generated requests, every answer coded and below 500 (${Math.round(performance.now() - fuzzStarted)} ms)`);
   } finally {
     for (const s of servers) s.child.kill('SIGTERM');
-    redis.disconnect();
   }
+
+  const library = await libraryWorkload(redis).finally(() => redis.disconnect());
 
   // Store calls: limiter calls the server made (client side; one Redis round trip can carry several).
   // Redis cmds: INFO commandstats, which also counts the commands run inside the limiter's Lua script.
@@ -207,8 +208,68 @@ async function main() {
   const outDir = path.join(root, 'bench-results');
   mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `${new Date().toISOString().replace(/[:.]/g, '-')}${SMOKE ? '-smoke' : ''}.json`);
-  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, startup, rows }, null, 2));
+  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, startup, rows, library }, null, 2));
   console.log(`\nnumbers written to ${file}`);
+}
+
+/**
+ * The library workload: one schema whose only field does no I/O, on the same Apollo standalone
+ * server — bare, the do-it-yourself peer (keys in a Map + graphql-rate-limit-directive), and
+ * Tollgate as a library (the README's contract) — on memory and on Redis, interleaved rounds.
+ * Nothing hides the gates' own cost here.
+ */
+async function libraryWorkload(redis: Redis) {
+  const lib = (name: string, variant: string, extra: Record<string, string> = {}): Variant => ({ name, script: 'library-serve', path: '/', env: { BENCH_VARIANT: variant, ...extra } });
+  const redisEnv = { REDIS_URL };
+  const variants = [
+    lib('bare Apollo', 'bare-apollo'),
+    lib('naive peer, memory', 'naive-memory'),
+    lib('Tollgate, memory', 'tollgate'),
+    { ...lib('naive peer, Redis', 'naive-redis', redisEnv), redis: true },
+    { ...lib('Tollgate, Redis', 'tollgate', redisEnv), redis: true },
+  ];
+  const workload: Workload = { name: '{ hello } (no I/O, @rateLimit)', body: () => JSON.stringify({ query: '{ hello }' }) };
+  const servers: Running[] = [];
+  for (const v of variants) servers.push(await start(v));
+  const samples = new Map<string, { rps: number[]; p50: number[]; p99: number[]; redisPerReq: number[]; non2xx: number }>();
+  try {
+    for (const s of servers) await load(s, workload, SMOKE ? 0.5 : 2);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const s of servers) {
+        const before = s.variant.redis ? await redisCalls(redis) : 0;
+        const r = await load(s, workload, SECONDS);
+        const after = s.variant.redis ? await redisCalls(redis) : 0;
+        const entry = samples.get(s.variant.name) ?? { rps: [], p50: [], p99: [], redisPerReq: [], non2xx: 0 };
+        entry.rps.push(r.rps);
+        entry.p50.push(r.p50);
+        entry.p99.push(r.p99);
+        entry.redisPerReq.push(r.requests ? (after - before) / r.requests : 0);
+        entry.non2xx += r.non2xx + r.errors;
+        samples.set(s.variant.name, entry);
+      }
+    }
+  } finally {
+    for (const s of servers) s.child.kill('SIGTERM');
+  }
+  const at = (name: string) => {
+    const e = samples.get(name)!;
+    return { rps: median(e.rps), p50: median(e.p50), p99: median(e.p99), redisPerReq: Math.round(median(e.redisPerReq) * 100) / 100, non2xx: e.non2xx };
+  };
+  const bare = at('bare Apollo');
+  const rows = variants.map((v) => ({ variant: v.name, ...at(v.name), ratioToBare: Math.round((at(v.name).rps / bare.rps) * 100) / 100, p99Added: at(v.name).p99 - bare.p99 }));
+  const ratio = (a: string, b: string) => Math.round((at(a).rps / at(b).rps) * 100) / 100;
+  const goals = {
+    'Tollgate memory / bare Apollo (goal ≥ 0.90)': ratio('Tollgate, memory', 'bare Apollo'),
+    'Tollgate memory / naive peer on memory (goal ≥ 1.0)': ratio('Tollgate, memory', 'naive peer, memory'),
+    'Tollgate Redis / bare Apollo (goal ≥ 0.85)': ratio('Tollgate, Redis', 'bare Apollo'),
+    'Tollgate Redis / naive peer on Redis (goal ≥ 1.0)': ratio('Tollgate, Redis', 'naive peer, Redis'),
+  };
+  const header = ['variant', 'req/s', 'p50 ms', 'p99 ms', 'ratio to bare', 'p99 added ms', 'Redis cmds/req', 'non-2xx'];
+  console.log(`\nLibrary workload: ${workload.name}, Apollo standalone, ${ROUNDS} round(s) × ${SECONDS} s × ${CONNECTIONS} connections, interleaved; medians.\n`);
+  console.log(['| ' + header.join(' | ') + ' |', '|' + header.map(() => '---').join('|') + '|', ...rows.map((r) => `| ${r.variant} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.ratioToBare} | ${r.p99Added} | ${r.variant.includes('Redis') ? r.redisPerReq : '-'} | ${r.non2xx} |`)].join('\n'));
+  console.log('');
+  for (const [goal, value] of Object.entries(goals)) console.log(`${goal}: ${value}`);
+  return { rows, goals };
 }
 
 main().catch((err) => {
