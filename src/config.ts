@@ -33,6 +33,10 @@ const envSchema = z.object({
   KEY_STALE_IF_ERROR_SECONDS: int(0, 86_400).default(600),
   COST_MODE: z.enum(['enforce', 'measure']).default('enforce'),
   MAX_QUERY_COST: int(1).default(1000),
+  DEFAULT_LIST_SIZE: int(1, 10_000).default(10),
+  COST_MUTATIONS: z.enum(['per-field', 'per-operation']).default('per-field'),
+  COST_ABSTRACT_TYPES: z.enum(['max', 'sum']).default('max'),
+  COST_TYPE_WEIGHT: z.enum(['replace', 'add']).default('replace'),
   BUDGET_POINTS: int(1).default(10000),
   BUDGET_DURATION_SECONDS: int(1).default(3600),
   MAX_DEPTH: int(1, 1000).default(12),
@@ -75,6 +79,8 @@ export type Config = Readonly<{
   keyStaleIfErrorMs: number;
   costMode: 'enforce' | 'measure';
   maxQueryCost: number;
+  /** How operations are priced: the default list size and where implementations differ (operation-cost.ts). */
+  cost: { defaultListSize: number; rules: { mutation: 'per-field' | 'per-operation'; abstractTypes: 'max' | 'sum'; typeWeight: 'replace' | 'add' } };
   budget: { points: number; duration: number };
   armor: { maxDepth: number; maxAliases: number; maxDirectives: number; maxTokens: number; maxChars: number };
   allowIntrospection: boolean;
@@ -132,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyStaleIfErrorMs: e.KEY_STALE_IF_ERROR_SECONDS * 1000,
     costMode: e.COST_MODE,
     maxQueryCost: e.MAX_QUERY_COST,
+    cost: { defaultListSize: e.DEFAULT_LIST_SIZE, rules: { mutation: e.COST_MUTATIONS, abstractTypes: e.COST_ABSTRACT_TYPES, typeWeight: e.COST_TYPE_WEIGHT } },
     budget: { points: e.BUDGET_POINTS, duration: e.BUDGET_DURATION_SECONDS },
     armor: {
       maxDepth: e.MAX_DEPTH,

@@ -92,6 +92,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     mode: config.costMode,
     maxCost: config.maxQueryCost,
     defaultBudget: config.budget,
+    cost: config.cost,
     onAuthFailure: (reason) => metrics.authFailure(reason),
     onRejected: (gate) => metrics.rejected(gate),
     onCost: (points) => metrics.cost(points),
@@ -105,6 +106,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       fieldGate: gatesOn ? services.fieldGate : null,
       admin: options.adminApi === false ? null : adminResolvers({ keys, usage }),
       onRejected: (coordinate) => metrics.rejected('field', coordinate),
+      defaultListSize: config.cost.defaultListSize,
     });
     for (const coordinate of result.limitedCoordinates) services.limitedCoordinates.add(coordinate);
     usage.use(result.policies);

@@ -174,7 +174,14 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       if (closed) return;
       closed = true;
       // Stop accepting, drain in-flight requests (Apollo's drain plugin), then flush and close.
-      await app.close();
+      // Keep-alive sockets that finish their request during the drain, or were opened and never
+      // used, would hold the close open until the client hangs up: close them as they go idle.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweep);
+      }
       await metricsApp?.close();
       await apollo.stop();
       await tollgate.close();

@@ -53,6 +53,7 @@ export function buildSchema(spec: SchemaSpec, options: {
   /** Resolvers of the admin API; null leaves it out of the schema. */
   admin: IExecutableSchemaDefinition['resolvers'] | null;
   onRejected?: (coordinate: string) => void;
+  defaultListSize?: number;
 }): BuiltSchema {
   const owners = (v: unknown) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
   const base = makeExecutableSchema({
@@ -62,6 +63,6 @@ export function buildSchema(spec: SchemaSpec, options: {
   const policies = readFieldPolicies(base);
   const limitedCoordinates = new Set([...policies.values()].filter((p) => p.windows.length).map((p) => p.coordinate));
   if (!options.fieldGate) return { schema: base, policies, limitedCoordinates, rememberKey: () => {}, precharge: null };
-  const limited = applyRateLimitDirective(base, { gate: options.fieldGate, policies, requiredScopes: readRequiredScopes(base), onRejected: options.onRejected });
+  const limited = applyRateLimitDirective(base, { gate: options.fieldGate, policies, requiredScopes: readRequiredScopes(base), onRejected: options.onRejected, defaultListSize: options.defaultListSize });
   return { schema: applyRequireScopes(limited.schema), policies, limitedCoordinates, rememberKey: limited.rememberKey, precharge: limited.precharge };
 }

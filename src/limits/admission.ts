@@ -9,7 +9,7 @@ import type { AuthenticatedKey } from '../keys/types';
 import { CoalescingGate, Refusal } from './coalescing-gate';
 import { SlicingError, type FieldPolicy } from './field-policies';
 import type { IpGate, IpVerdict } from './ip-gate';
-import { actualCost, included, requestedCost, type CostInput } from './operation-cost';
+import { actualCost, included, requestedCost, type CostInput, type CostRules } from './operation-cost';
 import type { FieldCharge, RootFieldPrecharge } from './rate-limit-directive';
 import type { LimiterStore } from './store';
 
@@ -52,6 +52,7 @@ export type AdmissionOptions = {
   mode: 'enforce' | 'measure';
   maxCost: number;
   defaultBudget: { points: number; duration: number };
+  cost?: { defaultListSize: number; rules: CostRules };
   /** Told about refusals and costs (metrics). */
   onAuthFailure?: (reason: string) => void;
   onRejected?: (gate: 'ip' | 'auth-failures' | 'operation') => void;
@@ -173,7 +174,10 @@ export class Admission {
     // Apollo coerces variables only when it executes; bad ones must be the client's 400 here.
     const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 5 });
     if (coerced.errors) throw withHttpStatus(badUserInput(coerced.errors.map((e) => e.message).join(' ')), 400);
-    const input: CostInput = { schema, operation, fragments: fragmentsOf(request.document), variables: coerced.coerced, policies: gates.policies, skipRootFields: FREE_ROOT_FIELDS };
+    const input: CostInput = {
+      schema, operation, fragments: fragmentsOf(request.document), variables: coerced.coerced, policies: gates.policies, skipRootFields: FREE_ROOT_FIELDS,
+      defaultListSize: settings.cost?.defaultListSize, rules: settings.cost?.rules,
+    };
     this.input = input;
 
     let cost: number;

@@ -1,4 +1,4 @@
-import { isObjectType, type GraphQLSchema } from 'graphql';
+import { Kind, getNullableType, isInputObjectType, isObjectType, type GraphQLArgument, type GraphQLInputField, type GraphQLInputType, type GraphQLSchema } from 'graphql';
 import { getDirective } from '@graphql-tools/utils';
 import type { Window } from './field-gate';
 
@@ -12,10 +12,14 @@ export type FieldPolicy = {
   listSize?: { assumedSize?: number; slicingArguments: string[]; sizedFields: string[]; requireOneSlicingArgument: boolean };
 };
 
+/** The size of a list nothing else sizes (Apollo Router's `list_size`); DEFAULT_LIST_SIZE overrides it. */
+export const DEFAULT_LIST_SIZE = 10;
+
 /** Highest slicing value accepted (`first: 1000000000` is refused before anything is spent). */
 export const MAX_SLICING_VALUE = 10_000;
 
 export function readFieldPolicies(schema: GraphQLSchema): Map<string, FieldPolicy> {
+  refuseRenamedDirectives(schema);
   const policies = new Map<string, FieldPolicy>();
   for (const type of Object.values(schema.getTypeMap())) {
     if (!isObjectType(type) || type.name.startsWith('__')) continue;
@@ -38,13 +42,56 @@ export function readFieldPolicies(schema: GraphQLSchema): Map<string, FieldPolic
             }
           : undefined,
       };
-      for (const arg of policy.listSize?.slicingArguments ?? []) {
-        if (!field.args.some((a) => a.name === arg)) throw new Error(`@listSize on ${coordinate} names unknown argument "${arg}"`);
-      }
+      for (const slicing of policy.listSize?.slicingArguments ?? []) checkSlicingPath(coordinate, field.args, slicing);
       if (policy.windows.length || policy.weight !== undefined || policy.listSize) policies.set(coordinate, policy);
     }
   }
   return policies;
+}
+
+/**
+ * A slicing argument may name an argument (`first`) or a path into an input object argument
+ * (`input.pagination.first`), as the spec's reference implementations accept. A path that
+ * leads nowhere stops the start, naming the field.
+ */
+function checkSlicingPath(coordinate: string, args: readonly GraphQLArgument[], slicing: string) {
+  const [head, ...rest] = slicing.split('.');
+  let type: GraphQLInputType | undefined = args.find((a) => a.name === head)?.type;
+  if (!type) throw new Error(`@listSize on ${coordinate}: slicing argument "${slicing}" names unknown argument "${head}"`);
+  for (const segment of rest) {
+    const named: GraphQLInputType = getNullableType(type);
+    const field: GraphQLInputField | undefined = isInputObjectType(named) ? named.getFields()[segment] : undefined;
+    if (!field) throw new Error(`@listSize on ${coordinate}: slicing argument "${slicing}" has no input field "${segment}"`);
+    type = field.type;
+  }
+}
+
+/**
+ * Federation's `@link(import: [{ name: "@cost", as: "@myCost" }])` renames the cost directives.
+ * Tollgate reads them by their own names, so a rename is refused at start-up rather than
+ * silently ignored.
+ */
+function refuseRenamedDirectives(schema: GraphQLSchema) {
+  const nodes = [schema.astNode, ...schema.extensionASTNodes].filter((n) => !!n);
+  for (const node of nodes) {
+    for (const directive of node.directives ?? []) {
+      if (directive.name.value !== 'link') continue;
+      const imports = directive.arguments?.find((a) => a.name.value === 'import')?.value;
+      if (imports?.kind !== Kind.LIST) continue;
+      for (const item of imports.values) {
+        if (item.kind !== Kind.OBJECT) continue;
+        const get = (key: string) => {
+          const v = item.fields.find((f) => f.name.value === key)?.value;
+          return v?.kind === Kind.STRING ? v.value : undefined;
+        };
+        const name = get('name');
+        const as = get('as');
+        if (name && as && as !== name && ['@cost', '@listSize', '@rateLimit', '@requireScopes'].includes(name)) {
+          throw new Error(`@link imports ${name} as ${as}: Tollgate reads ${name} by its own name; import it without "as" (renamed cost directives are not supported)`);
+        }
+      }
+    }
+  }
 }
 
 function windowsOf(directives: Record<string, any>[] | undefined): Window[] {
@@ -61,29 +108,42 @@ export class SlicingError extends Error {
   }
 }
 
-/**
- * The list size a field's arguments ask for: the largest slicing argument given (schema
- * defaults are already applied by graphql-js), else assumedSize, else 1. Throws SlicingError for
- * a negative or absurd value, or when requireOneSlicingArgument is broken.
- */
-export function listMultiplier(policy: FieldPolicy, args: Record<string, unknown>): number {
-  const listSize = policy.listSize;
-  if (!listSize) return 1;
-  const given = listSize.slicingArguments.filter((name) => args[name] !== undefined && args[name] !== null);
-  for (const name of given) {
-    const value = args[name] as number;
-    if (!Number.isInteger(value) || value < 0 || value > MAX_SLICING_VALUE) {
-      throw new SlicingError(name, `Argument "${name}" of ${policy.coordinate} must be between 0 and ${MAX_SLICING_VALUE}, got ${value}.`);
-    }
-  }
-  if (listSize.requireOneSlicingArgument && listSize.slicingArguments.length > 0 && given.length !== 1) {
-    throw new SlicingError(listSize.slicingArguments.join('/'), `${policy.coordinate} needs exactly one of ${listSize.slicingArguments.join(', ')}.`);
-  }
-  if (given.length === 0) return listSize.assumedSize ?? 1;
-  return Math.max(...given.map((name) => args[name] as number));
+/** The value of a slicing argument: an argument, or a path into an input object argument. */
+function slicingValue(args: Record<string, unknown>, slicing: string): unknown {
+  return slicing.split('.').reduce<unknown>((value, key) => (value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined), args);
 }
 
-/** Points one resolution of the field spends on its @rateLimit budget: weight × list size, whole. */
-export function fieldPoints(policy: FieldPolicy, args: Record<string, unknown>): number {
-  return Math.ceil((policy.weight ?? 1) * listMultiplier(policy, args));
+/**
+ * The list size a field's arguments ask for: the largest slicing value given (a number, or a
+ * list argument's length — `itemsByIds(ids: [...])`), variables and schema defaults resolved;
+ * else assumedSize; else the default list size. Throws SlicingError for a negative or absurd
+ * value, or when requireOneSlicingArgument is broken.
+ */
+export function listMultiplier(policy: FieldPolicy, args: Record<string, unknown>, defaultListSize = DEFAULT_LIST_SIZE): number {
+  const listSize = policy.listSize;
+  if (!listSize) return 1;
+  const sizes: number[] = [];
+  for (const slicing of listSize.slicingArguments) {
+    const value = slicingValue(args, slicing);
+    if (value === undefined || value === null) continue;
+    const size = Array.isArray(value) ? value.length : value;
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || size > MAX_SLICING_VALUE) {
+      throw new SlicingError(slicing, `Argument "${slicing}" of ${policy.coordinate} must be between 0 and ${MAX_SLICING_VALUE}, got ${String(size)}.`);
+    }
+    sizes.push(size);
+  }
+  if (listSize.requireOneSlicingArgument && listSize.slicingArguments.length > 0 && sizes.length !== 1) {
+    throw new SlicingError(listSize.slicingArguments.join('/'), `${policy.coordinate} needs exactly one of ${listSize.slicingArguments.join(', ')}.`);
+  }
+  if (sizes.length === 0) return listSize.assumedSize ?? defaultListSize;
+  return Math.max(...sizes);
+}
+
+/**
+ * Points one resolution of the field spends on its @rateLimit budget, from the same weights as
+ * the operation budget: (field weight, else its type's, else 1) × list size + what its argument
+ * values cost (input objects, @cost on arguments and input fields). Whole points.
+ */
+export function fieldPoints(policy: FieldPolicy, args: Record<string, unknown>, extra: { typeWeight?: number; argumentsCost?: number; defaultListSize?: number } = {}): number {
+  return Math.ceil((policy.weight ?? extra.typeWeight ?? 1) * listMultiplier(policy, args, extra.defaultListSize) + (extra.argumentsCost ?? 0));
 }

@@ -1,26 +1,43 @@
 import {
-  Kind, getNamedType, getNullableType, isAbstractType, isCompositeType, isListType, type FieldNode,
-  type FragmentDefinitionNode, type GraphQLCompositeType, type GraphQLNamedType, type GraphQLObjectType,
+  Kind, getNamedType, getNullableType, isAbstractType, isCompositeType, isInputObjectType, isListType, type FieldNode,
+  type FragmentDefinitionNode, type GraphQLCompositeType, type GraphQLField, type GraphQLInputType, type GraphQLNamedType, type GraphQLObjectType,
   type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode, getArgumentValues, getDirectiveValues,
   GraphQLIncludeDirective, GraphQLSkipDirective,
 } from 'graphql';
-import { listMultiplier, type FieldPolicy } from './field-policies';
+import { getDirective } from '@graphql-tools/utils';
+import { DEFAULT_LIST_SIZE, listMultiplier, type FieldPolicy } from './field-policies';
 
 /**
  * Operation cost after the IBM GraphQL Cost Directives spec, computed from the document alone,
  * before any resolver runs:
- *   - a field costs its @cost weight, else the default: 1 for an object/interface/union field,
- *     0 for a scalar or enum, 10 for a root mutation field;
+ *   - a field costs its weight: its @cost, else its type's @cost (OBJECT, SCALAR, ENUM), else 1
+ *     for an object/interface/union and 0 for a scalar or enum; a root mutation field without
+ *     @cost costs 10 (see CostRules for the routers' variants);
+ *   - plus what its argument values cost: an input object 1 (or its argument's @cost) plus its
+ *     fields, a list the sum of its items, a scalar its argument's or input field's @cost, else 0;
  *   - a list field multiplies (its weight + its selection's cost) by the list size: the largest
- *     slicing argument (variables and schema defaults resolved), else @listSize(assumedSize), else
- *     DEFAULT_LIST_SIZE; with `sizedFields` the size applies to those child lists instead
- *     (Relay connections: `first` sizes `edges`);
+ *     slicing value (an argument, a path into an input object, or a list argument's length;
+ *     variables and defaults resolved), else @listSize(assumedSize), else the default list size;
+ *     with `sizedFields` the size applies to those lists instead (`edges`, or a path `page { edges }`);
  *   - fragments and inline fragments are expanded, aliases count separately, @skip/@include are
  *     honoured, and an abstract type costs as its most expensive possible type.
  * `actualCost` walks the same document over the response data, so lists count their real length.
  */
-export const DEFAULT_LIST_SIZE = 10;
+export { DEFAULT_LIST_SIZE };
 export const DEFAULT_MUTATION_WEIGHT = 10;
+
+/**
+ * Where implementations of the spec differ, and which rule Tollgate follows by default:
+ *  - mutation: 'per-field' (default) — every root mutation field without @cost costs 10: each is
+ *    a write. 'per-operation' — Apollo Router: 10 once per mutation operation, fields at their weight.
+ *  - abstractTypes: 'max' (default) — a union or interface costs as its most expensive member: only
+ *    one matches per item, and a client cannot make it cheaper by asking about fewer types.
+ *    'sum' — Apollo Router and Hive: every type-conditioned fragment adds up.
+ *  - typeWeight: 'replace' (default, Apollo Router) — a field's @cost replaces its type's: the
+ *    field is the most specific statement of its cost. 'add' — Hive: both count.
+ */
+export type CostRules = { mutation: 'per-field' | 'per-operation'; abstractTypes: 'max' | 'sum'; typeWeight: 'replace' | 'add' };
+export const DEFAULT_COST_RULES: CostRules = { mutation: 'per-field', abstractTypes: 'max', typeWeight: 'replace' };
 
 export type CostInput = {
   schema: GraphQLSchema;
@@ -30,7 +47,76 @@ export type CostInput = {
   policies: ReadonlyMap<string, FieldPolicy>;
   /** Root fields left out of the count (e.g. `rateLimit`, which never costs anything). */
   skipRootFields?: ReadonlySet<string>;
+  defaultListSize?: number;
+  rules?: CostRules;
 };
+
+/** @cost read at every location the SDL declares it, once per schema. */
+type CostWeights = { types: Map<string, number>; arguments: Map<string, number>; inputFields: Map<string, number> };
+const weightsBySchema = new WeakMap<GraphQLSchema, CostWeights>();
+
+export function costWeights(schema: GraphQLSchema): CostWeights {
+  let weights = weightsBySchema.get(schema);
+  if (weights) return weights;
+  weights = { types: new Map(), arguments: new Map(), inputFields: new Map() };
+  const weightOf = (node: Parameters<typeof getDirective>[1]) => {
+    const cost = getDirective(schema, node, 'cost')?.[0];
+    return cost ? Number(cost.weight) : undefined;
+  };
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (type.name.startsWith('__')) continue;
+    const own = weightOf(type);
+    if (own !== undefined) weights.types.set(type.name, own);
+    if (isInputObjectType(type)) {
+      for (const field of Object.values(type.getFields())) {
+        const w = weightOf(field);
+        if (w !== undefined) weights.inputFields.set(`${type.name}.${field.name}`, w);
+      }
+    } else if ('getFields' in type) {
+      for (const field of Object.values(type.getFields()) as GraphQLField<unknown, unknown>[]) {
+        for (const arg of field.args) {
+          const w = weightOf(arg);
+          if (w !== undefined) weights.arguments.set(`${type.name}.${field.name}(${arg.name}:)`, w);
+        }
+      }
+    }
+  }
+  weightsBySchema.set(schema, weights);
+  return weights;
+}
+
+/** What a field's argument values cost (input objects, lists of them, @cost on arguments and input fields). */
+export function argumentsCost(schema: GraphQLSchema, parentType: string, field: GraphQLField<unknown, unknown>, args: Record<string, unknown>): number {
+  const weights = costWeights(schema);
+  let total = 0;
+  for (const arg of field.args) {
+    total += valueCost(weights, args[arg.name], arg.type, weights.arguments.get(`${parentType}.${field.name}(${arg.name}:)`));
+  }
+  return total;
+}
+
+function valueCost(weights: CostWeights, value: unknown, type: GraphQLInputType, weight: number | undefined): number {
+  if (value === null || value === undefined) return 0;
+  const nullable = getNullableType(type);
+  if (isListType(nullable)) {
+    const items = Array.isArray(value) ? value : [value];
+    return (weight ?? 0) + items.reduce<number>((sum, item) => sum + valueCost(weights, item, nullable.ofType, undefined), 0);
+  }
+  if (isInputObjectType(nullable)) {
+    let total = weight ?? 1;
+    for (const [name, fieldValue] of Object.entries(value as Record<string, unknown>)) {
+      const field = nullable.getFields()[name];
+      if (field) total += valueCost(weights, fieldValue, field.type, weights.inputFields.get(`${nullable.name}.${name}`));
+    }
+    return total;
+  }
+  return weight ?? 0;
+}
+
+/** A sizedFields entry, `edges` or a nested path `page { edges }`, as the names along it. */
+function sizedPath(entry: string): string[] {
+  return entry.replace(/[{}]/g, ' ').split(/\s+/).filter(Boolean);
+}
 
 export function requestedCost(input: CostInput): number {
   return walkOperation(input, undefined);
@@ -46,28 +132,54 @@ export function actualCost(input: CostInput, data: Record<string, unknown> | nul
 }
 
 /** `data` undefined: price the request; otherwise measure the response. */
-type Walk = { input: CostInput; fragmentPath: Set<string>; refused?: ReadonlySet<string> };
+type Walk = { input: CostInput; rules: CostRules; weights: CostWeights; fragmentPath: Set<string>; refused?: ReadonlySet<string> };
+/** Sizes a parent's @listSize(sizedFields) hands down: the child named, and the rest of the path below it. */
+type ChildSizes = Map<string, { rest: string[]; size: number }[]>;
 
 function walkOperation(input: CostInput, data: Record<string, unknown> | undefined, refused?: ReadonlySet<string>): number {
   const root = input.operation.operation === 'mutation' ? input.schema.getMutationType() : input.operation.operation === 'subscription' ? input.schema.getSubscriptionType() : input.schema.getQueryType();
   if (!root) return 0;
-  return selectionCost({ input, fragmentPath: new Set(), refused: refused?.size ? refused : undefined }, input.operation.selectionSet, root, data, true, undefined, '');
+  const rules = input.rules ?? DEFAULT_COST_RULES;
+  const walk: Walk = { input, rules, weights: costWeights(input.schema), fragmentPath: new Set(), refused: refused?.size ? refused : undefined };
+  const base = input.operation.operation === 'mutation' && rules.mutation === 'per-operation' ? DEFAULT_MUTATION_WEIGHT : 0;
+  return base + selectionCost(walk, input.operation.selectionSet, root, data, true, undefined, '');
 }
 
 /**
  * `childSizes`: list sizes for direct children named in the parent's @listSize(sizedFields),
  * e.g. `edges` of a connection sized by `first`.
  */
-function selectionCost(walk: Walk, selectionSet: SelectionSetNode, type: GraphQLCompositeType, data: unknown, isRoot: boolean, childSizes: Map<string, number> | undefined, path: string): number {
+function selectionCost(walk: Walk, selectionSet: SelectionSetNode, type: GraphQLCompositeType, data: unknown, isRoot: boolean, childSizes: ChildSizes | undefined, path: string): number {
   if (isAbstractType(type)) {
-    // The most expensive possible type: a client cannot make a union cheaper by asking about it.
     const possible = walk.input.schema.getPossibleTypes(type);
+    // Measuring a response: the item's own type (its __typename when asked for), else the priciest.
+    const actual = data && typeof data === 'object' ? possible.find((t) => t.name === (data as { __typename?: unknown }).__typename) : undefined;
+    if (actual) return objectSelectionCost(walk, selectionSet, actual, data, isRoot, childSizes, path);
+    if (walk.rules.abstractTypes === 'sum') return sumOfConditioned(walk, selectionSet, possible, data, isRoot, childSizes, path);
+    // The most expensive possible type: a client cannot make a union cheaper by asking about it.
     return Math.max(0, ...possible.map((t) => objectSelectionCost(walk, selectionSet, t, data, isRoot, childSizes, path)));
   }
   return objectSelectionCost(walk, selectionSet, type as GraphQLObjectType, data, isRoot, childSizes, path);
 }
 
-function objectSelectionCost(walk: Walk, selectionSet: SelectionSetNode, type: GraphQLObjectType, data: unknown, isRoot: boolean, childSizes: Map<string, number> | undefined, path: string): number {
+/**
+ * The routers' rule for abstract types: fields selected on the abstract type itself count once,
+ * and every type-conditioned fragment adds its own cost.
+ */
+function sumOfConditioned(walk: Walk, selectionSet: SelectionSetNode, possible: readonly GraphQLObjectType[], data: unknown, isRoot: boolean, childSizes: ChildSizes | undefined, path: string): number {
+  const shared = { ...selectionSet, selections: selectionSet.selections.filter((s) => s.kind === Kind.FIELD) };
+  const first = possible[0];
+  let total = first ? objectSelectionCost(walk, shared, first, data, isRoot, childSizes, path) : 0;
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) continue;
+    const condition = selection.kind === Kind.INLINE_FRAGMENT ? selection.typeCondition?.name.value : walk.input.fragments[selection.name.value]?.typeCondition.name.value;
+    const target = possible.find((t) => t.name === condition) ?? first;
+    if (target) total += objectSelectionCost(walk, { ...selectionSet, selections: [selection] }, target, data, isRoot, childSizes, path);
+  }
+  return total;
+}
+
+function objectSelectionCost(walk: Walk, selectionSet: SelectionSetNode, type: GraphQLObjectType, data: unknown, isRoot: boolean, childSizes: ChildSizes | undefined, path: string): number {
   const { input, fragmentPath } = walk;
   let total = 0;
   for (const selection of selectionSet.selections) {
@@ -90,8 +202,8 @@ function objectSelectionCost(walk: Walk, selectionSet: SelectionSetNode, type: G
   return total;
 }
 
-function fieldCost(walk: Walk, node: FieldNode, parent: GraphQLObjectType, parentData: unknown, isRoot: boolean, sizeFromParent: number | undefined, parentPath: string): number {
-  const { input } = walk;
+function fieldCost(walk: Walk, node: FieldNode, parent: GraphQLObjectType, parentData: unknown, isRoot: boolean, fromParent: { rest: string[]; size: number }[] | undefined, parentPath: string): number {
+  const { input, rules, weights } = walk;
   const name = node.name.value;
   if (name.startsWith('__')) return 0;
   if (isRoot && input.skipRootFields?.has(name)) return 0;
@@ -104,22 +216,47 @@ function fieldCost(walk: Walk, node: FieldNode, parent: GraphQLObjectType, paren
   const value = measuring ? (parentData as Record<string, unknown> | null)?.[responseKey] : undefined;
   const policy = input.policies.get(`${parent.name}.${name}`);
   const named = getNamedType(def.type) as GraphQLNamedType;
-  const weight = policy?.weight ?? (isRoot && input.operation.operation === 'mutation' ? DEFAULT_MUTATION_WEIGHT : isCompositeType(named) ? 1 : 0);
-  if (measuring && (value === null || value === undefined)) return weight;
-
+  const weight = fieldWeight(walk, policy?.weight, weights.types.get(named.name), isCompositeType(named), isRoot && input.operation.operation === 'mutation' && rules.mutation === 'per-field');
   const args = getArgumentValues(def, node, input.variables);
+  const argsCost = argumentsCost(input.schema, parent.name, def as GraphQLField<unknown, unknown>, args);
+  if (measuring && (value === null || value === undefined)) return weight + argsCost;
+
+  // This field's own size, when a parent's @listSize(sizedFields) names it.
+  const sizeFromParent = fromParent?.find((s) => s.rest.length === 0)?.size;
   const sizedFields = policy?.listSize?.sizedFields ?? [];
   // A connection passes its size down to the lists it names instead of multiplying itself.
-  const childSizes = sizedFields.length && !measuring ? new Map(sizedFields.map((f) => [f, listMultiplier(policy!, args)])) : undefined;
+  let childSizes: ChildSizes | undefined;
+  const passDown = (child: string, rest: string[], size: number) => {
+    childSizes ??= new Map();
+    childSizes.set(child, [...(childSizes.get(child) ?? []), { rest, size }]);
+  };
+  if (!measuring) {
+    for (const s of fromParent ?? []) if (s.rest.length) passDown(s.rest[0], s.rest.slice(1), s.size);
+    if (sizedFields.length) {
+      const size = listMultiplier(policy!, args, input.defaultListSize);
+      for (const entry of sizedFields) {
+        const [child, ...rest] = sizedPath(entry);
+        if (child) passDown(child, rest, size);
+      }
+    }
+  }
   const childCost = (childData: unknown, childPath: string) =>
     node.selectionSet && isCompositeType(named) ? selectionCost(walk, node.selectionSet, named, childData, false, childSizes, childPath) : 0;
 
   if (isListType(getNullableType(def.type)) && !sizedFields.length) {
-    if (measuring) return (value as unknown[]).reduce<number>((sum, item, i) => sum + weight + childCost(item, walk.refused ? `${path}.${i}` : ''), 0);
-    const size = sizeFromParent ?? (policy?.listSize ? listMultiplier(policy, args) : DEFAULT_LIST_SIZE);
-    return size * (weight + childCost(undefined, ''));
+    if (measuring) return argsCost + (value as unknown[]).reduce<number>((sum, item, i) => sum + weight + childCost(item, walk.refused ? `${path}.${i}` : ''), 0);
+    const size = sizeFromParent ?? (policy?.listSize ? listMultiplier(policy, args, input.defaultListSize) : input.defaultListSize ?? DEFAULT_LIST_SIZE);
+    return argsCost + size * (weight + childCost(undefined, ''));
   }
-  return weight + childCost(measuring ? value : undefined, path);
+  return argsCost + weight + childCost(measuring ? value : undefined, path);
+}
+
+/** A field's own weight under the rules: its @cost and its type's, else the spec's defaults. */
+function fieldWeight(walk: Walk, own: number | undefined, ofType: number | undefined, composite: boolean, rootMutation: boolean): number {
+  if (own !== undefined && ofType !== undefined && walk.rules.typeWeight === 'add') return own + ofType;
+  if (own !== undefined) return own;
+  if (rootMutation) return DEFAULT_MUTATION_WEIGHT;
+  return ofType ?? (composite ? 1 : 0);
 }
 
 export function included(node: { directives?: readonly import('graphql').DirectiveNode[] }, variables: Record<string, unknown>): boolean {

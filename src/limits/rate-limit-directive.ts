@@ -1,5 +1,6 @@
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
-import { getArgumentValues, type FieldNode, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
+import { getArgumentValues, getNamedType, type FieldNode, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
+import { argumentsCost, costWeights } from './operation-cost';
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { LRUCache } from 'lru-cache';
@@ -36,6 +37,8 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   requiredScopes: ReadonlyMap<string, readonly string[]>;
   /** Told about every refused resolution (metrics, access log). */
   onRejected?: (coordinate: string) => void;
+  /** The size of a list nothing else sizes (DEFAULT_LIST_SIZE). */
+  defaultListSize?: number;
 }): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void; precharge: RootFieldPrecharge } {
   const { gate, policies } = options;
   // What each resolution was charged, by its `info.path` (one object per resolution), so a
@@ -60,12 +63,19 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   }
 
   /** Points one resolution spends; throws BAD_USER_INPUT for absurd or never-admissible asks. */
-  const pointsFor = (coordinate: string, fieldArgs: Record<string, unknown>, keyId: string): number => {
+  const pointsFor = (coordinate: string, fieldArgs: Record<string, unknown>, keyId: string, parent: GraphQLObjectType): number => {
     const policy = policies.get(coordinate);
     if (!policy) return 1;
+    const field = parent.getFields()[coordinate.slice(parent.name.length + 1)];
+    const named = getNamedType(field.type);
     let points: number;
     try {
-      points = fieldPoints(policy, fieldArgs);
+      // The same weights as the operation budget: type weight, argument and input values.
+      points = fieldPoints(policy, fieldArgs, {
+        typeWeight: costWeights(schema).types.get(named.name),
+        argumentsCost: argumentsCost(schema, parent.name, field as GraphQLField<unknown, unknown>, fieldArgs),
+        defaultListSize: options.defaultListSize,
+      });
     } catch (error) {
       if (error instanceof SlicingError) throw badUserInput(error.message, error.argument);
       throw error;
@@ -103,7 +113,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
         return 0;
       }
       const keyId = context.apiKey?.id ?? '';
-      const points = pointsFor(coordinate, fieldArgs, keyId);
+      const points = pointsFor(coordinate, fieldArgs, keyId, info.parentType);
       charges.set(info.path, { coordinate, windows: windowsFor(keyId, coordinate), points });
       return points;
     },
@@ -132,7 +142,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       if ((options.requiredScopes.get(coordinate) ?? []).some((s) => !key.scopes.includes(s))) continue;
       let points: number;
       try {
-        points = pointsFor(coordinate, getArgumentValues(field, node, variables), key.id);
+        points = pointsFor(coordinate, getArgumentValues(field, node, variables), key.id, rootType);
       } catch {
         continue;
       }

@@ -49,9 +49,9 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
     const refused = await t.gql(RECORD, { input: reading }, key.secret);
     expect(refused.status).toBe(429);
     expect(await count()).toBe(before + 1);
-    // the refusal spent nothing: 5 points are still there
+    // recordObservation costs 11 (weight 10 + its input object 1); the refusal spent nothing: 4 points are still there
     const status = await t.gql('{ rateLimit { remaining used limit } }', {}, key.secret);
-    expect(status.body.data.rateLimit).toEqual({ remaining: 5, used: 10, limit: 15 });
+    expect(status.body.data.rateLimit).toEqual({ remaining: 4, used: 11, limit: 15 });
   });
 
   it('refuses an operation above MAX_QUERY_COST with 400 QUERY_TOO_COMPLEX before executing', async () => {

@@ -28,7 +28,7 @@ describe.each(storeBackends())('refusals cost nothing, on the %s store', (store)
     expect(res.body.errors[0].extensions.code).toBe('FORBIDDEN');
     expect(res.body.extensions.cost.actualQueryCost).toBe(0);
     expect(await remaining(reader.secret)).toBe(before);
-    expect(await fieldLeft(reader.id, 'Mutation.recordObservation')).toEqual([100]);
+    expect(await fieldLeft(reader.id, 'Mutation.recordObservation')).toEqual([110]);
   });
 
   it.each([

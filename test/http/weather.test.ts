@@ -86,7 +86,7 @@ describe.each(variants)('weather API on $database + $store', ({ database, store 
     expect(res.status).toBe(403); // the whole operation was refused
     expect(res.body.errors[0].extensions).toMatchObject({ code: 'FORBIDDEN', requiredScopes: ['write'] });
     const usage = await t.gql('query($id: ID!) { apiKey(id: $id) { usage { coordinate remaining } } }', { id: reader.id });
-    expect(usage.body.data.apiKey.usage).toContainEqual({ coordinate: 'Mutation.recordObservation', remaining: 100 });
+    expect(usage.body.data.apiKey.usage).toContainEqual({ coordinate: 'Mutation.recordObservation', remaining: 110 });
   });
 
   it('limits recordObservation to 10 a minute per key: the 11th is RATE_LIMITED and writes nothing', async () => {
@@ -102,7 +102,7 @@ describe.each(variants)('weather API on $database + $store', ({ database, store 
     expect(refused.body.data).toEqual({ recordObservation: null });
     expect(refused.body.errors[0]).toMatchObject({
       path: ['recordObservation'],
-      extensions: { code: 'RATE_LIMITED', coordinate: 'Mutation.recordObservation', limit: 100, duration: 60, remaining: 0 },
+      extensions: { code: 'RATE_LIMITED', coordinate: 'Mutation.recordObservation', limit: 110, duration: 60, remaining: 0 },
     });
     expect(await count()).toBe(before + 10);
     // another key still has its own budget

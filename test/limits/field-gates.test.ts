@@ -22,7 +22,11 @@ const SDL = /* GraphQL */ `
     windows: Int @rateLimit(limit: 3, duration: 60) @rateLimit(limit: 5, duration: 3600)
     things(n: Int!): [Thing!]!
     secret: Int @requireScopes(scopes: ["admin"]) @rateLimit(limit: 1, duration: 60)
+    heavy: Heavy @rateLimit(limit: 10, duration: 60)
+    filtered(f: F): Int @rateLimit(limit: 5, duration: 60)
   }
+  type Heavy @cost(weight: 5) { id: Int }
+  input F { term: String }
   type Thing @rateLimit(limit: 30, duration: 60) {
     id: Int!
     label: String
@@ -39,6 +43,8 @@ const resolvers = {
     windows: () => 1,
     things: (_: unknown, { n }: { n: number }) => Array.from({ length: n }, (_, i) => ({ id: i, label: `#${i}`, weight: i })),
     secret: () => 42,
+    heavy: () => ({ id: 1 }),
+    filtered: () => 1,
   },
 };
 
@@ -209,6 +215,19 @@ describeWithRedis('field gates shared through Redis', () => {
       expect(sent.filter((c) => c !== 'script')).toEqual(['evalsha']);
     }
     await store.close();
+  });
+
+  it('spends the same weights the operation budget adds up: a type weight, and input values', async () => {
+    const h = harness(createLimiterStore({ failureMode: 'insurance' }));
+    const key = makeKey();
+    // heavy: Heavy @cost(weight: 5) → 5 points a call against 10: the 2nd passes, the 3rd is refused
+    for (let i = 1; i <= 2; i++) expect(codes(await h.run('{ heavy { id } }', key))).toEqual([]);
+    expect(codes(await h.run('{ heavy { id } }', key))).toEqual(['RATE_LIMITED']);
+    // filtered: weight 1 + the input object F 1 = 2 points against 5: two pass, the 3rd is refused
+    for (let i = 1; i <= 2; i++) expect(codes(await h.run('{ filtered(f: { term: "x" }) }', key))).toEqual([]);
+    expect(codes(await h.run('{ filtered(f: { term: "x" }) }', key))).toEqual(['RATE_LIMITED']);
+    // ...while without the input value a call is 1 point: the one point left still admits it
+    expect(codes(await h.run('{ filtered }', key))).toEqual([]);
   });
 
   describe.each<[StoreFailureMode, string | undefined]>([
