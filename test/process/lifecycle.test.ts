@@ -73,17 +73,23 @@ describe('the server process', () => {
     // 40 requests in flight, each a real query on PGlite.
     const query = '{ stations(first: 30) { edges { node { id name country } } } forecast(stationId: "LHR", days: 3) { highC } }';
     let signalledAt = Infinity;
-    let answered = 0;
+    // Signalled the moment the first answer arrives: the server is working through the batch,
+    // the rest are in its hands.
+    const signal = () => {
+      if (signalledAt !== Infinity) return;
+      signalledAt = Date.now();
+      p.child.kill('SIGTERM');
+    };
     const inFlight = Array.from({ length: 40 }, () =>
       gql(url, adminKey!, query).then(
-        async (r) => (answered++, { status: r.status, code: r.status === 200 ? null : (((await r.json()) as any).errors?.[0]?.extensions?.code as string), after: Date.now() > signalledAt }),
+        async (r) => {
+          const after = Date.now() > signalledAt;
+          signal();
+          return { status: r.status, code: r.status === 200 ? null : (((await r.json()) as any).errors?.[0]?.extensions?.code as string), after };
+        },
         () => ({ status: 'refused' as const, code: null, after: true }),
       ),
     );
-    // The first answer shows the server is working through the batch: the rest are in its hands.
-    while (answered === 0) await new Promise((r) => setTimeout(r, 5));
-    signalledAt = Date.now();
-    p.child.kill('SIGTERM');
     const answers = await Promise.all(inFlight);
     // Requests in flight when the stop began were completed (drained), not dropped: some answers
     // arrive after the signal with 200. Anything that arrived too late is refused cleanly: the
