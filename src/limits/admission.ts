@@ -182,7 +182,7 @@ export class Admission {
 
     let cost: number;
     try {
-      cost = requestedCost(input);
+      cost = pricedOnce(request.document, operation, input);
     } catch (error) {
       if (error instanceof SlicingError) throw withHttpStatus(badUserInput(error.message, error.argument), 400);
       throw error;
@@ -309,6 +309,26 @@ class OpenAdmission extends Admission {
   override report() {
     return null;
   }
+}
+
+/**
+ * The requested cost, computed once per document, operation and variables: Apollo reuses the
+ * parsed document of a repeated query, so a busy API prices each query shape once (a price
+ * depends only on the document, the variables and the schema's annotations, never on the key).
+ */
+const prices = new WeakMap<DocumentNode, Map<string, number>>();
+function pricedOnce(document: DocumentNode, operation: OperationDefinitionNode, input: CostInput): number {
+  let byShape = prices.get(document);
+  if (!byShape) prices.set(document, (byShape = new Map()));
+  const shape = `${operation.name?.value ?? ''}|${JSON.stringify(input.variables)}`;
+  let cost = byShape.get(shape);
+  if (cost === undefined) {
+    cost = requestedCost(input);
+    // Bounded: a client cycling variables must not grow this without end.
+    if (byShape.size >= 100) byShape.clear();
+    byShape.set(shape, cost);
+  }
+  return cost;
 }
 
 /** x-api-key, or Authorization: Bearer. Two different keys in one request are refused. */
