@@ -119,6 +119,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     tollgatePlugin({
       logger,
       hardening: gatesOn ? config.armor : null,
+      // The schema Apollo hands back is the one schema() returned; `latest` covers a server that derived its own from it.
       gatesOf: (s): SchemaGates | undefined => (gatesOn ? (built.get(s) ?? latest) : undefined),
     }),
   ] as ApolloServerPlugin<TollgateContext & Own>[];

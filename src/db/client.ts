@@ -116,14 +116,3 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     },
   };
 }
-
-/** Quick reachability probe used by /ready without going through Drizzle's logger. */
-export async function isReachable(handle: DatabaseHandle): Promise<boolean> {
-  try {
-    await handle.ping();
-    return true;
-  } catch {
-    return false;
-  }
-}
-

@@ -37,7 +37,7 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
           if (!rc.operation) return; // no such operation: Apollo answers 400 itself
           check?.(rc.schema, rc.document, rc.source);
           const gates = options.gatesOf(rc.schema);
-          if (!gates) return; // a schema Tollgate did not build: nothing to price it by
+          if (!gates) return; // gates off (the bench's bare baseline): nothing to price
           await admission.chargeOperation({ schema: rc.schema, document: rc.document, operation: rc.operation, variables: rc.request.variables }, gates);
         },
 

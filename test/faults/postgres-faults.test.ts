@@ -2,6 +2,7 @@ import { openDatabase } from '../../src/db/client';
 import { startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { createScratchDatabase, describeIf, hasPostgres } from '../support/services';
 import { startTcpProxy } from '../support/tcp-proxy';
+import { timed, until } from '../support/wait';
 
 // Postgres behind a TCP proxy the test controls: cut (down) and frozen (connected, silent).
 // What must hold: keys this instance verified keep working from cache past their TTL (bounded),
@@ -12,19 +13,7 @@ const ME = '{ me { id } }';
 /** Needs a key, but no database query of its own: shows the key gate alone. */
 const STATUS = '{ rateLimit { limit } }';
 
-async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
-const timed = async <T>(fn: () => Promise<T>) => {
-  const started = Date.now();
-  const value = await fn();
-  return { value, ms: Date.now() - started };
-};
 
 describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgres down or frozen under a running server', () => {
   let scratch: { url: string; drop(): Promise<void> };

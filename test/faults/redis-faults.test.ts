@@ -1,6 +1,7 @@
 import { startTestServer, openTestDatabase, type TestDatabase, type TestServer } from '../support/harness';
 import { startPrivateRedis } from '../support/private-redis';
 import { describeIf, hasRedisServerBinary } from '../support/services';
+import { timed, until } from '../support/wait';
 
 // A Redis of the test's own, killed and frozen (SIGSTOP) under a running server. What must hold:
 // no request waits unbounded, the configured store-failure mode applies, nothing answers a bare
@@ -8,19 +9,7 @@ import { describeIf, hasRedisServerBinary } from '../support/services';
 const TIMEOUT_MS = 200;
 const STATION = '{ station(id: "LHR") { name } }';
 
-async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
-const timed = async <T>(fn: () => Promise<T>) => {
-  const started = Date.now();
-  const value = await fn();
-  return { value, ms: Date.now() - started };
-};
 
 const ready = async (t: TestServer) => {
   const res = await fetch(`${t.url}/ready`);
