@@ -81,6 +81,8 @@ export const serviceUnavailable = (message: string, retryAfterSeconds = 1) =>
   new ApiError(ErrorCode.SERVICE_UNAVAILABLE, message, { retryAfter: retryAfterSeconds }, 503, { 'retry-after': String(retryAfterSeconds) });
 
 export const tooComplex = (message: string, extra: Extra) => new ApiError(ErrorCode.QUERY_TOO_COMPLEX, message, extra, 400);
+/** A query over MAX_QUERY_CHARS: refused before parsing by the server, after it by the plugin. */
+export const queryTooLong = (length: number, maxChars: number) => tooComplex(`The query has ${length} characters; the most allowed is ${maxChars}.`, { maxChars });
 
 /**
  * RATE_LIMITED, the one way it is built. A whole request refused (IP gate, operation budget)

@@ -1,8 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './support/private-redis';
+import { serving, start } from './support/server-process';
 
 // The README's curl examples, run as written (only the port changes) against the real server
 // started the way the README says, with the admin key it printed on its first start.
@@ -27,26 +28,19 @@ const sh = (command: string, env: Record<string, string>) =>
 
 describe('README', () => {
   let dir: string;
-  let child: ReturnType<typeof spawn>;
+  let server: ReturnType<typeof start>;
   let port: number;
   let key: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-readme-'));
     port = await freePort();
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: root, env: { PATH: process.env.PATH, PORT: String(port), DATA_DIR: path.join(dir, 'db') }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout!.on('data', (c) => (out += c));
-    const deadline = Date.now() + 30_000;
-    while (!/Tollgate is serving/.test(out)) {
-      if (Date.now() > deadline) throw new Error(`server did not start: ${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    key = /Admin API key \(shown once, store it now\): (\S+)/.exec(out)![1];
+    server = start({ PORT: String(port), DATA_DIR: path.join(dir, 'db') });
+    key = (await serving(server)).adminKey!;
   });
   afterAll(async () => {
-    child?.kill('SIGTERM');
-    await new Promise((r) => child?.once('exit', r));
+    server?.child.kill('SIGTERM');
+    await server?.exit;
     rmSync(dir, { recursive: true, force: true });
   });
 

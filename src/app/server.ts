@@ -4,7 +4,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { Config } from '../config';
-import { ErrorCode, errorBody } from '../errors';
+import { ErrorCode, errorBody, queryTooLong } from '../errors';
 import type { RequestMeta } from '../limits/admission';
 import { registerMetricsRoute } from '../http/metrics-route';
 import { createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
@@ -147,7 +147,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     for (const op of operations) {
       const query = (op as { query?: unknown } | null)?.query;
       if (typeof query === 'string' && query.length > config.armor.maxChars) {
-        return problem(reply, 400, ErrorCode.QUERY_TOO_COMPLEX, `The query has ${query.length} characters; the most allowed is ${config.armor.maxChars}.`, { maxChars: config.armor.maxChars });
+        const error = queryTooLong(query.length, config.armor.maxChars);
+        return problem(reply, 400, ErrorCode.QUERY_TOO_COMPLEX, error.message, { maxChars: config.armor.maxChars });
       }
     }
   };

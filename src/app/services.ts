@@ -10,7 +10,7 @@ import { KeyService } from '../keys/service';
 import { FieldGate } from '../limits/field-gate';
 import { IpGate } from '../limits/ip-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore } from '../limits/store';
-import { OutageWatch } from '../outage-watch';
+import { OutageWatch, describeFailure } from '../outage-watch';
 
 export type ServiceOptions = {
   /** An already open database (tests share one per file); otherwise opened from config. */
@@ -130,14 +130,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
     fieldGate: new FieldGate(store),
     limitedCoordinates,
     async close() {
-      await authenticator.close().catch((error: unknown) => logger.error({ err: { message: describeError(error) } }, 'could not record last_used_at at shutdown'));
+      await authenticator.close().catch((error: unknown) => logger.error({ err: { message: describeFailure(error) } }, 'could not record last_used_at at shutdown'));
       subscriber?.disconnect();
       await store.close();
       if (ownsDatabase) await database.close();
     },
   };
-}
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -2,7 +2,7 @@ import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import { GraphQLError, Lexer, Source, TokenKind, validate, type DocumentNode, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
-import { ErrorCode, withHttpStatus } from '../errors';
+import { ErrorCode, queryTooLong, withHttpStatus } from '../errors';
 
 export type HardeningLimits = { maxDepth: number; maxAliases: number; maxDirectives: number; maxTokens: number; maxChars: number };
 
@@ -34,7 +34,7 @@ export function createHardening(limits: HardeningLimits) {
 
   const judge = (schema: GraphQLSchema, document: DocumentNode, source: string | undefined): GraphQLError | null => {
     if (source !== undefined && source.length > limits.maxChars) {
-      return withHttpStatus(new GraphQLError(`The query has ${source.length} characters; the most allowed is ${limits.maxChars}.`, { extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, maxChars: limits.maxChars } }), 400);
+      return queryTooLong(source.length, limits.maxChars);
     }
     if (source !== undefined && countTokens(source, limits.maxTokens) > limits.maxTokens) {
       return withHttpStatus(new GraphQLError(`Syntax Error: Document contains more than ${limits.maxTokens} tokens.`, { extensions: { code: ErrorCode.GRAPHQL_PARSE_FAILED } }), 400);

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -8,40 +7,10 @@ import { openDatabase } from '../../src/db/client';
 import { apiKeys } from '../../src/db/schema';
 import { runKeysCli } from '../../src/cli/keys';
 import { freePort } from '../support/private-redis';
+import { serving, start } from '../support/server-process';
 import { createScratchDatabase, describeIf, hasPostgres, testDatabaseUrl } from '../support/services';
 
 // The real process, as `npm start` runs it (tsx src/main.ts), signalled and broken from outside.
-const root = path.resolve(__dirname, '..', '..');
-
-type Running = { child: ChildProcess; stdout: string[]; stderr: string[]; exit: Promise<{ code: number | null; at: number }> };
-
-function start(env: Record<string, string>): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, NODE_OPTIONS: '', LOG_LEVEL: 'info', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  child.stdout!.on('data', (c) => stdout.push(...String(c).split('\n').filter(Boolean)));
-  child.stderr!.on('data', (c) => stderr.push(...String(c).split('\n').filter(Boolean)));
-  const exit = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
-  return { child, stdout, stderr, exit };
-}
-
-async function serving(p: Running, timeoutMs = 30_000): Promise<{ url: string; adminKey?: string }> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const line = p.stdout.map((l) => (l.startsWith('{') ? JSON.parse(l) : null)).find((l) => l?.msg === 'Tollgate is serving');
-    if (line) {
-      const adminKey = p.stdout.join('\n').match(/shown once, store it now\): (\S+)/)?.[1];
-      return { url: String(line.url).replace(/\/graphql$/, ''), adminKey };
-    }
-    if (p.child.exitCode !== null) throw new Error(`exited early: ${p.stderr.join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`never served: ${p.stderr.join('\n')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const gql = (url: string, key: string, query: string) =>
   fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ query }) });
