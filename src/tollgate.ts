@@ -88,6 +88,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   const admissions = new Admissions({
     authenticator: services.authenticator,
     ipGate: services.ipGate,
+    fieldGate: services.fieldGate,
     store,
     mode: config.costMode,
     maxCost: config.maxQueryCost,

@@ -53,7 +53,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     trustProxy: config.trustProxy,
     bodyLimit: 1024 * 1024,
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // Fastify's own closing answer is not in the GraphQL error shape: the onRequest hook answers instead.
+    return503OnClosing: false,
     // Errors Node's HTTP parser raises before Fastify sees a request (headers over 16 KB, a
     // broken request line) still answer in the GraphQL error shape.
     clientErrorHandler: (error: Error & { code?: string; rawPacket?: unknown }, socket) => {
@@ -93,9 +94,15 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   });
   app.setNotFoundHandler((request, reply) => problem(reply, 404, ErrorCode.NOT_FOUND, `No route ${request.method} ${request.url.split('?')[0]}.`));
 
+  let closed = false;
   app.addHook('onRequest', async (request, reply) => {
     request.meta = {};
     reply.header('x-request-id', request.id);
+    if (closed) {
+      // Stopping: in-flight requests finish, a new one is told to go elsewhere (and this connection ends).
+      reply.header('connection', 'close').header('retry-after', '1');
+      return problem(reply, 503, ErrorCode.SERVICE_UNAVAILABLE, 'This instance is shutting down; retry on another.', { retryAfter: 1 });
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     if (request.routeOptions.url === '/graphql') metrics.request(reply.statusCode, request.meta?.operationType);
@@ -156,7 +163,6 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     app.route({ method, url: '/graphql', preHandler: sizeHook, handler });
   }
 
-  let closed = false;
   const { database, store, authenticator, keys } = tollgate.services;
   return {
     app,

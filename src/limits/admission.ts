@@ -6,12 +6,14 @@ import { RateLimiterRes } from 'rate-limiter-flexible';
 import { ErrorCode, badRequest, badUserInput, limitExtensions, rateLimited, serviceUnavailable, tooComplex, unauthenticated, withHttpStatus } from '../errors';
 import type { KeyAuthenticator } from '../keys/authenticator';
 import type { AuthenticatedKey } from '../keys/types';
-import { CoalescingGate, Refusal } from './coalescing-gate';
+import { keyTag, type FieldGate } from './field-gate';
 import { SlicingError, type FieldPolicy } from './field-policies';
-import type { IpGate, IpVerdict } from './ip-gate';
+import type { IpCheck, IpGate, IpVerdict } from './ip-gate';
 import { actualCost, included, requestedCost, type CostInput, type CostRules } from './operation-cost';
 import type { FieldCharge, RootFieldPrecharge } from './rate-limit-directive';
 import type { LimiterStore } from './store';
+import type { Group, GroupOutcome } from './take';
+import { Refusal, WindowGate, verdict } from './window-gate';
 
 /** What the HTTP layer knows about a request, whatever server received it. */
 export type RequestInfo = { requestId: string; ip: string; headers: IncomingHttpHeaders };
@@ -48,6 +50,7 @@ export type SchemaGates = { policies: ReadonlyMap<string, FieldPolicy>; precharg
 export type AdmissionOptions = {
   authenticator: KeyAuthenticator;
   ipGate: IpGate;
+  fieldGate: FieldGate;
   store: LimiterStore;
   mode: 'enforce' | 'measure';
   maxCost: number;
@@ -80,22 +83,21 @@ const FREE_REFUSALS = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORB
  * 3 and 5. Errors are the named constructors of errors.ts, so each carries its code and status.
  */
 export class Admissions {
-  private readonly budgets: CoalescingGate;
+  private readonly budgets: WindowGate;
 
   constructor(private readonly options: AdmissionOptions) {
-    this.budgets = new CoalescingGate(options.store, 'tg:budget');
+    this.budgets = new WindowGate(options.store, 'tg:budget');
   }
 
   /** Steps 1 and 2. Throws the request's refusal (401, 400, 429, 503). */
   async admit(request: RequestInfo, meta: RequestMeta = {}): Promise<Admission> {
     const { authenticator, ipGate } = this.options;
     // The IP gate's request budget is taken once per request, lazily: a key this instance has
-    // already verified has it checked with its operation budget (one round trip); anything else
+    // already verified has it taken with its operation budget (one store take); anything else
     // (no key, a guess, a database lookup) waits for it here, with the failed-authentication block.
-    let ipVerdict: Promise<IpVerdict> | undefined;
-    const ipCheck = () => (ipVerdict ??= ipGate.admit(request.ip));
+    const ip = ipGate.check(request.ip);
     const guard = async () => {
-      for (const verdict of await Promise.all([ipCheck(), ipGate.blocked(request.ip)])) if (!verdict.ok) throw this.ipRefusal(verdict);
+      for (const verdict of await Promise.all([ip.run(), ipGate.blocked(request.ip)])) if (!verdict.ok) throw this.ipRefusal(verdict);
     };
     const candidate = readKeyHeader(request.headers);
     if (!candidate) await guard();
@@ -109,7 +111,7 @@ export class Admissions {
           unauthenticated('The API key is not valid.');
     }
     meta.keyId = result.key.id;
-    return new Admission(this, result.key, meta, ipCheck);
+    return new Admission(this, result.key, meta, ip);
   }
 
   /** The error for a refused address: 429 with Retry-After, or 503 when the store is down and closed. */
@@ -144,12 +146,12 @@ export class Admission {
     private readonly admissions: Admissions,
     readonly key: AuthenticatedKey,
     readonly meta: RequestMeta,
-    private readonly ipCheck: () => Promise<IpVerdict>,
+    private readonly ip: IpCheck,
   ) {}
 
   /** An admission through no gates at all: the bench's bare baseline. */
   static open(key: AuthenticatedKey, meta: RequestMeta): Admission {
-    return new OpenAdmission(null as unknown as Admissions, key, meta, async () => ({ ok: true }));
+    return new OpenAdmission(null as unknown as Admissions, key, meta, null as unknown as IpCheck);
   }
 
   private get budget() {
@@ -192,56 +194,58 @@ export class Admission {
     settings.onCost?.(cost);
     this.cost.dryRun = isDryRun(operation, input.variables);
     const budget = this.budget;
-
-    if (this.cost.dryRun || cost === 0) {
-      const [ip, res] = await Promise.all([this.ipCheck(), gate.limiterFor(budget).get(this.key.id).catch(() => null)]);
-      if (!ip.ok) throw this.admissions.ipRefusal(ip);
-      return this.record(res);
-    }
-    if (cost > settings.maxCost && settings.mode === 'enforce') {
+    // A dry run, or an operation that costs nothing, only reads where the key stands.
+    const reading = this.cost.dryRun || cost === 0;
+    if (!reading && cost > settings.maxCost && settings.mode === 'enforce') {
       settings.onRejected?.('operation');
       this.refused('operation:too-complex');
       throw tooComplex(`This operation costs ${cost} points; the most one operation may cost is ${settings.maxCost}.`, { cost, maxCost: settings.maxCost });
     }
-    const started = performance.now();
     const rootType = operation.operation === 'mutation' ? schema.getMutationType() : schema.getQueryType();
     const rootFields = operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD && included(s, input.variables));
-    const prepaid = rootType && gates.precharge ? gates.precharge({ apiKey: this.key, prepaid: this.prepaid }, rootType, rootFields, input.variables) : null;
-    const [ip, charge] = await Promise.all([
-      this.ipCheck(),
-      gate.consume(this.key.id, [budget], cost).then((admitted) => ({ admitted }), (thrown: unknown) => ({ thrown })),
-    ]);
+    const planned = !reading && rootType && gates.precharge ? gates.precharge(this.key, rootType, rootFields, input.variables) : [];
+
+    // One store take, decided in order: the address's request (unless already decided), the
+    // operation's budget (refusing the rest unless measuring), each limited root field on its own.
+    // On a cluster the address's counter lives in another hash slot, so it is decided first.
+    if (this.ip.pending() && settings.store.sharded) await this.ip.run();
+    const withIp = this.ip.pending();
+    const groups: Group[] = [
+      ...(withIp ? [{ asks: [this.ip.ask()], required: true }] : []),
+      { asks: gate.asks(keyTag(this.key.id), [budget], reading ? 0 : cost), required: settings.mode === 'enforce' },
+      ...planned.map((p) => ({ asks: settings.fieldGate.asks(this.key.id, p.coordinate, p.windows, p.points) })),
+    ];
+    const started = performance.now();
+    let outcomes: GroupOutcome[];
     try {
-      if (!ip.ok) {
-        // Refused for its address: the key keeps its points.
-        if ('admitted' in charge) await gate.limiterFor(budget).reward(this.key.id, cost).catch(() => undefined);
-        await prepaid?.release();
-        throw this.admissions.ipRefusal(ip);
-      }
-      if ('admitted' in charge) {
-        this.record(charge.admitted);
-        this.cost.charged = cost;
-        return;
-      }
-      const refusal = charge.thrown;
-      if (!(refusal instanceof Refusal)) {
-        await prepaid?.release();
-        throw refusal; // closed store: SERVICE_UNAVAILABLE
-      }
-      // The gate already gave the points back: a refused operation spends nothing.
-      this.record(refusal);
-      if (settings.mode === 'measure') return; // reported in extensions.cost, never refused
-      await prepaid?.release();
-      settings.onRejected?.('operation');
-      this.refused('operation');
-      const ext = limitExtensions({ limit: budget.limit, duration: budget.duration, remaining: refusal.remainingPoints, msBeforeNext: refusal.msBeforeNext });
-      throw rateLimited(
-        `This operation costs ${cost} points and ${refusal.remainingPoints} of ${budget.limit} remain in this ${budget.duration}-second window; retry in ${ext.retryAfter} s.`,
-        { gate: 'operation', cost, ...ext },
-      );
+      outcomes = await settings.store.take(groups);
     } finally {
       this.meta.budgetStoreMs = Math.round((performance.now() - started) * 100) / 100;
     }
+    if (withIp) this.ip.decided(outcomes.shift()!);
+    const ip = await this.ip.run();
+    if (!ip.ok) throw this.admissions.ipRefusal(ip);
+
+    const [charge, ...fields] = outcomes;
+    const used = charge.states[0];
+    this.record(used && { remaining: Math.max(0, budget.limit - used.used), msBeforeNext: used.msBeforeNext });
+    if (charge.ok && !reading) this.cost.charged = cost;
+    if (!charge.ok && settings.mode === 'enforce') {
+      settings.onRejected?.('operation');
+      this.refused('operation');
+      const remaining = this.cost.remaining ?? 0;
+      const ext = limitExtensions({ limit: budget.limit, duration: budget.duration, remaining, msBeforeNext: used?.msBeforeNext ?? budget.duration * 1000 });
+      throw rateLimited(
+        `This operation costs ${cost} points and ${remaining} of ${budget.limit} remain in this ${budget.duration}-second window; retry in ${ext.retryAfter} s.`,
+        { gate: 'operation', cost, ...ext },
+      );
+    }
+    // Measured, or admitted: each limited root field resolves with what its own take decided.
+    planned.forEach((p, i) => {
+      const decided = new Promise<FieldCharge>((resolve) => resolve(verdict(fields[i], p.windows) && p));
+      decided.catch(() => undefined); // a refusal is read when the field resolves
+      this.prepaid.set(p.node, decided);
+    });
   }
 
   /**
@@ -251,16 +255,16 @@ export class Admission {
    * IP refusal that must replace the response, if any.
    */
   async settle(data: Record<string, unknown> | null | undefined, errors: readonly { path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[] | undefined): Promise<Error | null> {
-    const ip = await this.ipCheck();
+    const ip = await this.ip.run();
     if (!ip.ok) return this.admissions.ipRefusal(ip);
     const { gate } = this.admissions;
     const budget = this.budget;
-    if (this.cost.remaining === undefined) this.record(await gate.limiterFor(budget).get(this.key.id).catch(() => null));
+    if (this.cost.remaining === undefined) this.record(await gate.limiterFor(budget).get(keyTag(this.key.id)).catch(() => null));
     if (this.cost.charged && this.input && data !== undefined) {
       this.cost.actual = Math.min(this.cost.charged, actualCost(this.input, data, refusedPaths(errors)));
       const refund = this.cost.charged - this.cost.actual;
       if (refund > 0) {
-        const after = await gate.limiterFor(budget).reward(this.key.id, refund).catch(() => null);
+        const after = await gate.limiterFor(budget).reward(keyTag(this.key.id), refund).catch(() => null);
         if (after) this.record(after);
       }
     }

@@ -1,38 +1,46 @@
-import { CoalescingGate, type Window } from './coalescing-gate';
 import type { LimiterStore } from './store';
+import type { Ask } from './take';
+import { WindowGate, type Window } from './window-gate';
 
 export type { Window };
 
 /**
  * Field-level budgets: per API key and per schema coordinate, every window of the field at once.
- * The counting (coalescing, exact splitting, multi-window rollback) is CoalescingGate's.
+ * The counting (atomic over windows, one round trip per turn on Redis) is the store's take.
  */
 export class FieldGate {
-  private readonly gate: CoalescingGate;
+  private readonly gate: WindowGate;
 
   constructor(store: LimiterStore) {
-    this.gate = new CoalescingGate(store, 'tg:field');
+    this.gate = new WindowGate(store, 'tg:field');
   }
 
+  /**
+   * The counter key of a key's field budget. The key id is a hash tag: on Redis Cluster every
+   * counter of one API key (operation budget and field budgets) lives in one slot, so one script
+   * can take them together.
+   */
   static storeKey(keyId: string, coordinate: string) {
-    return `${keyId}:${coordinate}`;
-  }
-
-  /** Store calls made, for tests and the bench (they do not grow with list length). */
-  get storeCalls() {
-    return this.gate.storeCalls;
+    return `${keyTag(keyId)}:${coordinate}`;
   }
 
   limiterFor(window: Window) {
     return this.gate.limiterFor(window);
   }
 
+  asks(keyId: string, coordinate: string, windows: readonly Window[], points: number): Ask[] {
+    return this.gate.asks(FieldGate.storeKey(keyId, coordinate), windows, points);
+  }
+
   async consume(keyId: string, coordinate: string, windows: readonly Window[], points: number): Promise<void> {
     await this.gate.consume(FieldGate.storeKey(keyId, coordinate), windows, points);
   }
 
-  /** Gives back points taken by `consume` (a pre-charged field whose operation was refused). */
+  /** Gives back points taken by `consume` (a field whose resolver refused its input). */
   async release(keyId: string, coordinate: string, windows: readonly Window[], points: number): Promise<void> {
-    await Promise.all(windows.map((w) => this.gate.limiterFor(w).reward(FieldGate.storeKey(keyId, coordinate), points).catch(() => undefined)));
+    await this.gate.release(FieldGate.storeKey(keyId, coordinate), windows, points);
   }
 }
+
+/** An API key's id as a Redis hash tag (see FieldGate.storeKey). */
+export const keyTag = (keyId: string) => `{${keyId}}`;

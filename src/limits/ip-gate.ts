@@ -1,6 +1,18 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { CoalescingGate, Refusal } from './coalescing-gate';
 import type { LimiterStore } from './store';
+import type { Ask, GroupOutcome } from './take';
+import { Refusal, WindowGate } from './window-gate';
+
+/** One request's IP check (see IpGate.check). */
+export type IpCheck = {
+  /** The verdict, taking the request's point now if no take has carried it yet. */
+  run(): Promise<IpVerdict>;
+  /** True until the verdict is decided: then `ask()` may ride along in another take. */
+  pending(): boolean;
+  ask(): Ask;
+  /** Records the verdict from a take whose group was `[ask()]`. */
+  decided(outcome: GroupOutcome): void;
+};
 
 export type IpVerdict = { ok: true } | { ok: false; reason: 'rate' | 'auth-failures' | 'store'; limit: number; msBeforeNext: number };
 
@@ -13,7 +25,7 @@ export type IpVerdict = { ok: true } | { ok: false; reason: 'rate' | 'auth-failu
  * Failed authentication never touches any key's budget.
  */
 export class IpGate {
-  private readonly requests: CoalescingGate;
+  private readonly requests: WindowGate;
   private readonly window: { limit: number; duration: number };
 
   constructor(
@@ -23,7 +35,7 @@ export class IpGate {
       authFailures: { points: number; duration: number; blockDuration: number };
     },
   ) {
-    this.requests = new CoalescingGate(store, 'tg:ip');
+    this.requests = new WindowGate(store, 'tg:ip');
     this.window = { limit: options.requests.points, duration: options.requests.duration };
   }
 
@@ -37,9 +49,38 @@ export class IpGate {
       await this.requests.consume(ip, [this.window], 1);
       return { ok: true };
     } catch (e) {
-      if (e instanceof Refusal) return { ok: false, reason: 'rate', limit: this.window.limit, msBeforeNext: e.msBeforeNext };
-      return { ok: false, reason: 'store', limit: 0, msBeforeNext: 1000 }; // closed mode: the gate refused for the store
+      return this.refusal(e);
     }
+  }
+
+  /** The request's one point, to be taken together with other budgets in one store take. */
+  ask(ip: string): Ask {
+    return this.requests.asks(ip, [this.window], 1)[0];
+  }
+
+  /** The verdict for a take whose group was `[ask(ip)]`. */
+  verdictOf(outcome: GroupOutcome): IpVerdict {
+    if (outcome.ok || outcome.refusedAt !== 0) return { ok: true };
+    return this.refusal(new Refusal(this.window, outcome.states[0].msBeforeNext, 0));
+  }
+
+  /**
+   * The IP check of one request, decided once: on its own (no key, or one to look up), or —
+   * for a key this instance has verified — inside the operation's take, in the same round trip.
+   */
+  check(ip: string): IpCheck {
+    let verdict: Promise<IpVerdict> | undefined;
+    return {
+      run: () => (verdict ??= this.admit(ip)),
+      pending: () => verdict === undefined,
+      ask: () => this.ask(ip),
+      decided: (outcome) => void (verdict = Promise.resolve(this.verdictOf(outcome))),
+    };
+  }
+
+  private refusal(e: unknown): IpVerdict {
+    if (e instanceof Refusal) return { ok: false, reason: 'rate', limit: this.window.limit, msBeforeNext: e.msBeforeNext };
+    return { ok: false, reason: 'store', limit: 0, msBeforeNext: 1000 }; // closed mode: the gate refused for the store
   }
 
   /** Whether the address is blocked for failed authentications. */

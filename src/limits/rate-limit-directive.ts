@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { ApiError, ErrorCode, badUserInput, limitExtensions, rateLimited as rateLimitedError } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
 import { FieldGate, type Window } from './field-gate';
-import type { Refusal } from './coalescing-gate';
+import type { Refusal } from './window-gate';
 import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
 
 /** Points one resolution took from a field's windows (given back if the resolver refuses its input). */
@@ -19,7 +19,10 @@ export type FieldCharge = { coordinate: string; windows: readonly Window[]; poin
  */
 export type FieldLimitContext = { apiKey?: AuthenticatedKey; admission?: { prepaid: Map<FieldNode, Promise<FieldCharge>>; meta: { gates?: string[] } } };
 
-export type RootFieldPrecharge = (context: { apiKey: AuthenticatedKey; prepaid: Map<FieldNode, Promise<FieldCharge>> }, rootType: GraphQLObjectType, fields: readonly FieldNode[], variables: Record<string, unknown>) => { release(): Promise<void> };
+/** A limited root field's charge, planned before execution (see precharge). */
+export type PlannedCharge = FieldCharge & { node: FieldNode };
+
+export type RootFieldPrecharge = (apiKey: AuthenticatedKey, rootType: GraphQLObjectType, fields: readonly FieldNode[], variables: Record<string, unknown>) => PlannedCharge[];
 
 /**
  * graphql-rate-limit-directive owns the SDL contract and the resolver wrapping; we plug our
@@ -100,7 +103,8 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     keyGenerator: (_args, _source, _fieldArgs, context, info) => {
       // Unauthenticated requests never reach resolvers; this guards direct schema use.
       if (!context.apiKey) throw new ApiError(ErrorCode.UNAUTHENTICATED, 'An API key is required.');
-      return FieldGate.storeKey(context.apiKey.id, `${info.parentType.name}.${info.fieldName}`);
+      // key id and coordinate, split again by GateLimiter (FieldGate forms the counter key).
+      return `${context.apiKey.id}:${info.parentType.name}.${info.fieldName}`;
     },
     pointsCalculator: async (_args, _source, fieldArgs, context, info) => {
       const coordinate = `${info.parentType.name}.${info.fieldName}`;
@@ -123,17 +127,13 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   });
 
   /**
-   * Takes the budgets of an operation's limited root fields in the same event-loop turn as the
-   * operation's own budget, so on Redis they share its round trip instead of needing one more
-   * when execution reaches them. Fields the caller lacks the scope for, or whose arguments are
-   * bad, are left to the normal path (which refuses them without spending). `release` gives the
-   * points back if the operation is refused after all.
+   * The budgets an operation's limited root fields will take, so the operation gate can take them
+   * in the same store take as the operation's own budget instead of one more round trip when
+   * execution reaches them. Fields the caller lacks the scope for, or whose arguments are bad,
+   * are left to the normal path (which refuses them without spending).
    */
-  const precharge: RootFieldPrecharge = (context, rootType, fields, variables) => {
-    const key = context.apiKey;
-    const taken: { coordinate: string; windows: readonly Window[]; points: number }[] = [];
-    const pending: Promise<void>[] = [];
-    if (!key) return { release: async () => {} };
+  const precharge: RootFieldPrecharge = (key, rootType, fields, variables) => {
+    const planned: PlannedCharge[] = [];
     for (const node of fields) {
       const coordinate = `${rootType.name}.${node.name.value}`;
       const windows = windowsFor(key.id, coordinate);
@@ -146,18 +146,9 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       } catch {
         continue;
       }
-      if (points === 0) continue;
-      const charge = gate.consume(key.id, coordinate, windows, points).then(() => ({ coordinate, windows, points }));
-      pending.push(charge.then((taken1) => void taken.push(taken1), () => undefined));
-      context.prepaid.set(node, charge);
+      if (points > 0) planned.push({ node, coordinate, windows, points });
     }
-    return {
-      async release() {
-        await Promise.all(pending);
-        context.prepaid.clear();
-        await Promise.all(taken.map((t) => gate.release(key.id, t.coordinate, t.windows, t.points)));
-      },
-    };
+    return planned;
   };
 
   /**

@@ -1,7 +1,9 @@
 import Redis from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
+import { serviceUnavailable } from '../errors';
 import { OutageWatch } from '../outage-watch';
+import { RedisTaker, takeInMemory, type Group, type GroupOutcome, type Take } from './take';
 
 export type StoreFailureMode = 'insurance' | 'open' | 'closed';
 export type LimiterSpec = { keyPrefix: string; points: number; duration: number; blockDuration?: number };
@@ -18,6 +20,12 @@ export type LimiterStore = {
   redis?: Redis;
   /** One limiter per spec, cached: asking twice for the same spec returns the same limiter. */
   limiter(spec: LimiterSpec): RateLimiterAbstract;
+  /** Takes points from several of those limiters' counters at once, all or nothing (take.ts). */
+  take: Take;
+  /** Counters of one take must share a hash slot (Redis Cluster). */
+  sharded: boolean;
+  /** Redis commands this instance's limiters have sent (counted at the client), for tests and the bench. */
+  commands(): number;
   /** Waits (up to timeoutMs) for the first connection; false if the store is not there yet. */
   ready(timeoutMs?: number): Promise<boolean>;
   /** Reports whether the store answers right now (for /ready); bounded by the command timeout. */
@@ -119,6 +127,14 @@ export function createLimiterStore(options: {
         if (!limiter) limiters.set(key, (limiter = instrument(new RateLimiterMemory(spec), 'memory', options.observe)));
         return limiter;
       },
+      take: (groups) => {
+        const started = performance.now();
+        const outcomes = takeInMemory(groups);
+        options.observe?.('memory', 'take', (performance.now() - started) / 1000);
+        return Promise.resolve(outcomes);
+      },
+      sharded: false,
+      commands: () => 0,
       ready: async () => true,
       healthy: async () => true,
       close: async () => {},
@@ -129,14 +145,33 @@ export function createLimiterStore(options: {
   const watch = new OutageWatch('limiter store (Redis)', options.logger);
   redis.on('error', (err: Error) => watch.failed(err));
   redis.on('ready', () => watch.succeeded());
+  // Each Redis limiter's insurance limiter: what a take falls back to in `insurance` mode.
+  const insuranceOf = new WeakMap<RateLimiterAbstract, RateLimiterMemory>();
+  let commands = 0;
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => (commands++, send(...args))) as Redis['sendCommand'];
+  const taker = new RedisTaker(redis, {
+    sharded: false,
+    succeeded: () => watch.succeeded(),
+    failed: (error, groups) => {
+      watch.failed(error);
+      options.onFailure?.('take');
+      return answerWithoutRedis(options.failureMode, groups, (limiter) => insuranceOf.get(limiter)!);
+    },
+    observe: (seconds) => options.observe?.('redis', 'take', seconds),
+  });
   return {
     kind: 'redis',
     failureMode: options.failureMode,
     redis,
+    take: taker.take,
+    sharded: false,
+    commands: () => commands,
     limiter(spec) {
       const key = specKey(spec);
       let limiter = limiters.get(key);
       if (!limiter) {
+        const insurance = options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined;
         limiter = instrument(
           new WatchedRateLimiterRedis(
             {
@@ -144,7 +179,7 @@ export function createLimiterStore(options: {
               storeClient: redis,
               // Without this a command sent while disconnected waits for a reconnect.
               rejectIfRedisNotReady: true,
-              insuranceLimiter: options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined,
+              insuranceLimiter: insurance,
             },
             watch,
             options.onFailure,
@@ -153,6 +188,7 @@ export function createLimiterStore(options: {
           options.observe,
         );
         limiters.set(key, limiter);
+        if (insurance) insuranceOf.set(limiter, insurance);
       }
       return limiter;
     },
@@ -178,4 +214,15 @@ export function createLimiterStore(options: {
       redis.disconnect();
     },
   };
+}
+
+/**
+ * What a take answers while Redis cannot: `insurance` decides on each limiter's in-memory
+ * insurance limiter (this instance's share of the budget, as rate-limiter-flexible does for its own
+ * calls), `open` admits, `closed` refuses with a 503.
+ */
+function answerWithoutRedis(mode: StoreFailureMode, groups: readonly Group[], insuranceOf: (limiter: RateLimiterAbstract) => RateLimiterMemory): GroupOutcome[] {
+  if (mode === 'closed') throw serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
+  if (mode === 'insurance') return takeInMemory(groups, (ask) => insuranceOf(ask.limiter));
+  return groups.map((g) => ({ ok: true, states: g.asks.map((a) => ({ used: 0, msBeforeNext: a.limiter.duration * 1000 })) }));
 }

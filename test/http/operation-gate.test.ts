@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { observations } from '../../src/weather/tables';
 import { flushTestRedis, openTestDatabase, startTestServer, useTestServer, withTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { keyTag } from '../../src/limits/field-gate';
 import { storeBackends } from '../support/services';
 
 const STATION = '{ station(id: "LHR") { name } }'; // cost 1: one object field
@@ -84,7 +85,7 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
     expect(status).toMatchObject({ limit: 50, remaining: 48, used: 2, cost: 1, window: 60 });
     expect(res.body.extensions.cost.throttleStatus).toMatchObject({ maximumAvailable: 50, currentlyAvailable: 48 });
     expect(res.headers.get('ratelimit')).toMatch(/^"budget";r=48;/);
-    const stored = await t.server.store.limiter({ keyPrefix: 'tg:budget:50:60', points: 50, duration: 60 }).get(key.id);
+    const stored = await t.server.store.limiter({ keyPrefix: 'tg:budget:50:60', points: 50, duration: 60 }).get(keyTag(key.id));
     expect(stored?.consumedPoints).toBe(2);
     expect(Math.abs(Date.parse(status.resetAt) - Date.now() - stored!.msBeforeNext)).toBeLessThan(1500);
   });

@@ -1,0 +1,279 @@
+import calculateSlot from 'cluster-key-slot';
+import type { Cluster, Redis } from 'ioredis';
+import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
+
+/**
+ * Taking points from several windows at once, all or nothing — the one operation every gate is
+ * built on. rate-limiter-flexible stays the limiter: an ask names a window by its limiter (whose
+ * keyPrefix, points and duration define the window) and the key inside it, and the counters are
+ * the ones that library reads and writes (`prefix:key` → points used, expiring with the window),
+ * so its `get`, `reward` and `block` see what a take did. What this adds is what its
+ * RateLimiterUnion lacks: nothing is taken unless every window of a group admits, so nothing has
+ * to be given back (animir/node-rate-limiter-flexible #280, #286) — and on Redis, every take of
+ * one event-loop turn travels in ONE script call.
+ */
+export type Ask = { limiter: RateLimiterAbstract; key: string; points: number };
+
+/**
+ * Asks decided together. A request is a list of groups, decided in order: a refused `required`
+ * group refuses every group after it (the IP gate and the operation budget); other groups are
+ * admitted or refused on their own (each limited root field).
+ */
+export type Group = { asks: readonly Ask[]; required?: boolean };
+
+/** Where one counter stands after the group was decided: points used and ms until its window resets. */
+export type CounterState = { used: number; msBeforeNext: number };
+
+/** `refusedAt` is the index of the ask that did not fit, or -1 when a required group before it refused. */
+export type GroupOutcome = { ok: true; states: CounterState[] } | { ok: false; refusedAt: number; states: CounterState[] };
+
+export type Take = (groups: readonly Group[]) => Promise<GroupOutcome[]>;
+
+const windowMs = (limiter: RateLimiterAbstract) => limiter.duration * 1000;
+
+/** Counters in process memory: decided synchronously, no coalescing needed (there is no round trip). */
+export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => RateLimiterMemory = (ask) => ask.limiter as RateLimiterMemory): GroupOutcome[] {
+  const outcomes: GroupOutcome[] = [];
+  let stopped = false;
+  for (const group of groups) {
+    if (stopped) {
+      outcomes.push({ ok: false, refusedAt: -1, states: [] });
+      continue;
+    }
+    const storages = group.asks.map((ask) => storageOf(memoryOf(ask)));
+    const keys = group.asks.map((ask) => ask.limiter.getKey(ask.key));
+    const states = group.asks.map((ask, i) => peek(storages[i], keys[i], ask.limiter));
+    // The same counter twice in one group (two identical windows) must fit both asks together.
+    const extra = new Map<string, number>();
+    const refusedAt = group.asks.findIndex((ask, i) => {
+      if (ask.points <= 0) return false;
+      const already = extra.get(keys[i]) ?? 0;
+      extra.set(keys[i], already + ask.points);
+      return states[i].used + already + ask.points > ask.limiter.points;
+    });
+    if (refusedAt >= 0) {
+      outcomes.push({ ok: false, refusedAt, states });
+      if (group.required) stopped = true;
+      continue;
+    }
+    group.asks.forEach((ask, i) => {
+      if (ask.points <= 0) return;
+      const res = storages[i].incrby(keys[i], ask.points, ask.limiter.duration);
+      states[i] = { used: res.consumedPoints, msBeforeNext: res.msBeforeNext };
+    });
+    outcomes.push({ ok: true, states });
+  }
+  return outcomes;
+}
+
+type MemoryStorage = {
+  _storage: Map<string, { value: number; expiresAt: number | null }>;
+  incrby(key: string, points: number, durationSec: number): { consumedPoints: number; msBeforeNext: number };
+};
+const storageOf = (limiter: RateLimiterMemory) => (limiter as unknown as { _memoryStorage: MemoryStorage })._memoryStorage;
+
+function peek(storage: MemoryStorage, rlKey: string, limiter: RateLimiterAbstract): CounterState {
+  const record = storage._storage.get(rlKey);
+  const left = record?.expiresAt ? record.expiresAt - Date.now() : -1;
+  // A record past its expiry is gone (its timer just has not run yet).
+  if (!record || (record.expiresAt && left <= 0)) return { used: 0, msBeforeNext: windowMs(limiter) };
+  return { used: record.value, msBeforeNext: left };
+}
+
+/**
+ * The script behind a Redis take. KEYS are the distinct counters; ARGV holds each counter's limit
+ * and window (seconds), then the requests: for each, its groups, and for each group whether it is
+ * required and its asks as (counter index, points). Counters are read once, every request is decided
+ * in order against what the requests before it took, and each counter is written once. It returns
+ * one code per group (0 admitted, n the 1-based ask that did not fit, -1 skipped) and then each
+ * counter's points used before the batch and its ms to reset, from which the caller replays the
+ * decisions to tell every request where it stands.
+ */
+const TAKE_SCRIPT = `
+local n = #KEYS
+local used, ttl, added = {}, {}, {}
+for i = 1, n do
+  local v = redis.call('get', KEYS[i])
+  if v then used[i] = tonumber(v); ttl[i] = redis.call('pttl', KEYS[i]) else used[i] = 0; ttl[i] = -2 end
+  added[i] = 0
+end
+local out = {}
+local p = 2 * n + 1
+local requests = tonumber(ARGV[p]); p = p + 1
+for r = 1, requests do
+  local groups = tonumber(ARGV[p]); p = p + 1
+  local stopped = false
+  for g = 1, groups do
+    local required = ARGV[p] == '1'
+    local asks = tonumber(ARGV[p + 1]); p = p + 2
+    local code = 0
+    if stopped then
+      code = -1
+    else
+      local extra = {}
+      for a = 0, asks - 1 do
+        local k = tonumber(ARGV[p + 2 * a]); local pts = tonumber(ARGV[p + 2 * a + 1])
+        if pts > 0 then
+          extra[k] = (extra[k] or 0) + pts
+          if used[k] + added[k] + extra[k] > tonumber(ARGV[2 * k - 1]) then code = a + 1; break end
+        end
+      end
+      if code == 0 then
+        for a = 0, asks - 1 do
+          local k = tonumber(ARGV[p + 2 * a]); local pts = tonumber(ARGV[p + 2 * a + 1])
+          if pts > 0 then added[k] = added[k] + pts end
+        end
+      elseif required then
+        stopped = true
+      end
+    end
+    out[#out + 1] = code
+    p = p + 2 * asks
+  end
+end
+for i = 1, n do
+  if added[i] > 0 then
+    if ttl[i] < 0 then
+      redis.call('set', KEYS[i], used[i] + added[i], 'EX', ARGV[2 * i])
+    else
+      redis.call('incrby', KEYS[i], added[i])
+    end
+  end
+  out[#out + 1] = used[i]
+  out[#out + 1] = ttl[i]
+end
+return out
+`;
+
+type Pending = { groups: readonly Group[]; resolve(outcomes: GroupOutcome[]): void; reject(error: unknown): void };
+type RedisClient = (Redis | Cluster) & { tollgateTake?: (...args: (string | number)[]) => Promise<number[]> };
+
+/**
+ * Redis takes. Every take of one event-loop turn — this request's IP, budget and root fields, and
+ * other requests' — goes into one script call (per hash slot on a cluster; a request's counters
+ * must share a slot there, which hash tags on the key id ensure). `onFailure` decides what a take
+ * that could not reach Redis answers (the store-failure mode).
+ */
+export class RedisTaker {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  /** Script calls sent, for tests and the bench. */
+  calls = 0;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly options: {
+      sharded: boolean;
+      succeeded(): void;
+      /** What a take answers when Redis could not (the store-failure mode); throws to refuse. */
+      failed(error: unknown, groups: readonly Group[]): GroupOutcome[];
+      observe?(seconds: number): void;
+    },
+  ) {
+    redis.defineCommand('tollgateTake', { lua: TAKE_SCRIPT });
+  }
+
+  readonly take: Take = (groups) =>
+    new Promise((resolve, reject) => {
+      this.queue.push({ groups, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      // setImmediate runs after this turn's I/O callbacks and their promise jobs: every take made
+      // in this turn, by this request or another, travels in the same call.
+      setImmediate(() => this.flush());
+    });
+
+  private flush() {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    for (const part of this.options.sharded ? bySlot(batch) : [batch]) {
+      // A bug here must fail the takes that wait on it, never become an unhandled rejection.
+      this.send(part).catch((error: unknown) => part.forEach((p) => p.reject(error)));
+    }
+  }
+
+  private async send(batch: Pending[]) {
+    const index = new Map<string, number>();
+    const counters: Ask['limiter'][] = [];
+    const keys: string[] = [];
+    const requests: (string | number)[] = [batch.length];
+    for (const { groups } of batch) {
+      requests.push(groups.length);
+      for (const group of groups) {
+        requests.push(group.required ? '1' : '0', group.asks.length);
+        for (const ask of group.asks) {
+          const key = ask.limiter.getKey(ask.key);
+          let i = index.get(key);
+          if (i === undefined) {
+            index.set(key, (i = keys.length + 1));
+            keys.push(key);
+            counters.push(ask.limiter);
+          }
+          requests.push(i, Math.max(0, Math.round(ask.points)));
+        }
+      }
+    }
+    const windows = counters.flatMap((limiter) => [limiter.points, limiter.duration]);
+    const started = performance.now();
+    let reply: number[];
+    try {
+      this.calls++;
+      reply = await this.redis.tollgateTake!(keys.length, ...keys, ...windows, ...requests);
+    } catch (error) {
+      this.options.observe?.((performance.now() - started) / 1000);
+      for (const pending of batch) {
+        try {
+          pending.resolve(this.options.failed(error, pending.groups));
+        } catch (refusal) {
+          pending.reject(refusal);
+        }
+      }
+      return;
+    }
+    this.options.observe?.((performance.now() - started) / 1000);
+    this.options.succeeded();
+    replay(batch, reply, index, counters);
+  }
+}
+
+/** Turns the script's codes and counters back into each request's outcomes, in the script's order. */
+function replay(batch: Pending[], reply: number[], index: Map<string, number>, counters: RateLimiterAbstract[]) {
+  const groupCount = batch.reduce((sum, p) => sum + p.groups.length, 0);
+  const used: number[] = [];
+  const ttl: number[] = [];
+  counters.forEach((limiter, i) => {
+    used.push(Number(reply[groupCount + 2 * i]));
+    const ms = Number(reply[groupCount + 2 * i + 1]);
+    ttl.push(ms < 0 ? windowMs(limiter) : ms);
+  });
+  let code = 0;
+  for (const pending of batch) {
+    const outcomes: GroupOutcome[] = [];
+    for (const group of pending.groups) {
+      const result = Number(reply[code++]);
+      const slots = group.asks.map((ask) => index.get(ask.limiter.getKey(ask.key))! - 1);
+      if (result === 0) for (const [i, ask] of group.asks.entries()) used[slots[i]] += Math.max(0, Math.round(ask.points));
+      const states = slots.map((s) => ({ used: used[s], msBeforeNext: ttl[s] }));
+      outcomes.push(result === 0 ? { ok: true, states } : { ok: false, refusedAt: result > 0 ? result - 1 : -1, states });
+    }
+    pending.resolve(outcomes);
+  }
+}
+
+/** On a cluster one script may touch one hash slot: requests are sent per slot of their counters. */
+function bySlot(batch: Pending[]): Pending[][] {
+  const parts = new Map<number, Pending[]>();
+  for (const pending of batch) {
+    const keys = pending.groups.flatMap((g) => g.asks.map((a) => a.limiter.getKey(a.key)));
+    const slot = keys.length ? calculateSlot(keys[0]) : 0;
+    if (keys.some((k) => calculateSlot(k) !== slot)) {
+      pending.reject(new Error(`A take's counters span several hash slots: ${keys.join(', ')}`));
+      continue;
+    }
+    const part = parts.get(slot);
+    if (part) part.push(pending);
+    else parts.set(slot, [pending]);
+  }
+  return [...parts.values()];
+}

@@ -1,0 +1,70 @@
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { LimiterStore } from './store';
+import type { Ask, CounterState, GroupOutcome } from './take';
+
+export type Window = { limit: number; duration: number };
+
+/** Where a key stands after an admitted call: the tightest window's numbers. */
+export type Taken = { remaining: number; msBeforeNext: number; window: Window };
+
+/**
+ * Thrown (as rate-limiter-flexible does, so graphql-rate-limit-directive recognises it) when a
+ * call is refused; carries the window that said no and what is left in it.
+ */
+export class Refusal extends RateLimiterRes {
+  constructor(
+    readonly window: Window,
+    msBeforeNext: number,
+    remaining: number,
+  ) {
+    super(remaining, msBeforeNext, window.limit - remaining, false);
+  }
+}
+
+/**
+ * One family of counters (the IP budget, the operation budget, the field budgets), each key with
+ * one or more windows (burst + sustained). A call is admitted only if every window admits it, and a
+ * refused call takes nothing from any window: a burst refusal never eats into the daily budget.
+ * The counting itself is the store's `take` (take.ts): atomic, and one round trip per turn on Redis.
+ */
+export class WindowGate {
+  constructor(
+    private readonly store: LimiterStore,
+    private readonly keyPrefix: string,
+  ) {}
+
+  /** The rate-limiter-flexible limiter that keeps one window's counters (read and rewarded directly). */
+  limiterFor(window: Window) {
+    return this.store.limiter({ keyPrefix: `${this.keyPrefix}:${window.limit}:${window.duration}`, points: window.limit, duration: window.duration });
+  }
+
+  /** The asks that take `points` from every window of `key`, for a store take. */
+  asks(key: string, windows: readonly Window[], points: number): Ask[] {
+    return windows.map((window) => ({ limiter: this.limiterFor(window), key, points }));
+  }
+
+  /** Takes `points` from every window of `key`, or nothing; throws a Refusal. */
+  async consume(key: string, windows: readonly Window[], points: number): Promise<Taken> {
+    const [outcome] = await this.store.take([{ asks: this.asks(key, windows, points), required: true }]);
+    return verdict(outcome, windows);
+  }
+
+  /** Gives points back to every window (a refusal found after the take). */
+  async release(key: string, windows: readonly Window[], points: number): Promise<void> {
+    await Promise.all(windows.map((w) => this.limiterFor(w).reward(key, points).catch(() => undefined)));
+  }
+}
+
+/** A take's outcome for one key's windows: where the tightest window stands, or the Refusal. */
+export function verdict(outcome: GroupOutcome, windows: readonly Window[]): Taken {
+  if (!outcome.ok) {
+    const at = Math.max(0, outcome.refusedAt);
+    const window = windows[at];
+    const state: CounterState | undefined = outcome.states[at];
+    throw new Refusal(window, state?.msBeforeNext ?? window.duration * 1000, Math.max(0, window.limit - (state?.used ?? 0)));
+  }
+  let tightest = 0;
+  const left = (i: number) => windows[i].limit - outcome.states[i].used;
+  for (let i = 1; i < windows.length; i++) if (left(i) < left(tightest)) tightest = i;
+  return { remaining: Math.max(0, left(tightest)), msBeforeNext: outcome.states[tightest].msBeforeNext, window: windows[tightest] };
+}
