@@ -203,7 +203,8 @@ export class Admission {
     }
     const rootType = operation.operation === 'mutation' ? schema.getMutationType() : schema.getQueryType();
     const rootFields = operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD && included(s, input.variables));
-    const planned = !reading && rootType && gates.precharge ? gates.precharge(this.key, rootType, rootFields, input.variables) : [];
+    // A dry run executes nothing but the status field; anything else takes its root fields' budgets now.
+    const planned = !this.cost.dryRun && rootType && gates.precharge ? gates.precharge(this.key, rootType, rootFields, input.variables) : [];
 
     // One store take, decided in order: the address's request (unless already decided), the
     // operation's budget (refusing the rest unless measuring), each limited root field on its own.

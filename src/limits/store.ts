@@ -3,7 +3,7 @@ import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'r
 import type { Logger } from 'pino';
 import { serviceUnavailable } from '../errors';
 import { OutageWatch } from '../outage-watch';
-import { RedisTaker, takeInMemory, type Group, type GroupOutcome, type Take } from './take';
+import { MemoryTaker, RedisTaker, takeInMemory, type Group, type GroupOutcome, type Take } from './take';
 
 export type StoreFailureMode = 'insurance' | 'open' | 'closed';
 export type LimiterSpec = { keyPrefix: string; points: number; duration: number; blockDuration?: number };
@@ -127,12 +127,7 @@ export function createLimiterStore(options: {
         if (!limiter) limiters.set(key, (limiter = instrument(new RateLimiterMemory(spec), 'memory', options.observe)));
         return limiter;
       },
-      take: (groups) => {
-        const started = performance.now();
-        const outcomes = takeInMemory(groups);
-        options.observe?.('memory', 'take', (performance.now() - started) / 1000);
-        return Promise.resolve(outcomes);
-      },
+      take: new MemoryTaker().take,
       sharded: false,
       commands: () => 0,
       ready: async () => true,

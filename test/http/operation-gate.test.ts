@@ -126,6 +126,26 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
     expect(res.body.errors).toMatchObject([{ path: ['b'], extensions: { code: 'RATE_LIMITED', coordinate: 'Query.station' } }]);
   });
 
+  // On Redis: the IP gate, the operation budget and every limited root field (here two, one with two
+  // windows) are decided by one command for a key this instance knows. Memory has no round trip.
+  if (store === 'redis') it('decides a known key\'s request with one Redis command', async () => {
+    const key = await keyWithBudget(1000);
+    const query = '{ station(id: "LHR") { name } forecast(stationId: "LHR", days: 2) { highC } }';
+    expect((await t.gql(query, {}, key.secret)).status).toBe(200); // first sight: the key is looked up and cached
+    for (let i = 0; i < 3; i++) {
+      const before = t.server.store.commands();
+      const res = await t.gql(query, {}, key.secret);
+      expect(res.status).toBe(200);
+      expect(res.body.errors).toBeUndefined();
+      expect(t.server.store.commands() - before).toBe(1);
+    }
+    // and what that one command took is all there: the budget, the IP's requests, both fields' windows
+    const fieldUsed = async (coordinate: string, limit: number, duration: number) =>
+      (await t.server.store.limiter({ keyPrefix: `tg:field:${limit}:${duration}`, points: limit, duration }).get(`${keyTag(key.id)}:${coordinate}`))?.consumedPoints;
+    expect(await fieldUsed('Query.station', 300, 60)).toBe(4);
+    expect(await fieldUsed('Query.forecast', 2000, 3600)).toBe(4 * 2 * 2); // 2 days × 2 points, four times
+  });
+
   it('refuses an absurd slicing value with 400 BAD_USER_INPUT before anything is spent', async () => {
     const key = await keyWithBudget(100);
     const res = await t.gql('query($n: Int) { stations(first: $n) { totalCount } }', { n: 2147483647 }, key.secret);
