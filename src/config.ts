@@ -15,6 +15,10 @@ const envSchema = z.object({
   DATABASE_POOL_SIZE: int(1, 100).default(10),
   DATA_DIR: z.string().min(1).default('.data/pglite'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'comma-separated host:port seed nodes, e.g. 10.0.0.1:7000,10.0.0.2:7000')
+    .optional(),
   KEY_PREFIX: z.string().regex(/^[a-z][a-z0-9]{1,9}$/, '2-10 lowercase letters/digits, starting with a letter').default('tg'),
   KEY_CACHE_TTL_SECONDS: int(0, 3600).default(30),
   KEY_NEGATIVE_CACHE_TTL_SECONDS: int(0, 300).default(5),
@@ -60,6 +64,8 @@ export type Config = Readonly<{
   databasePoolSize: number;
   dataDir: string;
   redisUrl?: string;
+  /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES); exclusive with redisUrl. */
+  redisClusterNodes?: readonly { host: string; port: number }[];
   keyPrefix: string;
   keyCacheTtlMs: number;
   keyNegativeCacheTtlMs: number;
@@ -108,6 +114,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
+    throw new ConfigError('Invalid configuration:\n  REDIS_CLUSTER_NODES: set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
+  }
   const scopes = e.SCOPES.split(',').map((s) => s.trim()).filter(Boolean);
   if (!scopes.includes('admin')) throw new ConfigError('Invalid configuration:\n  SCOPES: must include "admin"');
   return Object.freeze({
@@ -119,6 +128,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databasePoolSize: e.DATABASE_POOL_SIZE,
     dataDir: e.DATA_DIR,
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((node) => {
+      const at = node.lastIndexOf(':');
+      return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+    }),
     keyPrefix: e.KEY_PREFIX,
     keyCacheTtlMs: e.KEY_CACHE_TTL_SECONDS * 1000,
     keyNegativeCacheTtlMs: e.KEY_NEGATIVE_CACHE_TTL_SECONDS * 1000,
@@ -153,4 +166,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: e.METRICS_PORT,
     bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
   });
+}
+
+/** Where the shared limiter store is: one Redis (REDIS_URL), a cluster (REDIS_CLUSTER_NODES), or none (memory). */
+export function redisTarget(config: Config): string | readonly { host: string; port: number }[] | undefined {
+  return config.redisClusterNodes ?? config.redisUrl;
 }

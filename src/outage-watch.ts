@@ -7,9 +7,17 @@ import type { Logger } from 'pino';
  */
 export class OutageWatch {
   private isDown = false;
+  private lastFailureAt = 0;
+  private recheck?: NodeJS.Timeout;
   constructor(
     private readonly what: string,
     private readonly logger?: Logger,
+    /**
+     * An outage ends at the first success this long after the last failure. A partial outage
+     * (a Redis Cluster master failing over: other slots answer, its slots fail) alternates
+     * successes and failures; it is one outage, logged once, not a flapping pair per request.
+     */
+    private readonly quietMs = 1000,
   ) {}
 
   get down(): boolean {
@@ -17,6 +25,7 @@ export class OutageWatch {
   }
 
   failed(error: unknown) {
+    this.lastFailureAt = Date.now();
     if (this.isDown) return;
     this.isDown = true;
     this.logger?.error({ err: { message: describeFailure(error) } }, `${this.what} unreachable`);
@@ -24,6 +33,17 @@ export class OutageWatch {
 
   succeeded() {
     if (!this.isDown) return;
+    const quietFor = Date.now() - this.lastFailureAt;
+    if (quietFor < this.quietMs) {
+      // Answering again, but a failure was just seen: it is over if nothing fails until the quiet
+      // period ends (checked then, even if no further call comes).
+      const failureSeen = this.lastFailureAt;
+      this.recheck ??= setTimeout(() => {
+        this.recheck = undefined;
+        if (this.lastFailureAt === failureSeen) this.succeeded();
+      }, this.quietMs - quietFor).unref();
+      return;
+    }
     this.isDown = false;
     this.logger?.warn(`${this.what} reachable again`);
   }

@@ -1,6 +1,5 @@
-import type Redis from 'ioredis';
 import pino, { type Logger } from 'pino';
-import type { Config } from '../config';
+import { redisTarget, type Config } from '../config';
 import { openDatabase, type DatabaseHandle } from '../db/client';
 import { tollgateMigrations } from '../db/migrate';
 import { Metrics } from '../http/metrics';
@@ -9,7 +8,7 @@ import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
 import { KeyService } from '../keys/service';
 import { FieldGate } from '../limits/field-gate';
 import { IpGate } from '../limits/ip-gate';
-import { createLimiterStore, createRedisClient, type LimiterStore } from '../limits/store';
+import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from '../limits/store';
 import { OutageWatch, describeFailure } from '../outage-watch';
 
 export type ServiceOptions = {
@@ -62,13 +61,14 @@ export async function createServices(config: Config, options: ServiceOptions = {
     : openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, purpose: options.purpose, timeoutMs: config.databaseTimeoutMs, onQuery: () => metrics.dbQuery() });
   const ownsDatabase = !options.database;
   const store = createLimiterStore({
-    redisUrl: config.redisUrl,
+    redis: redisTarget(config),
     failureMode: config.onStoreFailure,
     commandTimeoutMs: config.limiterTimeoutMs,
     logger,
     observe: (kind, call, seconds) => metrics.storeCall(kind, call, seconds),
     onFailure: (call) => metrics.storeFailure('redis', call),
   });
+  metrics.countRedisCommands(() => store.commands());
   const storeReady = store.ready();
   const database = await opening.catch(async (error: unknown) => {
     await store.close();
@@ -99,9 +99,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
 
   // Revocation must reach every instance within a second: invalidate locally at once, and tell
   // the others over Redis pub/sub when there are others to tell.
-  let subscriber: Redis | undefined;
-  if (config.redisUrl) {
-    subscriber = createRedisClient(config.redisUrl, 'key-events', config.limiterTimeoutMs);
+  let subscriber: RedisClient | undefined;
+  const target = redisTarget(config);
+  if (target) {
+    subscriber = createRedisClient(target, 'key-events', config.limiterTimeoutMs);
     subscriber.on('error', () => {}); // outages are reported by the limiter store's client
     subscriber.on('message', (_channel: string, keyId: string) => authenticator.invalidate(keyId));
     subscriber.on('ready', () => void subscriber!.subscribe(KEY_CHANGED_CHANNEL).catch(() => undefined));

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config';
+import { ConfigError, loadConfig, redisTarget } from '../config';
 import { openDatabase } from '../db/client';
 import { tollgateMigrations } from '../db/migrate';
 import { KeyService } from '../keys/service';
@@ -33,7 +33,8 @@ const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
   const config = loadConfig(env);
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, timeoutMs: config.databaseTimeoutMs, purpose: 'keys CLI' });
-  const redis = config.redisUrl ? createRedisClient(config.redisUrl, 'cli', config.limiterTimeoutMs) : undefined;
+  const target = redisTarget(config);
+  const redis = target ? createRedisClient(target, 'cli', config.limiterTimeoutMs) : undefined;
   redis?.on('error', () => undefined);
   await database.migrate(tollgateMigrations);
   const keys = new KeyService({

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type Gate = 'ip' | 'auth-failures' | 'operation' | 'field';
 
@@ -28,6 +28,11 @@ export class Metrics {
   });
   private readonly keyCache = new Counter({ name: 'tollgate_key_cache_lookups_total', help: 'API key cache lookups', labelNames: ['result'], registers: [this.registry] });
   private readonly dbQueries = new Counter({ name: 'tollgate_db_queries_total', help: 'SQL statements sent to the database', registers: [this.registry] });
+
+  /** Redis commands the limiter store sent (a script call is one), read from the store when scraped. */
+  countRedisCommands(read: () => number) {
+    new Gauge({ name: 'tollgate_redis_commands_total', help: 'Redis commands the limiter store has sent, counted at the client (a script call is one command)', registers: [this.registry], collect() { this.set(read()); } });
+  }
 
   constructor(private readonly knownCoordinates: ReadonlySet<string> = new Set()) {
     collectDefaultMetrics({ register: this.registry });

@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
 import { serviceUnavailable } from '../errors';
@@ -17,7 +17,7 @@ export type LimiterSpec = { keyPrefix: string; points: number; duration: number;
 export type LimiterStore = {
   kind: 'memory' | 'redis';
   failureMode: StoreFailureMode;
-  redis?: Redis;
+  redis?: RedisClient;
   /** One limiter per spec, cached: asking twice for the same spec returns the same limiter. */
   limiter(spec: LimiterSpec): RateLimiterAbstract;
   /** Takes points from several of those limiters' counters at once, all or nothing (take.ts). */
@@ -33,8 +33,13 @@ export type LimiterStore = {
   close(): Promise<void>;
 };
 
-export function createRedisClient(url: string, purpose: string, commandTimeoutMs?: number): Redis {
-  return new Redis(url, {
+/** One Redis or a Redis Cluster: ioredis speaks both, with the same commands. */
+export type RedisClient = Redis | Cluster;
+/** Where Redis is: a URL (REDIS_URL), or a cluster's seed nodes (REDIS_CLUSTER_NODES). */
+export type RedisTarget = string | readonly { host: string; port: number }[];
+
+export function createRedisClient(target: RedisTarget, purpose: string, commandTimeoutMs?: number): RedisClient {
+  const options = {
     connectionName: `tollgate:${purpose}`,
     // Fail fast instead of queueing while Redis is down: a limiter must answer now.
     enableOfflineQueue: false,
@@ -43,6 +48,26 @@ export function createRedisClient(url: string, purpose: string, commandTimeoutMs
     // hang every command: past this, the command fails and the store-failure mode applies.
     commandTimeout: commandTimeoutMs,
     connectTimeout: Math.max(1000, (commandTimeoutMs ?? 1000) * 5),
+  };
+  if (typeof target !== 'string') {
+    return new Cluster([...target], {
+      redisOptions: options,
+      enableOfflineQueue: false,
+      // Off: an automatic pipeline groups commands by node, and while a master fails over its
+      // slots move, so one pipeline can span two nodes and fail whole. Takes are batched per slot
+      // already (take.ts), one command each.
+      enableAutoPipelining: false,
+      clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+      // While a master fails over, commands for its slots fail at once (the store-failure mode
+      // answers) and the slot map is refreshed until a replica has taken over.
+      retryDelayOnClusterDown: 100,
+      retryDelayOnFailover: 100,
+      slotsRefreshTimeout: Math.max(1000, (commandTimeoutMs ?? 1000) * 5),
+      slotsRefreshInterval: 1000,
+    });
+  }
+  return new Redis(target, {
+    ...options,
     // Commands issued in the same tick travel in one pipeline: one round trip for many windows.
     enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
@@ -105,7 +130,8 @@ class WatchedRateLimiterRedis extends RateLimiterRedis {
 }
 
 export function createLimiterStore(options: {
-  redisUrl?: string;
+  /** REDIS_URL or REDIS_CLUSTER_NODES; memory when absent. */
+  redis?: RedisTarget;
   failureMode: StoreFailureMode;
   /** How long one Redis command may take before it counts as a store failure. */
   commandTimeoutMs?: number;
@@ -117,7 +143,7 @@ export function createLimiterStore(options: {
   const limiters = new Map<string, RateLimiterAbstract>();
   const specKey = (s: LimiterSpec) => `${s.keyPrefix}|${s.points}|${s.duration}|${s.blockDuration ?? 0}`;
 
-  if (!options.redisUrl) {
+  if (!options.redis) {
     return {
       kind: 'memory',
       failureMode: options.failureMode,
@@ -136,17 +162,20 @@ export function createLimiterStore(options: {
     };
   }
 
-  const redis = createRedisClient(options.redisUrl, 'limits', options.commandTimeoutMs);
+  const redis = createRedisClient(options.redis, 'limits', options.commandTimeoutMs);
+  const sharded = redis instanceof Cluster;
   const watch = new OutageWatch('limiter store (Redis)', options.logger);
-  redis.on('error', (err: Error) => watch.failed(err));
+  // One Redis: a connection error is an outage. A cluster keeps reconnecting to a dead node long
+  // after a replica replaced it; there, the outcome of commands says whether it serves.
+  redis.on('error', (err: Error) => (sharded ? undefined : watch.failed(err)));
   redis.on('ready', () => watch.succeeded());
   // Each Redis limiter's insurance limiter: what a take falls back to in `insurance` mode.
   const insuranceOf = new WeakMap<RateLimiterAbstract, RateLimiterMemory>();
   let commands = 0;
-  const send = redis.sendCommand.bind(redis);
-  redis.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => (commands++, send(...args))) as Redis['sendCommand'];
+  const send = redis.sendCommand.bind(redis) as (...args: unknown[]) => unknown;
+  (redis as { sendCommand: unknown }).sendCommand = (...args: unknown[]) => (commands++, send(...args));
   const taker = new RedisTaker(redis, {
-    sharded: false,
+    sharded,
     succeeded: () => watch.succeeded(),
     failed: (error, groups) => {
       watch.failed(error);
@@ -160,7 +189,7 @@ export function createLimiterStore(options: {
     failureMode: options.failureMode,
     redis,
     take: taker.take,
-    sharded: false,
+    sharded,
     commands: () => commands,
     limiter(spec) {
       const key = specKey(spec);

@@ -5,6 +5,7 @@
 //   naive-redis     RateLimiterMemory / RateLimiterRedis, one limiter call per request
 //   tollgate        Tollgate as a library, exactly the README's contract (memory, or Redis with REDIS_URL)
 // Prints one JSON line ({ url, key }) when it is listening.
+import http from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
 import { makeExecutableSchema } from '@graphql-tools/schema';
@@ -25,10 +26,13 @@ async function main() {
   let plugins: import('@apollo/server').ApolloServerPlugin<any>[] = [];
   let key = 'bench-key';
   let close = async () => {};
+  // Redis commands this server sent, counted at its client (a script call is one command).
+  let commands = () => 0;
 
   if (variant === 'tollgate') {
     const config = loadConfig({ ...process.env, PORT: '0', LOG_LEVEL: 'silent', IP_LIMIT: String(HUGE), BUDGET_POINTS: String(HUGE), DATA_DIR: 'memory://' });
     const tollgate = await createTollgate({ config, printAdminKey: false });
+    commands = () => tollgate.services.store.commands();
     schema = tollgate.schema({ typeDefs, resolvers });
     plugins = tollgate.plugins;
     context = tollgate.context;
@@ -40,7 +44,13 @@ async function main() {
     // What a team writes in an afternoon: a key table in memory, the directive on a limiter.
     const keys = new Map([[key, { id: 'k1' }]]);
     const redis = variant === 'naive-redis' ? new Redis(process.env.REDIS_URL!, { enableOfflineQueue: false }) : undefined;
-    if (redis) await new Promise((r) => redis.once('ready', r));
+    if (redis) {
+      await new Promise((r) => redis.once('ready', r));
+      let sent = 0;
+      const send = redis.sendCommand.bind(redis) as (...args: unknown[]) => unknown;
+      (redis as { sendCommand: unknown }).sendCommand = (...args: unknown[]) => (sent++, send(...args));
+      commands = () => sent;
+    }
     const { rateLimitDirectiveTypeDefs, rateLimitDirectiveTransformer } = rateLimitDirective<{ keyId: string }, IRateLimiterStoreOptions>({
       keyGenerator: (_args, _source, _fieldArgs, ctx, info) => `${ctx.keyId}:${info.parentType.name}.${info.fieldName}`,
       limiterClass: redis ? RateLimiterRedis : RateLimiterMemory,
@@ -60,8 +70,11 @@ async function main() {
 
   const server = new ApolloServer({ schema, plugins, introspection: false });
   const { url } = await startStandaloneServer(server, { context: context as never, listen: { port: 0, host: '127.0.0.1' } });
-  process.stdout.write(JSON.stringify({ url: url.replace(/\/$/, ''), key }) + '\n');
-  const stop = () => void server.stop().then(close).then(() => process.exit(0));
+  const stats = http.createServer((_req, res) => res.end(JSON.stringify({ commands: commands() })));
+  await new Promise<void>((r) => stats.listen(0, '127.0.0.1', r));
+  const statsUrl = `http://127.0.0.1:${(stats.address() as import('node:net').AddressInfo).port}`;
+  process.stdout.write(JSON.stringify({ url: url.replace(/\/$/, ''), key, statsUrl }) + '\n');
+  const stop = () => void server.stop().then(close).then(() => (stats.close(), process.exit(0)));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

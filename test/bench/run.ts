@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { assertHostileInputIsHandled } from '../support/hostile-input';
+import { startRedisCluster } from '../support/redis-cluster';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 5));
@@ -47,7 +48,7 @@ const workloads: Workload[] = [
 // BENCH_ONLY=trivial (a prefix of a workload's name) runs just that workload.
 const selected = workloads.filter((w) => !process.env.BENCH_ONLY || w.name.startsWith(process.env.BENCH_ONLY));
 
-type Running = { variant: Variant; child: ChildProcess; url: string; key: string };
+type Running = { variant: Variant; child: ChildProcess; url: string; key: string; statsUrl?: string };
 
 function serverCommand(script: 'serve' | 'library-serve'): string[] {
   // Compiled when this file is (npm run bench builds first); from source under the test suite.
@@ -64,8 +65,8 @@ async function start(variant: Variant): Promise<Running> {
     rl.once('line', resolve);
     child.once('exit', (code) => reject(new Error(`${variant.name} exited with ${code}`)));
   });
-  const { url, key } = JSON.parse(line);
-  return { variant, child, url, key };
+  const { url, key, statsUrl } = JSON.parse(line);
+  return { variant, child, url, key, statsUrl };
 }
 
 async function load(server: Running, workload: Workload, seconds: number) {
@@ -84,11 +85,10 @@ async function metric(server: Running, name: string): Promise<number> {
   return text.split('\n').filter((l) => l.startsWith(name + ' ') || l.startsWith(name + '{')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
-async function redisCalls(redis: Redis): Promise<number> {
-  const info = await redis.info('commandstats');
-  let total = 0;
-  for (const m of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) if (!['info', 'ping', 'client', 'hello', 'select'].includes(m[1])) total += Number(m[2]);
-  return total;
+
+/** Redis commands a library-workload server sent, counted at its client: a script call is one. */
+async function clientCommands(server: Running): Promise<number> {
+  return ((await (await fetch(server.statsUrl!)).json()) as { commands: number }).commands;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -150,11 +150,11 @@ async function main() {
       const samples = new Map<string, { rps: number[]; p50: number[]; p99: number[]; redisPerOp: number[]; storePerOp: number[]; dbPerReq: number[]; non2xx: number }>();
       for (let round = 0; round < ROUNDS; round++) {
         for (const s of servers) {
-          const redisBefore = s.variant.redis ? await redisCalls(redis) : 0;
+          const redisBefore = s.variant.redis ? await metric(s, 'tollgate_redis_commands_total') : 0;
           const dbBefore = await metric(s, 'tollgate_db_queries_total');
           const storeBefore = await metric(s, 'tollgate_limiter_store_duration_seconds_count');
           const r = await load(s, workload, SECONDS);
-          const redisAfter = s.variant.redis ? await redisCalls(redis) : 0;
+          const redisAfter = s.variant.redis ? await metric(s, 'tollgate_redis_commands_total') : 0;
           const dbAfter = await metric(s, 'tollgate_db_queries_total');
           const storeAfter = await metric(s, 'tollgate_limiter_store_duration_seconds_count');
           const entry = samples.get(s.variant.name) ?? { rps: [], p50: [], p99: [], redisPerOp: [], storePerOp: [], dbPerReq: [], non2xx: 0 };
@@ -196,10 +196,11 @@ async function main() {
     for (const s of servers) s.child.kill('SIGTERM');
   }
 
-  const library = await libraryWorkload(redis).finally(() => redis.disconnect());
+  redis.disconnect();
+  const library = await libraryWorkload();
 
   // Store calls: limiter calls the server made (client side; one Redis round trip can carry several).
-  // Redis cmds: INFO commandstats, which also counts the commands run inside the limiter's Lua script.
+  // Redis cmds: commands the server's limiter store sent, counted at its client (a script call is one).
   const header = ['workload', 'variant', 'req/s', 'p50 ms', 'p99 ms', 'ratio to bare', 'store calls/op', 'Redis cmds/op', 'PG queries/req', 'non-2xx'];
   const lines = [header, ...rows.map((r) => [r.workload, r.variant, r.rps, r.p50, r.p99, r.ratio, r.storeCallsPerOp, r.redisPerOp ?? '-', r.dbPerReq, r.non2xx])];
   const table = ['| ' + header.join(' | ') + ' |', '|' + header.map(() => '---').join('|') + '|', ...lines.slice(1).map((l) => '| ' + l.join(' | ') + ' |')].join('\n');
@@ -218,15 +219,18 @@ async function main() {
  * Tollgate as a library (the README's contract) — on memory and on Redis, interleaved rounds.
  * Nothing hides the gates' own cost here.
  */
-async function libraryWorkload(redis: Redis) {
+async function libraryWorkload() {
   const lib = (name: string, variant: string, extra: Record<string, string> = {}): Variant => ({ name, script: 'library-serve', path: '/', env: { BENCH_VARIANT: variant, ...extra } });
   const redisEnv = { REDIS_URL };
+  // A local Redis Cluster (three masters, three replicas) for the cluster variant.
+  const cluster = await startRedisCluster().catch((error: Error) => (console.log(`no Redis Cluster variant: ${error.message}`), null));
   const variants = [
     lib('bare Apollo', 'bare-apollo'),
     lib('naive peer, memory', 'naive-memory'),
     lib('Tollgate, memory', 'tollgate'),
     { ...lib('naive peer, Redis', 'naive-redis', redisEnv), redis: true },
     { ...lib('Tollgate, Redis', 'tollgate', redisEnv), redis: true },
+    ...(cluster ? [{ ...lib('Tollgate, Redis Cluster', 'tollgate', { REDIS_CLUSTER_NODES: cluster.seeds }), redis: true }] : []),
   ];
   const workload: Workload = { name: '{ hello } (no I/O, @rateLimit)', body: () => JSON.stringify({ query: '{ hello }' }) };
   const servers: Running[] = [];
@@ -236,9 +240,9 @@ async function libraryWorkload(redis: Redis) {
     for (const s of servers) await load(s, workload, SMOKE ? 0.5 : 2);
     for (let round = 0; round < ROUNDS; round++) {
       for (const s of servers) {
-        const before = s.variant.redis ? await redisCalls(redis) : 0;
+        const before = s.variant.redis ? await clientCommands(s) : 0;
         const r = await load(s, workload, SECONDS);
-        const after = s.variant.redis ? await redisCalls(redis) : 0;
+        const after = s.variant.redis ? await clientCommands(s) : 0;
         const entry = samples.get(s.variant.name) ?? { rps: [], p50: [], p99: [], redisPerReq: [], non2xx: 0 };
         entry.rps.push(r.rps);
         entry.p50.push(r.p50);
@@ -250,6 +254,8 @@ async function libraryWorkload(redis: Redis) {
     }
   } finally {
     for (const s of servers) s.child.kill('SIGTERM');
+    await Promise.all(servers.map((s) => new Promise((r) => (s.child.exitCode !== null ? r(null) : s.child.once('exit', r)))));
+    await cluster?.stop();
   }
   const at = (name: string) => {
     const e = samples.get(name)!;
@@ -263,6 +269,8 @@ async function libraryWorkload(redis: Redis) {
     'Tollgate memory / naive peer on memory (goal ≥ 1.0)': ratio('Tollgate, memory', 'naive peer, memory'),
     'Tollgate Redis / bare Apollo (goal ≥ 0.85)': ratio('Tollgate, Redis', 'bare Apollo'),
     'Tollgate Redis / naive peer on Redis (goal ≥ 1.0)': ratio('Tollgate, Redis', 'naive peer, Redis'),
+    'Redis commands per request, Tollgate on one Redis (goal ≤ 1)': at('Tollgate, Redis').redisPerReq,
+    ...(cluster ? { 'Redis commands per request, Tollgate on the cluster (its address, its key)': at('Tollgate, Redis Cluster').redisPerReq } : {}),
   };
   const header = ['variant', 'req/s', 'p50 ms', 'p99 ms', 'ratio to bare', 'p99 added ms', 'Redis cmds/req', 'non-2xx'];
   console.log(`\nLibrary workload: ${workload.name}, Apollo standalone, ${ROUNDS} round(s) × ${SECONDS} s × ${CONNECTIONS} connections, interleaved; medians.\n`);

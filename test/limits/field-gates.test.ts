@@ -72,7 +72,7 @@ describe.each(storeBackends())('field gates on the %s store', (kind) => {
 
   beforeAll(async () => {
     if (kind === 'redis') await flushTestRedis();
-    store = createLimiterStore({ redisUrl: kind === 'redis' ? testRedisUrl() : undefined, failureMode: 'insurance' });
+    store = createLimiterStore({ redis: kind === 'redis' ? testRedisUrl() : undefined, failureMode: 'insurance' });
     await store.ready();
     h = harness(store);
   });
@@ -192,7 +192,7 @@ describeWithRedis('field gates shared through Redis', () => {
   beforeAll(() => flushTestRedis());
 
   it('two instances on one Redis admit exactly the limit together', async () => {
-    const stores = [0, 1].map(() => createLimiterStore({ redisUrl: testRedisUrl(), failureMode: 'insurance' }));
+    const stores = [0, 1].map(() => createLimiterStore({ redis: testRedisUrl(), failureMode: 'insurance' }));
     await Promise.all(stores.map((s) => s.ready()));
     const [one, two] = stores.map(harness);
     const key = makeKey();
@@ -202,7 +202,7 @@ describeWithRedis('field gates shared through Redis', () => {
   });
 
   it('sends one Redis command per window for a 50-item list, whatever its length', async () => {
-    const store = createLimiterStore({ redisUrl: testRedisUrl(), failureMode: 'insurance' });
+    const store = createLimiterStore({ redis: testRedisUrl(), failureMode: 'insurance' });
     await store.ready();
     const h = harness(store);
     // Count the commands this instance's client really sends (INFO commandstats is server-wide,
@@ -245,7 +245,7 @@ describeWithRedis('field gates shared through Redis', () => {
       // Redis behind a proxy this test can cut: the machine's Redis stays up for everyone else.
       const real = new URL(testRedisUrl());
       const proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 6379) });
-      const store = createLimiterStore({ redisUrl: `redis://127.0.0.1:${proxy.port}${real.pathname}`, failureMode: mode });
+      const store = createLimiterStore({ redis: `redis://127.0.0.1:${proxy.port}${real.pathname}`, failureMode: mode });
       await store.ready();
       const h = harness(store);
       const key = makeKey();

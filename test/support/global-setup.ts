@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { startRedisCluster, type RedisCluster } from './redis-cluster';
 
 // Decides once per run which real services the suites can use. With CI=true an unreachable
 // Postgres or Redis fails the whole run; on a laptop without them the service suites are
@@ -35,4 +36,17 @@ export default async function globalSetup() {
   }
   process.env.TOLLGATE_TEST_POSTGRES = postgres ? '1' : '0';
   process.env.TOLLGATE_TEST_REDIS = redis ? '1' : '0';
+
+  // A Redis Cluster: the one given, or three masters and three replicas of our own for this run.
+  if (!process.env.TEST_REDIS_CLUSTER_NODES) {
+    try {
+      const cluster = await startRedisCluster();
+      (globalThis as { tollgateCluster?: RedisCluster }).tollgateCluster = cluster;
+      process.env.TEST_REDIS_CLUSTER_NODES = cluster.seeds;
+    } catch (error) {
+      if (process.env.CI === 'true') throw new Error(`CI=true and a local Redis Cluster could not start: ${(error as Error).message}`);
+      process.stdout.write(`\n*** SKIPPING Redis Cluster suites: a local cluster could not start (${(error as Error).message}). ***\n\n`);
+    }
+  }
+  process.env.TOLLGATE_TEST_REDIS_CLUSTER = process.env.TEST_REDIS_CLUSTER_NODES ? '1' : '0';
 }

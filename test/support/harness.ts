@@ -3,7 +3,7 @@ import Redis from 'ioredis';
 import { loadConfig, type Config } from '../../src/config';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client';
 import { createServer, type Server } from '../../src/app/server';
-import { createScratchDatabase, testRedisUrl } from './services';
+import { createScratchDatabase, testClusterNodes, testRedisUrl } from './services';
 
 export type Backend = { database: 'pglite' | 'postgres'; store: 'memory' | 'redis' };
 
@@ -38,8 +38,11 @@ export type TestServer = {
 
 export type GqlResponse = { status: number; headers: Headers; body: any };
 
+/** Where a test server keeps its counters: memory, the test Redis, or the test Redis Cluster. */
+export type StoreKind = 'memory' | 'redis' | 'cluster';
+
 /** Config for tests: env-free, generous IP limits so suites never trip them by accident. */
-export function testConfig(overrides: Record<string, string> = {}, store: 'memory' | 'redis' = 'memory'): Config {
+export function testConfig(overrides: Record<string, string> = {}, store: StoreKind = 'memory'): Config {
   return loadConfig({
     NODE_ENV: 'test',
     PORT: '0',
@@ -49,6 +52,7 @@ export function testConfig(overrides: Record<string, string> = {}, store: 'memor
     // Generous on a loaded 2-core machine: a timeout would silently move counting to insurance.
     LIMITER_TIMEOUT_MS: '2000',
     ...(store === 'redis' ? { REDIS_URL: testRedisUrl() } : {}),
+    ...(store === 'cluster' ? { REDIS_CLUSTER_NODES: testClusterNodes() } : {}),
     ...overrides,
   });
 }
@@ -62,7 +66,7 @@ export async function flushTestRedis(): Promise<void> {
 
 export async function startTestServer(options: {
   database: TestDatabase;
-  store?: 'memory' | 'redis';
+  store?: StoreKind;
   env?: Record<string, string>;
   gates?: boolean;
   now?: () => number;

@@ -4,6 +4,9 @@ import postgres from 'postgres';
 
 export const hasPostgres = () => process.env.TOLLGATE_TEST_POSTGRES === '1';
 export const hasRedis = () => process.env.TOLLGATE_TEST_REDIS === '1';
+export const hasRedisCluster = () => process.env.TOLLGATE_TEST_REDIS_CLUSTER === '1';
+/** The test Redis Cluster's seed nodes (REDIS_CLUSTER_NODES's form); global-setup starts one if none is given. */
+export const testClusterNodes = () => process.env.TEST_REDIS_CLUSTER_NODES ?? '';
 export const testDatabaseUrl = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** A Redis URL whose logical database belongs to this jest worker, so files never share counters. */
@@ -54,6 +57,9 @@ export function describeIf(available: boolean, needs: string, name: string, fn: 
 
 /** `describe` for suites that need Redis (see describeIf). */
 export const describeWithRedis = (name: string, fn: () => void) => describeIf(hasRedis(), `Redis (${process.env.TEST_REDIS_URL})`, name, fn);
+
+/** `describe` for suites that need a Redis Cluster (see describeIf). */
+export const describeWithRedisCluster = (name: string, fn: () => void) => describeIf(hasRedisCluster(), 'a Redis Cluster (TEST_REDIS_CLUSTER_NODES, or redis-server to start one)', name, fn);
 
 /** Skips are appended to a file the skip reporter reads at the end of the run. */
 function recordSkip(name: string, reason: string) {
