@@ -31,7 +31,7 @@ export type Take = (groups: readonly Group[]) => Promise<GroupOutcome[]>;
 
 const windowMs = (limiter: RateLimiterAbstract) => limiter.duration * 1000;
 
-/** Counters in process memory: decided synchronously, no coalescing needed (there is no round trip). */
+/** Decides takes on counters in process memory, synchronously (MemoryTaker calls it for each turn's batch). */
 export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => RateLimiterMemory = (ask) => ask.limiter as RateLimiterMemory): GroupOutcome[] {
   const outcomes: GroupOutcome[] = [];
   let stopped = false;
