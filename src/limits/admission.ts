@@ -243,7 +243,10 @@ export class Admission {
     }
     // Measured, or admitted: each limited root field resolves with what its own take decided.
     planned.forEach((p, i) => {
-      const decided = new Promise<FieldCharge>((resolve) => resolve(verdict(fields[i], p.windows) && p));
+      const decided = new Promise<FieldCharge>((resolve) => {
+        verdict(fields[i], p.windows); // throws the field's Refusal
+        resolve(p);
+      });
       decided.catch(() => undefined); // a refusal is read when the field resolves
       this.prepaid.set(p.node, decided);
     });

@@ -192,9 +192,6 @@ export class MemoryTaker extends TurnBatcher {
  * a take that could not reach Redis answers (the store-failure mode).
  */
 export class RedisTaker extends TurnBatcher {
-  /** Script calls sent, for tests and the bench. */
-  calls = 0;
-
   constructor(
     private readonly redis: RedisClient,
     private readonly options: {
@@ -238,7 +235,6 @@ export class RedisTaker extends TurnBatcher {
     const started = performance.now();
     let reply: number[];
     try {
-      this.calls++;
       reply = await this.redis.tollgateTake!(keys.length, ...keys, ...windows, ...requests);
     } catch (error) {
       this.options.observe?.((performance.now() - started) / 1000);
