@@ -1,4 +1,4 @@
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { GraphQLError, Kind, execute, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import type { Logger } from 'pino';
 import { ErrorCode, isDependencyFailure, replaceWithError } from '../errors';
@@ -26,78 +26,76 @@ export type PluginOptions = {
  */
 export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<TollgateContext> {
   const check = options.hardening ? createHardening(options.hardening) : null;
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation(rc) {
-          const admission = rc.contextValue.admission;
-          if (!admission) throw new Error('Tollgate\'s context function is not installed: pass `context: tollgate.context` to your server.');
-          admission.meta.operationName = rc.operationName;
-          admission.meta.operationType = rc.operation?.operation;
-          if (!rc.operation) return; // no such operation: Apollo answers 400 itself
-          check?.(rc.schema, rc.document, rc.source);
-          const gates = options.gatesOf(rc.schema);
-          if (!gates) return; // gates off (the bench's bare baseline): nothing to price
-          await admission.chargeOperation({ schema: rc.schema, document: rc.document, operation: rc.operation, variables: rc.request.variables }, gates);
-        },
+  // One listener for every request (it keeps no state of its own): nothing to allocate per request.
+  const listener: GraphQLRequestListener<TollgateContext> = {
+    async didResolveOperation(rc) {
+      const admission = rc.contextValue.admission;
+      if (!admission) throw new Error('Tollgate\'s context function is not installed: pass `context: tollgate.context` to your server.');
+      admission.meta.operationName = rc.operationName;
+      admission.meta.operationType = rc.operation?.operation;
+      if (!rc.operation) return; // no such operation: Apollo answers 400 itself
+      check?.(rc.schema, rc.document, rc.source);
+      const gates = options.gatesOf(rc.schema);
+      if (!gates) return; // gates off (the bench's bare baseline): nothing to price
+      await admission.chargeOperation({ schema: rc.schema, document: rc.document, operation: rc.operation, variables: rc.request.variables }, gates);
+    },
 
-        async responseForOperation(rc) {
-          if (!rc.contextValue.admission?.cost.dryRun) return null;
-          // dryRun: cost everything, execute only the status field, charge nothing.
-          const document = onlyStatusFields(rc.document, rc.operation as OperationDefinitionNode);
-          const result = await execute({ schema: rc.schema, document, contextValue: rc.contextValue, variableValues: rc.request.variables });
-          return { http: rc.response.http, body: { kind: 'single', singleResult: { data: result.data, errors: result.errors?.map((e) => e.toJSON()) } } };
-        },
+    async responseForOperation(rc) {
+      if (!rc.contextValue.admission?.cost.dryRun) return null;
+      // dryRun: cost everything, execute only the status field, charge nothing.
+      const document = onlyStatusFields(rc.document, rc.operation as OperationDefinitionNode);
+      const result = await execute({ schema: rc.schema, document, contextValue: rc.contextValue, variableValues: rc.request.variables });
+      return { http: rc.response.http, body: { kind: 'single', singleResult: { data: result.data, errors: result.errors?.map((e) => e.toJSON()) } } };
+    },
 
-        async didEncounterErrors({ errors, contextValue }) {
-          for (const error of errors) {
-            // No schema reconnaissance by guessing: "Did you mean …" suggestions are cut.
-            if (error.message.includes('Did you mean')) Object.assign(error, { message: error.message.replace(/ ?Did you mean .+\?$/, '') });
-            if (isDependencyFailure(error.originalError ?? error)) {
-              // Rewritten before Apollo formats it: the client sees a coded 503, never a driver message.
-              Object.assign(error, { message: 'A service this API depends on is temporarily unavailable; try again shortly.' });
-              Object.assign(error.extensions, { code: ErrorCode.SERVICE_UNAVAILABLE, retryAfter: 5 });
-              continue;
-            }
-            if (!isUnexpected(error)) continue;
-            const original = error.originalError ?? error;
-            options.logger.error({ reqId: contextValue?.requestId, err: { message: original.message, stack: original.stack } }, 'unexpected error in GraphQL execution');
-          }
-        },
+    async didEncounterErrors({ errors, contextValue }) {
+      for (const error of errors) {
+        // No schema reconnaissance by guessing: "Did you mean …" suggestions are cut.
+        if (error.message.includes('Did you mean')) Object.assign(error, { message: error.message.replace(/ ?Did you mean .+\?$/, '') });
+        if (isDependencyFailure(error.originalError ?? error)) {
+          // Rewritten before Apollo formats it: the client sees a coded 503, never a driver message.
+          Object.assign(error, { message: 'A service this API depends on is temporarily unavailable; try again shortly.' });
+          Object.assign(error.extensions, { code: ErrorCode.SERVICE_UNAVAILABLE, retryAfter: 5 });
+          continue;
+        }
+        if (!isUnexpected(error)) continue;
+        const original = error.originalError ?? error;
+        options.logger.error({ reqId: contextValue?.requestId, err: { message: original.message, stack: original.stack } }, 'unexpected error in GraphQL execution');
+      }
+    },
 
-        async willSendResponse({ response, contextValue }) {
-          if (response.body.kind !== 'single') return;
-          const admission = contextValue.admission;
-          if (admission) {
-            const single = response.body.singleResult;
-            const refusal = await admission.settle(single.data, single.errors);
-            // Refused for its address after all (an operation stopped before the gate still counts).
-            if (refusal && response.http.status !== 429) return replaceWithError(response, refusal as GraphQLError);
-            const report = admission.report();
-            if (report) {
-              response.body.singleResult.extensions = { ...single.extensions, cost: report.extension };
-              for (const [name, value] of Object.entries(report.headers)) response.http.headers.set(name, value);
-            }
+    async willSendResponse({ response, contextValue }) {
+      if (response.body.kind !== 'single') return;
+      const admission = contextValue.admission;
+      if (admission) {
+        const single = response.body.singleResult;
+        const refusal = await admission.settle(single.data, single.errors);
+        // Refused for its address after all (an operation stopped before the gate still counts).
+        if (refusal && response.http.status !== 429) return replaceWithError(response, refusal as GraphQLError);
+        const report = admission.report();
+        if (report) {
+          response.body.singleResult.extensions = { ...single.extensions, cost: report.extension };
+          for (const [name, value] of Object.entries(report.headers)) response.http.headers.set(name, value);
+        }
+      }
+      if (contextValue.requestId && !response.http.headers.has('x-request-id')) response.http.headers.set('x-request-id', contextValue.requestId);
+      const single = response.body.singleResult;
+      if (single.errors) {
+        // Clients never see an internal message: the request id ties it to the log line.
+        // Nor a stack: Apollo adds one unless NODE_ENV is production or test, whoever runs it.
+        single.errors = single.errors.map((e) => {
+          if (e.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR) {
+            return { message: `Internal error; quote request id ${contextValue.requestId}.`, locations: e.locations, path: e.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, requestId: contextValue.requestId } };
           }
-          if (contextValue.requestId && !response.http.headers.has('x-request-id')) response.http.headers.set('x-request-id', contextValue.requestId);
-          const single = response.body.singleResult;
-          if (single.errors) {
-            // Clients never see an internal message: the request id ties it to the log line.
-            // Nor a stack: Apollo adds one unless NODE_ENV is production or test, whoever runs it.
-            single.errors = single.errors.map((e) => {
-              if (e.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR) {
-                return { message: `Internal error; quote request id ${contextValue.requestId}.`, locations: e.locations, path: e.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, requestId: contextValue.requestId } };
-              }
-              if (!e.extensions || !('stacktrace' in e.extensions)) return e;
-              const { stacktrace: _stack, ...extensions } = e.extensions;
-              return { ...e, extensions };
-            });
-          }
-          setResponseStatus(response);
-        },
-      };
+          if (!e.extensions || !('stacktrace' in e.extensions)) return e;
+          const { stacktrace: _stack, ...extensions } = e.extensions;
+          return { ...e, extensions };
+        });
+      }
+      setResponseStatus(response);
     },
   };
+  return { requestDidStart: async () => listener };
 }
 
 /** An exception thrown somewhere (a bug, a dead dependency), as opposed to an error made for the client. */

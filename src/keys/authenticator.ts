@@ -17,8 +17,8 @@ export type AuthResult = { ok: true; key: AuthenticatedKey } | { ok: false; reas
 type Entry = { key: AuthenticatedKey | null; until: number; fetchedAt: number };
 
 /**
- * Key gate: format and checksum first (no I/O), then an in-process cache keyed by the key's
- * hash, then Postgres on a miss. Unknown keys are cached negatively for a few seconds, so a
+ * Key gate: an in-process cache keyed by the key's hash; on a miss, format and checksum (no
+ * I/O), then Postgres. Unknown keys are cached negatively for a few seconds, so a
  * flood of one bad key costs one query. `last_used_at` is recorded in memory and written in
  * one batched UPDATE per flush interval, never per request.
  */
@@ -66,14 +66,14 @@ export class KeyAuthenticator {
   async authenticate(candidate: string | undefined, guard: () => Promise<void> = async () => {}): Promise<AuthResult> {
     if (candidate === undefined || candidate === '') return { ok: false, reason: 'missing' };
     if (candidate.length > MAX_KEY_LENGTH) return guard().then(() => ({ ok: false, reason: 'malformed' }));
-    const parsed = parseKey(candidate, this.options.prefix);
-    if (!parsed.ok) return guard().then(() => ({ ok: false, reason: 'malformed' }));
-
-    const hash = hashKey(parsed.key);
+    // The cache first: a key verified here hashes to an entry, and only well-formed keys were
+    // ever looked up, so its shape and checksum need no second look.
+    const hash = hashKey(candidate);
     const now = this.now();
     const cached = this.options.cacheTtlMs > 0 ? this.cache.get(hash) : undefined;
     const ttl = cached?.key ? this.options.cacheTtlMs : this.options.negativeCacheTtlMs;
     let entry = cached && now - cached.fetchedAt < ttl ? cached : undefined;
+    if (!entry && !parseKey(candidate, this.options.prefix).ok) return guard().then(() => ({ ok: false, reason: 'malformed' }));
     this.options.onLookup?.(!!entry);
     if (!entry?.key) await guard();
     if (!entry) entry = await this.lookup(hash, now, cached);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import crypto, { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 // Key format, after GitHub's token scheme: `<prefix>_<body><checksum>`.
@@ -22,7 +22,14 @@ function toBase62(value: bigint, length: number): string {
 }
 
 function checksum(body: string): string {
-  return toBase62(BigInt(crc32(body)), CHECKSUM_LENGTH);
+  // CRC32 fits a double exactly, so plain arithmetic (checked on every key a client sends).
+  let value = crc32(body);
+  let out = '';
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = ALPHABET[value % 62] + out;
+    value = Math.floor(value / 62);
+  }
+  return out;
 }
 
 export function generateKey(prefix: string): string {
@@ -46,8 +53,10 @@ export function parseKey(candidate: string, prefix: string): ParsedKey {
 
 /** The stored form of a key. Lookups go through this hash, never a comparison of secrets. */
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return oneShotHash ? oneShotHash('sha256', key, 'hex') : createHash('sha256').update(key).digest('hex');
 }
+// crypto.hash (Node 20.12+, 21.7+) hashes without building a Hash object: this runs on every request.
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 
 /** Short non-secret prefix kept for display: prefix + 4 chars of the body. */
 export function displayStart(key: string, prefix: string): string {

@@ -10,10 +10,10 @@ import { keyTag, type FieldGate } from './field-gate';
 import { SlicingError, type FieldPolicy } from './field-policies';
 import type { IpCheck, IpGate, IpVerdict } from './ip-gate';
 import { actualCost, included, requestedCost, type CostInput, type CostRules } from './operation-cost';
-import type { FieldCharge, RootFieldPrecharge } from './rate-limit-directive';
+import type { PrepaidCharge, RootFieldPrecharge } from './rate-limit-directive';
 import type { LimiterStore } from './store';
 import type { Group, GroupOutcome } from './take';
-import { Refusal, WindowGate, verdict } from './window-gate';
+import { Refusal, WindowGate, type Window } from './window-gate';
 
 /** What the HTTP layer knows about a request, whatever server received it. */
 export type RequestInfo = { requestId: string; ip: string; headers: IncomingHttpHeaders };
@@ -138,25 +138,25 @@ export class Admissions {
 /** One request's passage through the gates; see Admissions for the order. */
 export class Admission {
   readonly cost: CostState = {};
-  /** Limited root fields whose budgets were taken with the operation's (see precharge). */
-  readonly prepaid = new Map<FieldNode, Promise<FieldCharge>>();
+  /** Limited root fields whose budgets were taken with the operation's (see precharge); read by the field gate. */
+  prepaid?: Map<FieldNode, PrepaidCharge>;
   private input?: CostInput;
+  /** The key's operation budget window. */
+  private readonly budget: Window;
 
   constructor(
     private readonly admissions: Admissions,
     readonly key: AuthenticatedKey,
     readonly meta: RequestMeta,
     private readonly ip: IpCheck,
-  ) {}
+  ) {
+    const budget = key.budget ?? admissions?.settings.defaultBudget ?? { points: 0, duration: 1 };
+    this.budget = { limit: budget.points, duration: budget.duration };
+  }
 
   /** An admission through no gates at all: the bench's bare baseline. */
   static open(key: AuthenticatedKey, meta: RequestMeta): Admission {
     return new OpenAdmission(null as unknown as Admissions, key, meta, null as unknown as IpCheck);
-  }
-
-  private get budget() {
-    const budget = this.key.budget ?? this.admissions.settings.defaultBudget;
-    return { limit: budget.points, duration: budget.duration };
   }
 
   private refused(gate: string) {
@@ -173,18 +173,23 @@ export class Admission {
     const { operation, schema } = request;
     this.meta.operationType = operation.operation;
     if (operation.operation === 'subscription') throw badRequest('Subscriptions are not supported by this API.');
+    const shape = shapeOf(request.document, operation);
     // Apollo coerces variables only when it executes; bad ones must be the client's 400 here.
-    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 5 });
-    if (coerced.errors) throw withHttpStatus(badUserInput(coerced.errors.map((e) => e.message).join(' ')), 400);
+    let variables: Record<string, unknown> = NO_VARIABLES;
+    if (shape.hasVariables) {
+      const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 5 });
+      if (coerced.errors) throw withHttpStatus(badUserInput(coerced.errors.map((e) => e.message).join(' ')), 400);
+      variables = coerced.coerced;
+    }
     const input: CostInput = {
-      schema, operation, fragments: fragmentsOf(request.document), variables: coerced.coerced, policies: gates.policies, skipRootFields: FREE_ROOT_FIELDS,
+      schema, operation, fragments: shape.fragments, variables, policies: gates.policies, skipRootFields: FREE_ROOT_FIELDS,
       defaultListSize: settings.cost?.defaultListSize, rules: settings.cost?.rules,
     };
     this.input = input;
 
     let cost: number;
     try {
-      cost = pricedOnce(request.document, operation, input);
+      cost = pricedOnce(shape, input);
     } catch (error) {
       if (error instanceof SlicingError) throw withHttpStatus(badUserInput(error.message, error.argument), 400);
       throw error;
@@ -192,30 +197,30 @@ export class Admission {
     this.cost.requested = cost;
     this.meta.cost = cost;
     settings.onCost?.(cost);
-    this.cost.dryRun = isDryRun(operation, input.variables);
+    const dryRun = shape.mayDryRun && isDryRun(operation, variables);
+    this.cost.dryRun = dryRun;
     const budget = this.budget;
     // A dry run, or an operation that costs nothing, only reads where the key stands.
-    const reading = this.cost.dryRun || cost === 0;
+    const reading = dryRun || cost === 0;
     if (!reading && cost > settings.maxCost && settings.mode === 'enforce') {
       settings.onRejected?.('operation');
       this.refused('operation:too-complex');
       throw tooComplex(`This operation costs ${cost} points; the most one operation may cost is ${settings.maxCost}.`, { cost, maxCost: settings.maxCost });
     }
     const rootType = operation.operation === 'mutation' ? schema.getMutationType() : schema.getQueryType();
-    const rootFields = operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD && included(s, input.variables));
+    const rootFields = shape.conditional ? shape.rootFields.filter((field) => included(field, variables)) : shape.rootFields;
     // A dry run executes nothing but the status field; anything else takes its root fields' budgets now.
-    const planned = !this.cost.dryRun && rootType && gates.precharge ? gates.precharge(this.key, rootType, rootFields, input.variables) : [];
+    const planned = !dryRun && rootType && gates.precharge ? gates.precharge(this.key, rootType, rootFields, variables) : NOTHING_PLANNED;
 
     // One store take, decided in order: the address's request (unless already decided), the
     // operation's budget (refusing the rest unless measuring), each limited root field on its own.
     // On a cluster the address's counter lives in another hash slot, so it is decided first.
     if (this.ip.pending() && settings.store.sharded) await this.ip.run();
     const withIp = this.ip.pending();
-    const groups: Group[] = [
-      ...(withIp ? [{ asks: [this.ip.ask()], required: true }] : []),
-      { asks: gate.asks(keyTag(this.key.id), [budget], reading ? 0 : cost), required: settings.mode === 'enforce' },
-      ...planned.map((p) => ({ asks: settings.fieldGate.asks(this.key.id, p.coordinate, p.windows, p.points) })),
-    ];
+    const groups: Group[] = [];
+    if (withIp) groups.push({ asks: [this.ip.ask()], required: true });
+    groups.push({ asks: gate.asks(keyTag(this.key.id), [budget], reading ? 0 : cost), required: settings.mode === 'enforce' });
+    for (const p of planned) groups.push({ asks: settings.fieldGate.asks(this.key.id, p.coordinate, p.windows, p.points) });
     const started = performance.now();
     let outcomes: GroupOutcome[];
     try {
@@ -223,11 +228,12 @@ export class Admission {
     } finally {
       this.meta.budgetStoreMs = Math.round((performance.now() - started) * 100) / 100;
     }
-    if (withIp) this.ip.decided(outcomes.shift()!);
+    const first = withIp ? 1 : 0;
+    if (withIp) this.ip.decided(outcomes[0]);
     const ip = await this.ip.run();
     if (!ip.ok) throw this.admissions.ipRefusal(ip);
 
-    const [charge, ...fields] = outcomes;
+    const charge = outcomes[first];
     const used = charge.states[0];
     this.record(used && { remaining: Math.max(0, budget.limit - used.used), msBeforeNext: used.msBeforeNext });
     if (charge.ok && !reading) this.cost.charged = cost;
@@ -242,14 +248,10 @@ export class Admission {
       );
     }
     // Measured, or admitted: each limited root field resolves with what its own take decided.
-    planned.forEach((p, i) => {
-      const decided = new Promise<FieldCharge>((resolve) => {
-        verdict(fields[i], p.windows); // throws the field's Refusal
-        resolve(p);
-      });
-      decided.catch(() => undefined); // a refusal is read when the field resolves
-      this.prepaid.set(p.node, decided);
-    });
+    if (planned.length) {
+      this.prepaid = new Map();
+      planned.forEach((p, i) => this.prepaid!.set(p.node, { charge: p, outcome: outcomes[first + 1 + i] }));
+    }
   }
 
   /**
@@ -319,22 +321,51 @@ class OpenAdmission extends Admission {
   }
 }
 
+const NO_VARIABLES: Record<string, unknown> = Object.freeze({});
+const NOTHING_PLANNED: readonly never[] = [];
+
 /**
- * The requested cost, computed once per document, operation and variables: Apollo reuses the
- * parsed document of a repeated query, so a busy API prices each query shape once (a price
- * depends only on the document, the variables and the schema's annotations, never on the key).
+ * What an operation's document says before any variable is known, worked out once per parsed
+ * operation: Apollo reuses the parsed document of a repeated query, so a busy API reads each query
+ * shape once. Prices are kept here too, per variables (a price depends only on the document, the
+ * variables and the schema's annotations, never on the key).
  */
-const prices = new WeakMap<DocumentNode, Map<string, number>>();
-function pricedOnce(document: DocumentNode, operation: OperationDefinitionNode, input: CostInput): number {
-  let byShape = prices.get(document);
-  if (!byShape) prices.set(document, (byShape = new Map()));
-  const shape = `${operation.name?.value ?? ''}|${JSON.stringify(input.variables)}`;
-  let cost = byShape.get(shape);
+type OperationShape = {
+  fragments: Record<string, FragmentDefinitionNode>;
+  rootFields: FieldNode[];
+  /** Some root field has @skip/@include: filter per request. */
+  conditional: boolean;
+  hasVariables: boolean;
+  /** The status field is asked for: the operation may be a dry run. */
+  mayDryRun: boolean;
+  prices: Map<string, number>;
+};
+const shapes = new WeakMap<OperationDefinitionNode, OperationShape>();
+function shapeOf(document: DocumentNode, operation: OperationDefinitionNode): OperationShape {
+  let shape = shapes.get(operation);
+  if (!shape) {
+    const rootFields = operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD);
+    shape = {
+      fragments: fragmentsOf(document),
+      rootFields,
+      conditional: rootFields.some((field) => field.directives?.length),
+      hasVariables: !!operation.variableDefinitions?.length,
+      mayDryRun: operation.operation === 'query' && statusFields(operation).length > 0,
+      prices: new Map(),
+    };
+    shapes.set(operation, shape);
+  }
+  return shape;
+}
+
+function pricedOnce(shape: OperationShape, input: CostInput): number {
+  const key = shape.hasVariables ? JSON.stringify(input.variables) : '';
+  let cost = shape.prices.get(key);
   if (cost === undefined) {
     cost = requestedCost(input);
     // Bounded: a client cycling variables must not grow this without end.
-    if (byShape.size >= 100) byShape.clear();
-    byShape.set(shape, cost);
+    if (shape.prices.size >= 100) shape.prices.clear();
+    shape.prices.set(key, cost);
   }
   return cost;
 }

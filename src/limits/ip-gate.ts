@@ -55,7 +55,7 @@ export class IpGate {
 
   /** The request's one point, to be taken together with other budgets in one store take. */
   ask(ip: string): Ask {
-    return this.requests.asks(ip, [this.window], 1)[0];
+    return { limiter: this.requests.limiterFor(this.window), key: ip, points: 1 };
   }
 
   /** The verdict for a take whose group was `[ask(ip)]`. */
@@ -69,13 +69,7 @@ export class IpGate {
    * for a key this instance has verified — inside the operation's take, in the same round trip.
    */
   check(ip: string): IpCheck {
-    let verdict: Promise<IpVerdict> | undefined;
-    return {
-      run: () => (verdict ??= this.admit(ip)),
-      pending: () => verdict === undefined,
-      ask: () => this.ask(ip),
-      decided: (outcome) => void (verdict = Promise.resolve(this.verdictOf(outcome))),
-    };
+    return new OneIpCheck(this, ip);
   }
 
   private refusal(e: unknown): IpVerdict {
@@ -105,5 +99,26 @@ export class IpGate {
       if (e instanceof RateLimiterRes) await this.failures.block(ip, blockDuration).catch(() => undefined);
       // store down: the failure is not counted; the request is refused anyway.
     }
+  }
+}
+
+/** IpGate.check's answer: a class, not closures, because every request makes one. */
+class OneIpCheck implements IpCheck {
+  private verdict?: Promise<IpVerdict>;
+  constructor(
+    private readonly gate: IpGate,
+    private readonly ip: string,
+  ) {}
+  run() {
+    return (this.verdict ??= this.gate.admit(this.ip));
+  }
+  pending() {
+    return this.verdict === undefined;
+  }
+  ask() {
+    return this.gate.ask(this.ip);
+  }
+  decided(outcome: GroupOutcome) {
+    this.verdict = Promise.resolve(this.gate.verdictOf(outcome));
   }
 }

@@ -1,5 +1,5 @@
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
-import { getArgumentValues, getNamedType, type FieldNode, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
+import { getArgumentValues, getNamedType, type FieldNode, type GraphQLResolveInfo, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { argumentsCost, costWeights } from './operation-cost';
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -7,7 +7,8 @@ import { LRUCache } from 'lru-cache';
 import { ApiError, ErrorCode, badUserInput, limitExtensions, rateLimited as rateLimitedError } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
 import { FieldGate, type Window } from './field-gate';
-import type { Refusal } from './window-gate';
+import type { GroupOutcome } from './take';
+import { verdict, type Refusal } from './window-gate';
 import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
 
 const CHARGES = Symbol('tollgate.fieldCharges');
@@ -19,7 +20,10 @@ export type FieldCharge = { coordinate: string; windows: readonly Window[]; poin
  * What the field gate reads from a resolver's context: the key, and from the request's
  * admission the root fields whose budget was already taken with the operation's (see precharge).
  */
-export type FieldLimitContext = { apiKey?: AuthenticatedKey; admission?: { prepaid: Map<FieldNode, Promise<FieldCharge>>; meta: { gates?: string[] } } };
+export type FieldLimitContext = { apiKey?: AuthenticatedKey; admission?: { prepaid?: Map<FieldNode, PrepaidCharge>; meta: { gates?: string[] } } };
+
+/** A limited root field decided in the operation's take: what it asked for and what the take said. */
+export type PrepaidCharge = { charge: PlannedCharge; outcome: GroupOutcome };
 
 /** A limited root field's charge, planned before execution (see precharge). */
 export type PlannedCharge = FieldCharge & { node: FieldNode };
@@ -50,6 +54,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   // resolver that refuses its input (BAD_USER_INPUT) can give the points back. Kept on the
   // request's context, not in a WeakMap: a long-lived WeakMap holds every young entry through
   // minor GCs until a full one (measured: most of the gates' GC time on the library bench).
+  // (A prepaid root field's charge is on the admission instead.)
   const chargesOf = (context: FieldLimitContext) => ((context as { [CHARGES]?: Map<object, FieldCharge> })[CHARGES] ??= new Map());
   // Keys with per-coordinate overrides, as last authenticated (refreshed with the key cache).
   const overrides = new LRUCache<string, AuthenticatedKey['limits']>({ max: 100_000 });
@@ -110,16 +115,18 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       // key id and coordinate, split again by GateLimiter (FieldGate forms the counter key).
       return `${context.apiKey.id}:${info.parentType.name}.${info.fieldName}`;
     },
-    pointsCalculator: async (_args, _source, fieldArgs, context, info) => {
-      const coordinate = `${info.parentType.name}.${info.fieldName}`;
-      const prepaid = context.admission?.prepaid.get(info.fieldNodes[0]);
+    pointsCalculator: (_args, _source, fieldArgs, context, info) => {
+      const prepaid = context.admission?.prepaid?.get(info.fieldNodes[0]);
       if (prepaid) {
         // Already decided with the operation's budget: 0 tells the library to spend nothing more.
-        chargesOf(context).set(info.path, await prepaid.catch((refusal: unknown) => {
-          throw refusal instanceof RateLimiterRes ? rateLimited(refusal as Refusal, coordinate, context) : refusal;
-        }));
+        try {
+          verdict(prepaid.outcome, prepaid.charge.windows);
+        } catch (refusal) {
+          throw refusal instanceof RateLimiterRes ? rateLimited(refusal as Refusal, prepaid.charge.coordinate, context) : refusal;
+        }
         return 0;
       }
+      const coordinate = `${info.parentType.name}.${info.fieldName}`;
       const keyId = context.apiKey?.id ?? '';
       const points = pointsFor(coordinate, fieldArgs, keyId, info.parentType);
       chargesOf(context).set(info.path, { coordinate, windows: windowsFor(keyId, coordinate), points });
@@ -165,19 +172,24 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
         if (!policies.get(`${typeName}.${fieldName}`)?.windows.length || !field.resolve) return field;
         const resolve = field.resolve;
+        const refund = async (error: unknown, context: FieldLimitContext, info: GraphQLResolveInfo): Promise<never> => {
+          const prepaid = context.admission?.prepaid?.get(info.fieldNodes[0]);
+          const charge = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? prepaid.charge : undefined);
+          const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
+          if (charge && charge.points > 0 && context.apiKey && (code === ErrorCode.BAD_USER_INPUT || code === ErrorCode.FORBIDDEN)) {
+            await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points);
+          }
+          throw error;
+        };
         return {
           ...field,
-          resolve: async (source, args, context: FieldLimitContext, info) => {
+          // Not an async function: a resolver that succeeds costs no extra promise.
+          resolve: (source, args, context: FieldLimitContext, info) => {
             try {
-              return await resolve(source, args, context, info);
+              const result = resolve(source, args, context, info);
+              return isPromise(result) ? result.catch((error: unknown) => refund(error, context, info)) : result;
             } catch (error) {
-              const charge = chargesOf(context).get(info.path);
-              const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
-              if (charge && charge.points > 0 && context.apiKey && (code === ErrorCode.BAD_USER_INPUT || code === ErrorCode.FORBIDDEN)) {
-                chargesOf(context).delete(info.path);
-                await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points);
-              }
-              throw error;
+              return refund(error, context, info);
             }
           },
         };
@@ -193,3 +205,5 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     },
   };
 }
+
+const isPromise = (value: unknown): value is Promise<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function';

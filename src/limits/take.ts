@@ -31,7 +31,10 @@ export type Take = (groups: readonly Group[]) => Promise<GroupOutcome[]>;
 
 const windowMs = (limiter: RateLimiterAbstract) => limiter.duration * 1000;
 
-/** Decides takes on counters in process memory, synchronously (MemoryTaker calls it for each turn's batch). */
+/**
+ * Decides takes on counters in process memory, synchronously (MemoryTaker calls it for each turn's
+ * batch). Plain loops on purpose: this runs for every request, and what it allocates is what GC pays.
+ */
 export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => RateLimiterMemory = (ask) => ask.limiter as RateLimiterMemory): GroupOutcome[] {
   const outcomes: GroupOutcome[] = [];
   let stopped = false;
@@ -40,27 +43,32 @@ export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => R
       outcomes.push({ ok: false, refusedAt: -1, states: [] });
       continue;
     }
-    const storages = group.asks.map((ask) => storageOf(memoryOf(ask)));
-    const keys = group.asks.map((ask) => ask.limiter.getKey(ask.key));
-    const states = group.asks.map((ask, i) => peek(storages[i], keys[i], ask.limiter));
-    // The same counter twice in one group (two identical windows) must fit both asks together.
-    const extra = new Map<string, number>();
-    const refusedAt = group.asks.findIndex((ask, i) => {
-      if (ask.points <= 0) return false;
-      const already = extra.get(keys[i]) ?? 0;
-      extra.set(keys[i], already + ask.points);
-      return states[i].used + already + ask.points > ask.limiter.points;
-    });
+    const { asks } = group;
+    const storages: MemoryStorage[] = [];
+    const keys: string[] = [];
+    const states: CounterState[] = [];
+    let refusedAt = -1;
+    for (let i = 0; i < asks.length; i++) {
+      const ask = asks[i];
+      storages.push(storageOf(memoryOf(ask)));
+      keys.push(ask.limiter.getKey(ask.key));
+      states.push(peek(storages[i], keys[i], ask.limiter));
+      if (refusedAt >= 0 || ask.points <= 0) continue;
+      // The same counter twice in one group (two identical windows) must fit both asks together.
+      let already = 0;
+      for (let j = 0; j < i; j++) if (keys[j] === keys[i] && asks[j].points > 0) already += asks[j].points;
+      if (states[i].used + already + ask.points > ask.limiter.points) refusedAt = i;
+    }
     if (refusedAt >= 0) {
       outcomes.push({ ok: false, refusedAt, states });
       if (group.required) stopped = true;
       continue;
     }
-    group.asks.forEach((ask, i) => {
-      if (ask.points <= 0) return;
-      const res = storages[i].incrby(keys[i], ask.points, ask.limiter.duration);
+    for (let i = 0; i < asks.length; i++) {
+      if (asks[i].points <= 0) continue;
+      const res = storages[i].incrby(keys[i], asks[i].points, asks[i].limiter.duration);
       states[i] = { used: res.consumedPoints, msBeforeNext: res.msBeforeNext };
-    });
+    }
     outcomes.push({ ok: true, states });
   }
   return outcomes;

@@ -1,4 +1,4 @@
-import { RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { LimiterStore } from './store';
 import type { Ask, CounterState, GroupOutcome } from './take';
 
@@ -28,19 +28,31 @@ export class Refusal extends RateLimiterRes {
  * The counting itself is the store's `take` (take.ts): atomic, and one round trip per turn on Redis.
  */
 export class WindowGate {
+  /** limit → duration → limiter: found on every request without building a string. */
+  private readonly limiters = new Map<number, Map<number, RateLimiterAbstract>>();
+
   constructor(
     private readonly store: LimiterStore,
     private readonly keyPrefix: string,
   ) {}
 
   /** The rate-limiter-flexible limiter that keeps one window's counters (read and rewarded directly). */
-  limiterFor(window: Window) {
-    return this.store.limiter({ keyPrefix: `${this.keyPrefix}:${window.limit}:${window.duration}`, points: window.limit, duration: window.duration });
+  limiterFor(window: Window): RateLimiterAbstract {
+    let byDuration = this.limiters.get(window.limit);
+    if (!byDuration) this.limiters.set(window.limit, (byDuration = new Map()));
+    let limiter = byDuration.get(window.duration);
+    if (!limiter) {
+      limiter = this.store.limiter({ keyPrefix: `${this.keyPrefix}:${window.limit}:${window.duration}`, points: window.limit, duration: window.duration });
+      byDuration.set(window.duration, limiter);
+    }
+    return limiter;
   }
 
   /** The asks that take `points` from every window of `key`, for a store take. */
   asks(key: string, windows: readonly Window[], points: number): Ask[] {
-    return windows.map((window) => ({ limiter: this.limiterFor(window), key, points }));
+    const asks: Ask[] = [];
+    for (const window of windows) asks.push({ limiter: this.limiterFor(window), key, points });
+    return asks;
   }
 
   /** Takes `points` from every window of `key`, or nothing; throws a Refusal. */
