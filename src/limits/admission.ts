@@ -286,7 +286,7 @@ export class Admission {
       extension: {
         requestedQueryCost: requested,
         actualQueryCost: this.cost.actual ?? (this.cost.charged ? requested : 0),
-        throttleStatus: { maximumAvailable: this.cost.limit, currentlyAvailable: this.cost.remaining, resetAt: this.cost.resetAt?.toISOString() },
+        throttleStatus: { maximumAvailable: this.cost.limit, currentlyAvailable: this.cost.remaining, resetAt: this.cost.resetAt && isoTime(this.cost.resetAt) },
       },
       headers: {
         'ratelimit-policy': `"budget";q=${budget.limit};w=${budget.duration}`,
@@ -319,6 +319,17 @@ class OpenAdmission extends Admission {
   override report() {
     return null;
   }
+}
+
+/**
+ * toISOString, remembered for the last instant: requests in one window share its reset time, and
+ * formatting a date costs more than everything else in the report (measured ~1.5 µs here).
+ */
+let lastIso = { ms: NaN, text: '' };
+function isoTime(date: Date): string {
+  const ms = date.getTime();
+  if (ms !== lastIso.ms) lastIso = { ms, text: date.toISOString() };
+  return lastIso.text;
 }
 
 const NO_VARIABLES: Record<string, unknown> = Object.freeze({});
