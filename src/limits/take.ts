@@ -90,8 +90,9 @@ function peek(storage: MemoryStorage, rlKey: string, limiter: RateLimiterAbstrac
 
 /**
  * The script behind a Redis take. KEYS are the distinct counters; ARGV holds each counter's limit
- * and window (seconds), then the requests: for each, its groups, and for each group whether it is
- * required and its asks as (counter index, points). Counters are read once, every request is decided
+ * and window (seconds), then the requests as one string of numbers: for each, its groups, and for
+ * each group whether it is required and its asks as (counter index, points). One string rather
+ * than an argument per number: the client's cost per argument was most of a take's CPU. Counters are read once, every request is decided
  * in order against what the requests before it took, and each counter is written once. It returns
  * one code per group (0 admitted, n the 1-based ask that did not fit, -1 skipped) and then each
  * counter's points used before the batch and its ms to reset, from which the caller replays the
@@ -105,30 +106,32 @@ for i = 1, n do
   if v then used[i] = tonumber(v); ttl[i] = redis.call('pttl', KEYS[i]) else used[i] = 0; ttl[i] = -2 end
   added[i] = 0
 end
+local limit, t = {}, {}
+for i = 1, n do limit[i] = tonumber(ARGV[2 * i - 1]) end
+for v in string.gmatch(ARGV[2 * n + 1], '%S+') do t[#t + 1] = tonumber(v) end
 local out = {}
-local p = 2 * n + 1
-local requests = tonumber(ARGV[p]); p = p + 1
-for r = 1, requests do
-  local groups = tonumber(ARGV[p]); p = p + 1
+local p = 2
+for r = 1, t[1] do
+  local groups = t[p]; p = p + 1
   local stopped = false
   for g = 1, groups do
-    local required = ARGV[p] == '1'
-    local asks = tonumber(ARGV[p + 1]); p = p + 2
+    local required = t[p] == 1
+    local asks = t[p + 1]; p = p + 2
     local code = 0
     if stopped then
       code = -1
     else
       local extra = {}
       for a = 0, asks - 1 do
-        local k = tonumber(ARGV[p + 2 * a]); local pts = tonumber(ARGV[p + 2 * a + 1])
+        local k = t[p + 2 * a]; local pts = t[p + 2 * a + 1]
         if pts > 0 then
           extra[k] = (extra[k] or 0) + pts
-          if used[k] + added[k] + extra[k] > tonumber(ARGV[2 * k - 1]) then code = a + 1; break end
+          if used[k] + added[k] + extra[k] > limit[k] then code = a + 1; break end
         end
       end
       if code == 0 then
         for a = 0, asks - 1 do
-          local k = tonumber(ARGV[p + 2 * a]); local pts = tonumber(ARGV[p + 2 * a + 1])
+          local k = t[p + 2 * a]; local pts = t[p + 2 * a + 1]
           if pts > 0 then added[k] = added[k] + pts end
         end
       elseif required then
@@ -222,28 +225,32 @@ export class RedisTaker extends TurnBatcher {
     const index = new Map<string, number>();
     const counters: Ask['limiter'][] = [];
     const keys: string[] = [];
-    const requests: (string | number)[] = [batch.length];
+    const windows: number[] = [];
+    /** Each ask's counter (0-based), in the order the script reads them: replay walks it again. */
+    const counterOfAsk: number[] = [];
+    const requests: number[] = [batch.length];
     for (const { groups } of batch) {
       requests.push(groups.length);
       for (const group of groups) {
-        requests.push(group.required ? '1' : '0', group.asks.length);
+        requests.push(group.required ? 1 : 0, group.asks.length);
         for (const ask of group.asks) {
           const key = ask.limiter.getKey(ask.key);
           let i = index.get(key);
           if (i === undefined) {
-            index.set(key, (i = keys.length + 1));
+            index.set(key, (i = keys.length));
             keys.push(key);
             counters.push(ask.limiter);
+            windows.push(ask.limiter.points, ask.limiter.duration);
           }
-          requests.push(i, Math.max(0, Math.round(ask.points)));
+          counterOfAsk.push(i);
+          requests.push(i + 1, Math.max(0, Math.round(ask.points)));
         }
       }
     }
-    const windows = counters.flatMap((limiter) => [limiter.points, limiter.duration]);
     const started = performance.now();
     let reply: number[];
     try {
-      reply = await this.redis.tollgateTake!(keys.length, ...keys, ...windows, ...requests);
+      reply = await this.redis.tollgateTake!(keys.length, ...keys, ...windows, requests.join(' '));
     } catch (error) {
       this.options.observe?.((performance.now() - started) / 1000);
       for (const pending of batch) {
@@ -257,28 +264,32 @@ export class RedisTaker extends TurnBatcher {
     }
     this.options.observe?.((performance.now() - started) / 1000);
     this.options.succeeded();
-    replay(batch, reply, index, counters);
+    replay(batch, reply, counterOfAsk, counters);
   }
 }
 
 /** Turns the script's codes and counters back into each request's outcomes, in the script's order. */
-function replay(batch: Pending[], reply: number[], index: Map<string, number>, counters: RateLimiterAbstract[]) {
-  const groupCount = batch.reduce((sum, p) => sum + p.groups.length, 0);
+function replay(batch: Pending[], reply: number[], counterOfAsk: number[], counters: RateLimiterAbstract[]) {
+  let groupCount = 0;
+  for (const pending of batch) groupCount += pending.groups.length;
   const used: number[] = [];
   const ttl: number[] = [];
-  counters.forEach((limiter, i) => {
+  for (let i = 0; i < counters.length; i++) {
     used.push(Number(reply[groupCount + 2 * i]));
     const ms = Number(reply[groupCount + 2 * i + 1]);
-    ttl.push(ms < 0 ? windowMs(limiter) : ms);
-  });
+    ttl.push(ms < 0 ? windowMs(counters[i]) : ms);
+  }
   let code = 0;
+  let ask = 0;
   for (const pending of batch) {
     const outcomes: GroupOutcome[] = [];
     for (const group of pending.groups) {
       const result = Number(reply[code++]);
-      const slots = group.asks.map((ask) => index.get(ask.limiter.getKey(ask.key))! - 1);
-      if (result === 0) for (const [i, ask] of group.asks.entries()) used[slots[i]] += Math.max(0, Math.round(ask.points));
-      const states = slots.map((s) => ({ used: used[s], msBeforeNext: ttl[s] }));
+      const first = ask;
+      ask += group.asks.length;
+      if (result === 0) for (let a = 0; a < group.asks.length; a++) used[counterOfAsk[first + a]] += Math.max(0, Math.round(group.asks[a].points));
+      const states: CounterState[] = [];
+      for (let a = first; a < ask; a++) states.push({ used: used[counterOfAsk[a]], msBeforeNext: ttl[counterOfAsk[a]] });
       outcomes.push(result === 0 ? { ok: true, states } : { ok: false, refusedAt: result > 0 ? result - 1 : -1, states });
     }
     pending.resolve(outcomes);
