@@ -37,6 +37,7 @@ const windowMs = (limiter: RateLimiterAbstract) => limiter.duration * 1000;
  */
 export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => RateLimiterMemory = (ask) => ask.limiter as RateLimiterMemory): GroupOutcome[] {
   const outcomes: GroupOutcome[] = [];
+  const now = Date.now();
   let stopped = false;
   for (const group of groups) {
     if (stopped) {
@@ -44,48 +45,56 @@ export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => R
       continue;
     }
     const { asks } = group;
-    const storages: MemoryStorage[] = [];
-    const keys: string[] = [];
-    const states: CounterState[] = [];
+    const counters: Counter[] = [];
     let refusedAt = -1;
     for (let i = 0; i < asks.length; i++) {
       const ask = asks[i];
-      storages.push(storageOf(memoryOf(ask)));
-      keys.push(ask.limiter.getKey(ask.key));
-      states.push(peek(storages[i], keys[i], ask.limiter));
+      const counter = counterOf(memoryOf(ask), ask, now);
+      counters.push(counter);
       if (refusedAt >= 0 || ask.points <= 0) continue;
       // The same counter twice in one group (two identical windows) must fit both asks together.
       let already = 0;
-      for (let j = 0; j < i; j++) if (keys[j] === keys[i] && asks[j].points > 0) already += asks[j].points;
-      if (states[i].used + already + ask.points > ask.limiter.points) refusedAt = i;
+      for (let j = 0; j < i; j++) if (counters[j].key === counter.key && asks[j].points > 0) already += asks[j].points;
+      if (counter.used + already + ask.points > ask.limiter.points) refusedAt = i;
     }
-    if (refusedAt >= 0) {
-      outcomes.push({ ok: false, refusedAt, states });
-      if (group.required) stopped = true;
-      continue;
-    }
-    for (let i = 0; i < asks.length; i++) {
-      if (asks[i].points <= 0) continue;
-      const res = storages[i].incrby(keys[i], asks[i].points, asks[i].limiter.duration);
-      states[i] = { used: res.consumedPoints, msBeforeNext: res.msBeforeNext };
-    }
-    outcomes.push({ ok: true, states });
+    if (refusedAt < 0) for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) add(counters[i], asks[i], now);
+    const states: CounterState[] = [];
+    for (const counter of counters) states.push({ used: counter.record ? counter.record.value : 0, msBeforeNext: counter.msBeforeNext });
+    outcomes.push(refusedAt < 0 ? { ok: true, states } : { ok: false, refusedAt, states });
+    if (refusedAt >= 0 && group.required) stopped = true;
   }
   return outcomes;
 }
 
+type MemoryRecord = { value: number; expiresAt: number | null };
 type MemoryStorage = {
-  _storage: Map<string, { value: number; expiresAt: number | null }>;
-  incrby(key: string, points: number, durationSec: number): { consumedPoints: number; msBeforeNext: number };
+  _storage: Map<string, MemoryRecord>;
+  incrby(key: string, points: number, durationSec: number): unknown;
 };
 const storageOf = (limiter: RateLimiterMemory) => (limiter as unknown as { _memoryStorage: MemoryStorage })._memoryStorage;
 
-function peek(storage: MemoryStorage, rlKey: string, limiter: RateLimiterAbstract): CounterState {
-  const record = storage._storage.get(rlKey);
-  const left = record?.expiresAt ? record.expiresAt - Date.now() : -1;
+/** One counter of a memory limiter as the take found it: its live record (none if expired or never set). */
+type Counter = { storage: MemoryStorage; key: string; record: MemoryRecord | undefined; used: number; msBeforeNext: number };
+
+function counterOf(limiter: RateLimiterMemory, ask: Ask, now: number): Counter {
+  const storage = storageOf(limiter);
+  const key = ask.limiter.getKey(ask.key);
+  let record = storage._storage.get(key);
+  const left = record?.expiresAt ? record.expiresAt - now : -1;
   // A record past its expiry is gone (its timer just has not run yet).
-  if (!record || (record.expiresAt && left <= 0)) return { used: 0, msBeforeNext: windowMs(limiter) };
-  return { used: record.value, msBeforeNext: left };
+  if (record && record.expiresAt && left <= 0) record = undefined;
+  return { storage, key, record, used: record ? record.value : 0, msBeforeNext: record ? left : windowMs(ask.limiter) };
+}
+
+/** Adds an ask's points: to the live record, or through the library's incrby, which starts a window (and its expiry timer). */
+function add(counter: Counter, ask: Ask, now: number) {
+  if (counter.record) {
+    counter.record.value = counter.record.value + ask.points;
+    return;
+  }
+  counter.storage.incrby(counter.key, ask.points, ask.limiter.duration);
+  counter.record = counter.storage._storage.get(counter.key);
+  counter.msBeforeNext = counter.record?.expiresAt ? counter.record.expiresAt - now : windowMs(ask.limiter);
 }
 
 /**
