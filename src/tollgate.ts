@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLSchema, ValidationRule } from 'graphql';
@@ -13,8 +12,9 @@ import type { TollgateContext } from './graphql/context';
 import { tollgatePlugin } from './graphql/plugin';
 import { buildSchema, type BuiltSchema, type SchemaSpec } from './graphql/schema';
 import type { AuthenticatedKey } from './keys/types';
-import { Admission, Admissions, type RequestInfo, type RequestMeta, type SchemaGates } from './limits/admission';
+import { Admission, Admissions, requestMeta, type RequestInfo, type RequestMeta, type SchemaGates } from './limits/admission';
 import { FieldUsageReader } from './limits/usage';
+import { newRequestId } from './request-id';
 
 export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec };
 
@@ -128,7 +128,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   // The bench's bare baseline: no key gate either; every request acts as one built-in key.
   const bareKey: AuthenticatedKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), budget: null };
 
-  const contextFor = async (request: RequestInfo, meta: RequestMeta = {}): Promise<TollgateContext & Own> => {
+  const contextFor = async (request: RequestInfo, meta: RequestMeta = requestMeta()): Promise<TollgateContext & Own> => {
     const admission = gatesOn ? await admissions.admit(request, meta) : Admission.open(bareKey, meta);
     latest?.rememberKey(admission.key);
     const own = options.context ? await options.context({ request, apiKey: admission.key }) : ({} as Own);
@@ -148,7 +148,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     services,
     schema,
     plugins,
-    context: ({ req }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : randomUUID(), ip: clientIp(req, config.trustProxy), headers: req.headers }),
+    context: ({ req }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustProxy), headers: req.headers }),
     contextFor,
     apolloOptions: {
       validationRules: gatesOn ? hardeningRules(config.armor) : [],

@@ -1,15 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { Config } from '../config';
 import { ErrorCode, errorBody, queryTooLong } from '../errors';
-import type { RequestMeta } from '../limits/admission';
+import { requestMeta, type RequestMeta } from '../limits/admission';
 import { registerMetricsRoute } from '../http/metrics-route';
 import { createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
 import type { ServiceOptions } from './services';
 import { weatherExample } from '../weather';
+import { newRequestId } from '../request-id';
 
 export type ServerOptions = ServiceOptions & {
   config: Config;
@@ -52,7 +52,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     logger: false,
     trustProxy: config.trustProxy,
     bodyLimit: 1024 * 1024,
-    genReqId: () => randomUUID(),
+    genReqId: newRequestId,
     // Fastify's own closing answer is not in the GraphQL error shape: the onRequest hook answers instead.
     return503OnClosing: false,
     // Errors Node's HTTP parser raises before Fastify sees a request (headers over 16 KB, a
@@ -96,7 +96,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
 
   let closed = false;
   app.addHook('onRequest', async (request, reply) => {
-    request.meta = {};
+    request.meta = requestMeta();
     reply.header('x-request-id', request.id);
     if (closed) {
       // Stopping: in-flight requests finish, a new one is told to go elsewhere (and this connection ends).

@@ -31,6 +31,11 @@ export type RequestMeta = {
   budgetStoreMs?: number;
 };
 
+/** A request's meta with every field named up front (an object that grows past four properties reallocates them). */
+export function requestMeta(): RequestMeta {
+  return { keyId: undefined, operationName: undefined, operationType: undefined, cost: undefined, gates: undefined, budgetStoreMs: undefined };
+}
+
 /** Where the key stands in its operation budget, as this request leaves it. */
 export type CostState = {
   requested?: number;
@@ -90,7 +95,7 @@ export class Admissions {
   }
 
   /** Steps 1 and 2. Throws the request's refusal (401, 400, 429, 503). */
-  async admit(request: RequestInfo, meta: RequestMeta = {}): Promise<Admission> {
+  async admit(request: RequestInfo, meta: RequestMeta = requestMeta()): Promise<Admission> {
     const { authenticator, ipGate } = this.options;
     // The IP gate's request budget is taken once per request, lazily: a key this instance has
     // already verified has it taken with its operation budget (one store take); anything else
@@ -137,7 +142,8 @@ export class Admissions {
 
 /** One request's passage through the gates; see Admissions for the order. */
 export class Admission {
-  readonly cost: CostState = {};
+  // Every field named up front: an object that grows past four properties reallocates them.
+  readonly cost: CostState = { requested: undefined, charged: undefined, actual: undefined, remaining: undefined, limit: undefined, resetAt: undefined, window: undefined, dryRun: undefined };
   /** Limited root fields whose budgets were taken with the operation's (see precharge); read by the field gate. */
   prepaid?: Map<FieldNode, PrepaidCharge>;
   private input?: CostInput;
@@ -217,10 +223,11 @@ export class Admission {
     // On a cluster the address's counter lives in another hash slot, so it is decided first.
     if (this.ip.pending() && settings.store.sharded) await this.ip.run();
     const withIp = this.ip.pending();
-    const groups: Group[] = [];
-    if (withIp) groups.push({ asks: [this.ip.ask()], required: true });
-    groups.push({ asks: gate.asks(keyTag(this.key.id), [budget], reading ? 0 : cost), required: settings.mode === 'enforce' });
-    for (const p of planned) groups.push({ asks: settings.fieldGate.asks(this.key.id, p.coordinate, p.windows, p.points) });
+    const first = withIp ? 1 : 0;
+    const groups = new Array<Group>(first + 1 + planned.length); // sized up front: a pushed array reserves 17 slots
+    if (withIp) groups[0] = { asks: [this.ip.ask()], required: true };
+    groups[first] = { asks: gate.asks(keyTag(this.key.id), [budget], reading ? 0 : cost), required: settings.mode === 'enforce' };
+    for (let i = 0; i < planned.length; i++) groups[first + 1 + i] = { asks: settings.fieldGate.asks(this.key.id, planned[i].coordinate, planned[i].windows, planned[i].points) };
     const started = performance.now();
     let outcomes: GroupOutcome[];
     try {
@@ -228,9 +235,7 @@ export class Admission {
     } finally {
       this.meta.budgetStoreMs = Math.round((performance.now() - started) * 100) / 100;
     }
-    const first = withIp ? 1 : 0;
-    if (withIp) this.ip.decided(outcomes[0]);
-    const ip = await this.ip.run();
+    const ip = withIp ? this.ip.decided(outcomes[0]) : await this.ip.run();
     if (!ip.ok) throw this.admissions.ipRefusal(ip);
 
     const charge = outcomes[first];

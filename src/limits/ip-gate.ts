@@ -10,8 +10,8 @@ export type IpCheck = {
   /** True until the verdict is decided: then `ask()` may ride along in another take. */
   pending(): boolean;
   ask(): Ask;
-  /** Records the verdict from a take whose group was `[ask()]`. */
-  decided(outcome: GroupOutcome): void;
+  /** Records the verdict from a take whose group was `[ask()]`, and returns it. */
+  decided(outcome: GroupOutcome): IpVerdict;
 };
 
 export type IpVerdict = { ok: true } | { ok: false; reason: 'rate' | 'auth-failures' | 'store'; limit: number; msBeforeNext: number };
@@ -105,20 +105,22 @@ export class IpGate {
 /** IpGate.check's answer: a class, not closures, because every request makes one. */
 class OneIpCheck implements IpCheck {
   private verdict?: Promise<IpVerdict>;
+  /** Decided inside another take: kept as a value, made a promise only if someone awaits it. */
+  private known?: IpVerdict;
   constructor(
     private readonly gate: IpGate,
     private readonly ip: string,
   ) {}
   run() {
-    return (this.verdict ??= this.gate.admit(this.ip));
+    return (this.verdict ??= this.known ? Promise.resolve(this.known) : this.gate.admit(this.ip));
   }
   pending() {
-    return this.verdict === undefined;
+    return this.verdict === undefined && this.known === undefined;
   }
   ask() {
     return this.gate.ask(this.ip);
   }
   decided(outcome: GroupOutcome) {
-    this.verdict = Promise.resolve(this.gate.verdictOf(outcome));
+    return (this.known = this.gate.verdictOf(outcome));
   }
 }

@@ -94,7 +94,8 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       throw error;
     }
     // A request no window could ever admit is a bad request, not a reason to spend a budget.
-    const smallest = Math.min(...windowsFor(keyId, coordinate).map((w) => w.limit));
+    let smallest = Infinity;
+    for (const window of windowsFor(keyId, coordinate)) smallest = Math.min(smallest, window.limit);
     if (points > smallest) {
       throw badUserInput(`${coordinate} asks for ${points} points here, but its budget is ${smallest} points per window.`);
     }
@@ -144,7 +145,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       if ((options.requiredScopes.get(coordinate) ?? []).some((s) => !key.scopes.includes(s))) continue;
       let points: number;
       try {
-        points = pointsFor(coordinate, getArgumentValues(field, node, variables), key.id, rootType);
+        points = pointsFor(coordinate, field.args.length ? getArgumentValues(field, node, variables) : NO_ARGUMENTS, key.id, rootType);
       } catch {
         continue;
       }
@@ -155,6 +156,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
 
   /** A root field decided in the operation's take: throws its RATE_LIMITED if the take refused it. */
   const admitted = (prepaid: PrepaidCharge, context: FieldLimitContext) => {
+    if (prepaid.outcome.ok) return;
     try {
       verdict(prepaid.outcome, prepaid.charge.windows);
     } catch (refusal) {
@@ -213,6 +215,8 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     },
   };
 }
+
+const NO_ARGUMENTS: Record<string, unknown> = Object.freeze({});
 
 const isPromise = (value: unknown): value is Promise<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function';
 

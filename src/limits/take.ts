@@ -33,24 +33,26 @@ const windowMs = (limiter: RateLimiterAbstract) => limiter.duration * 1000;
 
 /**
  * Decides takes on counters in process memory, synchronously (MemoryTaker calls it for each turn's
- * batch). Plain loops on purpose: this runs for every request, and what it allocates is what GC pays.
+ * batch). Plain loops and arrays sized up front on purpose: this runs for every request, and what it
+ * allocates is what GC pays (an array grown by push reserves 17 slots).
  */
 export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => RateLimiterMemory = (ask) => ask.limiter as RateLimiterMemory): GroupOutcome[] {
-  const outcomes: GroupOutcome[] = [];
+  const outcomes = new Array<GroupOutcome>(groups.length);
   const now = Date.now();
   let stopped = false;
-  for (const group of groups) {
+  for (let g = 0; g < groups.length; g++) {
+    const group = groups[g];
     if (stopped) {
-      outcomes.push({ ok: false, refusedAt: -1, states: [] });
+      outcomes[g] = { ok: false, refusedAt: -1, states: [] };
       continue;
     }
     const { asks } = group;
-    const counters: Counter[] = [];
+    const counters = new Array<Counter>(asks.length);
     let refusedAt = -1;
     for (let i = 0; i < asks.length; i++) {
       const ask = asks[i];
       const counter = counterOf(memoryOf(ask), ask, now);
-      counters.push(counter);
+      counters[i] = counter;
       if (refusedAt >= 0 || ask.points <= 0) continue;
       // The same counter twice in one group (two identical windows) must fit both asks together.
       let already = 0;
@@ -58,9 +60,8 @@ export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => R
       if (counter.used + already + ask.points > ask.limiter.points) refusedAt = i;
     }
     if (refusedAt < 0) for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) add(counters[i], asks[i], now);
-    const states: CounterState[] = [];
-    for (const counter of counters) states.push({ used: counter.record ? counter.record.value : 0, msBeforeNext: counter.msBeforeNext });
-    outcomes.push(refusedAt < 0 ? { ok: true, states } : { ok: false, refusedAt, states });
+    const states = counters.map((counter): CounterState => ({ used: counter.record ? counter.record.value : 0, msBeforeNext: counter.msBeforeNext }));
+    outcomes[g] = refusedAt < 0 ? { ok: true, states } : { ok: false, refusedAt, states };
     if (refusedAt >= 0 && group.required) stopped = true;
   }
   return outcomes;
@@ -297,8 +298,8 @@ function replay(batch: Pending[], reply: number[], counterOfAsk: number[], count
       const first = ask;
       ask += group.asks.length;
       if (result === 0) for (let a = 0; a < group.asks.length; a++) used[counterOfAsk[first + a]] += Math.max(0, Math.round(group.asks[a].points));
-      const states: CounterState[] = [];
-      for (let a = first; a < ask; a++) states.push({ used: used[counterOfAsk[a]], msBeforeNext: ttl[counterOfAsk[a]] });
+      const states = new Array<CounterState>(ask - first);
+      for (let a = first; a < ask; a++) states[a - first] = { used: used[counterOfAsk[a]], msBeforeNext: ttl[counterOfAsk[a]] };
       outcomes.push(result === 0 ? { ok: true, states } : { ok: false, refusedAt: result > 0 ? result - 1 : -1, states });
     }
     pending.resolve(outcomes);

@@ -50,9 +50,7 @@ export class WindowGate {
 
   /** The asks that take `points` from every window of `key`, for a store take. */
   asks(key: string, windows: readonly Window[], points: number): Ask[] {
-    const asks: Ask[] = [];
-    for (const window of windows) asks.push({ limiter: this.limiterFor(window), key, points });
-    return asks;
+    return windows.map((window) => ({ limiter: this.limiterFor(window), key, points }));
   }
 
   /** Takes `points` from every window of `key`, or nothing; throws a Refusal. */
