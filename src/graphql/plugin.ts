@@ -69,7 +69,8 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
       const admission = contextValue.admission;
       if (admission) {
         const single = response.body.singleResult;
-        const refusal = await admission.settle(single.data, single.errors);
+        const settled = admission.settle(single.data, single.errors);
+        const refusal = settled instanceof Promise ? await settled : settled;
         // Refused for its address after all (an operation stopped before the gate still counts).
         if (refusal && response.http.status !== 429) return replaceWithError(response, refusal as GraphQLError);
         const report = admission.report();

@@ -263,21 +263,28 @@ export class Admission {
    * Step 5. After execution: operations refused before the operation gate (parse, validation)
    * still answer for their address; what was not returned (shorter lists, nulls) or was refused
    * (bad input, scopes) is given back; and the response says where the key stands. Returns the
-   * IP refusal that must replace the response, if any.
+   * IP refusal that must replace the response, if any. Answers without a promise when there is
+   * nothing to ask the store (the common case: the key's standing is known and nothing to refund).
    */
-  async settle(data: Record<string, unknown> | null | undefined, errors: readonly { path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[] | undefined): Promise<Error | null> {
-    const ip = await this.ip.run();
+  settle(data: Record<string, unknown> | null | undefined, errors: readonly { path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[] | undefined): Error | null | Promise<Error | null> {
+    const ip = this.ip.known();
+    if (!ip) return this.ip.run().then(() => this.settle(data, errors));
     if (!ip.ok) return this.admissions.ipRefusal(ip);
-    const { gate } = this.admissions;
-    const budget = this.budget;
-    if (this.cost.remaining === undefined) this.record(await gate.limiterFor(budget).get(keyTag(this.key.id)).catch(() => null));
+    let refund = 0;
     if (this.cost.charged && this.input && data !== undefined) {
       this.cost.actual = Math.min(this.cost.charged, actualCost(this.input, data, refusedPaths(errors)));
-      const refund = this.cost.charged - this.cost.actual;
-      if (refund > 0) {
-        const after = await gate.limiterFor(budget).reward(keyTag(this.key.id), refund).catch(() => null);
-        if (after) this.record(after);
-      }
+      refund = this.cost.charged - this.cost.actual;
+    }
+    if (this.cost.remaining !== undefined && refund <= 0) return null;
+    return this.settleWithStore(refund);
+  }
+
+  private async settleWithStore(refund: number): Promise<null> {
+    const limiter = this.admissions.gate.limiterFor(this.budget);
+    if (this.cost.remaining === undefined) this.record(await limiter.get(keyTag(this.key.id)).catch(() => null));
+    if (refund > 0) {
+      const after = await limiter.reward(keyTag(this.key.id), refund).catch(() => null);
+      if (after) this.record(after);
     }
     return null;
   }
@@ -318,7 +325,7 @@ export class Admission {
 
 class OpenAdmission extends Admission {
   override async chargeOperation(): Promise<void> {}
-  override async settle(): Promise<Error | null> {
+  override settle(): null {
     return null;
   }
   override report() {

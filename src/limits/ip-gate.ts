@@ -9,6 +9,8 @@ export type IpCheck = {
   run(): Promise<IpVerdict>;
   /** True until the verdict is decided: then `ask()` may ride along in another take. */
   pending(): boolean;
+  /** The verdict, if it is already known (no promise to wait on). */
+  known(): IpVerdict | undefined;
   ask(): Ask;
   /** Records the verdict from a take whose group was `[ask()]`, and returns it. */
   decided(outcome: GroupOutcome): IpVerdict;
@@ -105,22 +107,25 @@ export class IpGate {
 /** IpGate.check's answer: a class, not closures, because every request makes one. */
 class OneIpCheck implements IpCheck {
   private verdict?: Promise<IpVerdict>;
-  /** Decided inside another take: kept as a value, made a promise only if someone awaits it. */
-  private known?: IpVerdict;
+  /** The verdict once known: kept as a value, made a promise only if someone awaits it. */
+  private decision?: IpVerdict;
   constructor(
     private readonly gate: IpGate,
     private readonly ip: string,
   ) {}
   run() {
-    return (this.verdict ??= this.known ? Promise.resolve(this.known) : this.gate.admit(this.ip));
+    return (this.verdict ??= this.decision ? Promise.resolve(this.decision) : this.gate.admit(this.ip).then((verdict) => (this.decision = verdict)));
   }
   pending() {
-    return this.verdict === undefined && this.known === undefined;
+    return this.verdict === undefined && this.decision === undefined;
+  }
+  known() {
+    return this.decision;
   }
   ask() {
     return this.gate.ask(this.ip);
   }
   decided(outcome: GroupOutcome) {
-    return (this.known = this.gate.verdictOf(outcome));
+    return (this.decision = this.gate.verdictOf(outcome));
   }
 }
