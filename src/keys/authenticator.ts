@@ -30,6 +30,11 @@ function validUntil(row: ApiKeyRow, hash: string): number {
 
 export class KeyAuthenticator {
   private readonly cache: LRUCache<string, Entry>;
+  /**
+   * Lookups in flight, by hash: a burst of first requests with one new key waits on one query.
+   * One query each queued behind the pool until most outlived the timeout (a 503 each).
+   */
+  private readonly inflight = new Map<string, Promise<Entry>>();
   private readonly seen = new Set<string>();
   private readonly flushTimer: NodeJS.Timeout;
 
@@ -76,7 +81,7 @@ export class KeyAuthenticator {
     if (!entry && !parseKey(candidate, this.options.prefix).ok) return guard().then(() => ({ ok: false, reason: 'malformed' }));
     this.options.onLookup?.(!!entry);
     if (!entry?.key) await guard();
-    if (!entry) entry = await this.lookup(hash, now, cached);
+    if (!entry) entry = await this.lookupOnce(hash, now, cached);
     if (!entry.key) return { ok: false, reason: 'invalid' };
     // A cached key may have expired, or its old secret's grace period ended, since it was cached.
     if (entry.until <= now) {
@@ -85,6 +90,15 @@ export class KeyAuthenticator {
     }
     this.seen.add(entry.key.id);
     return { ok: true, key: entry.key };
+  }
+
+  private lookupOnce(hash: string, now: number, stale: Entry | undefined): Promise<Entry> {
+    let pending = this.inflight.get(hash);
+    if (!pending) {
+      pending = this.lookup(hash, now, stale).finally(() => this.inflight.delete(hash));
+      this.inflight.set(hash, pending);
+    }
+    return pending;
   }
 
   /**

@@ -28,8 +28,9 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgr
     proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
     const viaProxy = new URL(scratch.url);
     viaProxy.port = String(proxy.port);
-    const handle = await openDatabase({ url: viaProxy.toString(), dataDir: 'memory://', timeoutMs: TIMEOUT_MS, poolSize: 4 });
-    database = { ...handle, queries: [], dispose: handle.close };
+    const queries: string[] = [];
+    const handle = await openDatabase({ url: viaProxy.toString(), dataDir: 'memory://', timeoutMs: TIMEOUT_MS, poolSize: 4, onQuery: (q) => queries.push(q) });
+    database = { ...handle, queries, dispose: handle.close };
     t = await startTestServer({
       database,
       env: { DATABASE_TIMEOUT_MS: String(TIMEOUT_MS), KEY_CACHE_TTL_SECONDS: '1', KEY_STALE_IF_ERROR_SECONDS: '600' },
@@ -51,6 +52,21 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgr
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   const dbLines = () => t.logs.map((l) => JSON.parse(l)).filter((l) => /^database (unreachable|reachable again)$/.test(l.msg));
+
+  it('a burst of first requests with one new key waits on one lookup, not one each', async () => {
+    // Found by the cluster suite under CI load: 133 first requests for one new key made 133
+    // lookups, queued behind a small pool, and 105 of them outlived DATABASE_TIMEOUT_MS (503).
+    const key = await t.createKey();
+    const lookups = () => database.queries.filter((q) => /from "tollgate"\."api_keys"/i.test(q) && /where/i.test(q)).length;
+    const before = lookups();
+    proxy.freeze();
+    const burst = Promise.all(Array.from({ length: 20 }, () => t.gql(STATUS, {}, key.secret)));
+    await new Promise((r) => setTimeout(r, TIMEOUT_MS / 3)); // every request is now waiting on the database
+    proxy.thaw();
+    const answers = await burst;
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+    expect(lookups() - before).toBe(1);
+  });
 
   it.each([
     ['down (connections refused)', 'cut'],
