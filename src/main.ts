@@ -18,14 +18,8 @@ async function main() {
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new ConfigError(`HOST: cannot listen on "${config.host}" (${code})`);
     throw error;
   }
-  // Only once the server really serves: a failed start must not print a key it never shows again.
-  if (config.bootstrapAdminKey) {
-    const secret = await server.tollgate.createFirstAdminKey();
-    // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
-    if (secret) printAdminKey(secret);
-  }
-  server.logger.info({ url: `${url}/graphql`, database: server.database.kind, limiterStore: server.store.kind }, 'Tollgate is serving');
-
+  // Signals are handled before anything says the server is up: whoever reads "serving" may stop
+  // it at once, and a signal that arrives before its handler kills the process outright.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -53,6 +47,13 @@ async function main() {
   process.on('unhandledRejection', (reason) => server.logger.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : reason }, 'unhandled rejection'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Only once the server really serves: a failed start must not print a key it never shows again.
+  if (config.bootstrapAdminKey) {
+    const secret = await server.tollgate.createFirstAdminKey();
+    // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
+    if (secret) printAdminKey(secret);
+  }
+  server.logger.info({ url: `${url}/graphql`, database: server.database.kind, limiterStore: server.store.kind }, 'Tollgate is serving');
 }
 
 main().catch((err) => {
