@@ -49,7 +49,11 @@ async function main() {
   process.on('SIGINT', () => stop('SIGINT'));
   // Only once the server really serves: a failed start must not print a key it never shows again.
   if (config.bootstrapAdminKey) {
-    const secret = await server.tollgate.createFirstAdminKey();
+    // A signal during this closes the database under it: that is a shutdown, not a failed start.
+    const secret = await server.tollgate.createFirstAdminKey().catch((error: unknown) => {
+      if (stopping) return null;
+      throw error;
+    });
     // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
     if (secret) printAdminKey(secret);
   }
