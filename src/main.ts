@@ -1,11 +1,14 @@
 import { ConfigError, loadConfig } from './config';
 import { createServer } from './app/server';
 import { printAdminKey } from './tollgate';
+import { sourceEditedSinceBuild } from './app/stale-build';
 
 /** How long a stop may drain in-flight requests before the process gives up on them. */
 const DRAIN_LIMIT_MS = 15_000;
 
 async function main() {
+  const edited = sourceEditedSinceBuild(__filename);
+  if (edited) process.stderr.write(`Warning: ${edited} changed after the last build, and this server runs the build (dist/). Run \`npm run build\` first, or \`npm run dev\` while editing.\n`);
   const config = loadConfig();
   const server = await createServer({ config, purpose: 'tollgate server' });
   let url: string;

@@ -4,7 +4,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema';
 import type { Migrations } from './migrate';
 import { lockDataDir } from './data-dir-lock';
-import { loadTemplate } from './pglite-template';
+import { copyTemplateInto, loadTemplate } from './pglite-template';
 import { StartupError } from '../config';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -94,9 +94,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     unlock = lockDataDir(options.dataDir, options.purpose ?? `${path.basename(process.argv[1] ?? 'node')}`);
     mkdirSync(path.resolve(options.dataDir), { recursive: true });
   }
-  // A new cluster starts from the installed template instead of running initdb (pglite-template.ts).
-  const isNew = options.dataDir.startsWith('memory://') || !existsSync(path.join(path.resolve(options.dataDir), 'PG_VERSION'));
-  const template = isNew ? loadTemplate() : undefined;
+  // A new cluster starts from the installed template instead of running initdb (pglite-template.ts):
+  // a new folder gets a copy of it, an in-memory one is loaded from its tarball.
+  const inMemory = options.dataDir.startsWith('memory://');
+  const isNew = inMemory || !existsSync(path.join(path.resolve(options.dataDir), 'PG_VERSION'));
+  const template = isNew && (inMemory || !copyTemplateInto(path.resolve(options.dataDir))) ? loadTemplate() : undefined;
   const client = await PGlite.create(options.dataDir, template ? { loadDataDir: template } : {}).catch((error: unknown) => {
     unlock();
     throw error;

@@ -10,7 +10,7 @@ import { freePort } from '../support/private-redis';
 import { serving, start } from '../support/server-process';
 import { createScratchDatabase, describeIf, hasPostgres, testDatabaseUrl } from '../support/services';
 
-// The real process, as `npm start` runs it (tsx src/main.ts), signalled and broken from outside.
+// The real process (src/main.ts through tsx: what `npm start` runs compiled), signalled and broken from outside.
 
 const gql = (url: string, key: string, query: string) =>
   fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ query }) });

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
-// The real server process, started as `npm start` starts it (node + tsx, src/main.ts).
+// The real server process from source (node + tsx, src/main.ts): the code `npm start` runs compiled.
 const root = path.resolve(__dirname, '..', '..');
 
 type Running = { child: ChildProcess; stdout: string[]; stderr: string[]; exit: Promise<{ code: number | null; at: number }> };
