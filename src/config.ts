@@ -32,6 +32,7 @@ const envSchema = z.object({
   TRUST_PROXY: bool.default(false),
   LIMITS_ON_STORE_FAILURE: z.enum(['insurance', 'open', 'closed']).default('insurance'),
   LIMITER_TIMEOUT_MS: int(10, 60_000).default(100),
+  LIMITS_LEASE_PERCENT: int(0, 50).default(0),
   DATABASE_TIMEOUT_MS: int(100, 120_000).default(2000),
   REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
   KEY_STALE_IF_ERROR_SECONDS: int(0, 86_400).default(600),
@@ -77,6 +78,8 @@ export type Config = Readonly<{
   onStoreFailure: 'insurance' | 'open' | 'closed';
   /** How long one limiter store (Redis) command may take before the store counts as down. */
   limiterTimeoutMs: number;
+  /** Percent of each window's limit an instance may take from Redis ahead of need (src/limits/lease.ts); 0: off. */
+  leasePercent: number;
   /** How long connecting to Postgres, or one query, may take before the database counts as down. */
   databaseTimeoutMs: number;
   /** The most one GraphQL request may take before it is answered 503 (whatever it waits for). */
@@ -146,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     onStoreFailure: e.LIMITS_ON_STORE_FAILURE,
     limiterTimeoutMs: e.LIMITER_TIMEOUT_MS,
+    leasePercent: e.LIMITS_LEASE_PERCENT,
     databaseTimeoutMs: e.DATABASE_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     keyStaleIfErrorMs: e.KEY_STALE_IF_ERROR_SECONDS * 1000,

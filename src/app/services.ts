@@ -64,6 +64,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     redis: redisTarget(config),
     failureMode: config.onStoreFailure,
     commandTimeoutMs: config.limiterTimeoutMs,
+    leasePercent: config.leasePercent,
     logger,
     observe: (kind, call, seconds) => metrics.storeCall(kind, call, seconds),
     onFailure: (call) => metrics.storeFailure('redis', call),

@@ -135,6 +135,8 @@ export function createLimiterStore(options: {
   failureMode: StoreFailureMode;
   /** How long one Redis command may take before it counts as a store failure. */
   commandTimeoutMs?: number;
+  /** LIMITS_LEASE_PERCENT (lease.ts): Redis only; memory is always exact. */
+  leasePercent?: number;
   logger?: Logger;
   observe?: StoreObserver;
   /** Told about every failed Redis command (metrics), even when insurance answered for it. */
@@ -183,6 +185,7 @@ export function createLimiterStore(options: {
       return answerWithoutRedis(options.failureMode, groups, (limiter) => insuranceOf.get(limiter)!);
     },
     observe: (seconds) => options.observe?.('redis', 'take', seconds),
+    leasePercent: options.leasePercent,
   });
   return {
     kind: 'redis',

@@ -245,6 +245,7 @@ async function libraryWorkload() {
     lib('Tollgate, memory', 'tollgate'),
     { ...lib('naive peer, Redis', 'naive-redis', redisEnv), redis: true },
     { ...lib('Tollgate, Redis', 'tollgate', redisEnv), redis: true },
+    { ...lib('Tollgate, Redis, 1 % leases', 'tollgate', { ...redisEnv, LIMITS_LEASE_PERCENT: '1' }), redis: true },
     ...(cluster ? [{ ...lib('Tollgate, Redis Cluster', 'tollgate', { REDIS_CLUSTER_NODES: cluster.seeds }), redis: true }] : []),
   ];
   const workload: Workload = { name: '{ hello } (no I/O, @rateLimit)', body: () => JSON.stringify({ query: '{ hello }' }) };
@@ -284,6 +285,8 @@ async function libraryWorkload() {
     'Tollgate memory / naive peer on memory (goal ≥ 1.0)': ratio('Tollgate, memory', 'naive peer, memory'),
     'Tollgate Redis / bare Apollo (goal ≥ 0.85)': ratio('Tollgate, Redis', 'bare Apollo'),
     'Tollgate Redis / naive peer on Redis (goal ≥ 1.0)': ratio('Tollgate, Redis', 'naive peer, Redis'),
+    'Tollgate Redis, 1 % leases / bare Apollo': ratio('Tollgate, Redis, 1 % leases', 'bare Apollo'),
+    'Tollgate Redis, 1 % leases / naive peer on Redis': ratio('Tollgate, Redis, 1 % leases', 'naive peer, Redis'),
     'Redis commands per request, Tollgate on one Redis (goal ≤ 1)': at('Tollgate, Redis').redisPerReq,
     ...(cluster ? { 'Redis commands per request, Tollgate on the cluster (its address, its key)': at('Tollgate, Redis Cluster').redisPerReq } : {}),
   };

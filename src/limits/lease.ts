@@ -1,0 +1,112 @@
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { CounterState, Group, GroupOutcome } from './take';
+
+/**
+ * Leases (LIMITS_LEASE_PERCENT, off by default): when a take goes to Redis anyway, each of its
+ * counters also takes a slice of its window's limit ahead of need — a fixed percentage, and never
+ * past the limit — which this instance then spends in process memory. A request whose every
+ * counter has a live lease that covers it is decided here, without a round trip; any other goes
+ * to Redis whole, as without leases.
+ *
+ * The bound: Redis never grants more than the limit, so no window ever admits more than its
+ * limit, on any number of instances. The price is refusing early: points leased by one instance
+ * and not spent are not available to the others until the window resets — at most one slice per
+ * other instance, per window (with 1 % and three instances, 2 % of the window). One instance alone
+ * stays exact: it is refused only when its own lease and Redis are both spent. A slice below one
+ * point (a small limit) means no lease, so small budgets stay exact everywhere. Counters as Redis
+ * reports them (the `rateLimit` query) count leased points as used.
+ */
+type Lease = {
+  /** The limit the lease was taken under: a key whose override changed it decides remotely again. */
+  limit: number;
+  /** Leased points not yet spent. */
+  remaining: number;
+  /** The counter's value in Redis when this instance last heard from it (leased points included). */
+  redisUsed: number;
+  expiresAt: number;
+};
+
+/** Above this many leases, expired ones are swept when a new one is recorded. */
+const SWEEP_ABOVE = 10_000;
+
+export class Leases {
+  private readonly byCounter = new Map<string, Lease>();
+
+  constructor(private readonly percent: number) {}
+
+  /** Points to take ahead for this counter along with a remote take: what tops its lease up to a slice. */
+  want(limiter: RateLimiterAbstract, counterKey: string, now: number): number {
+    const slice = Math.floor((limiter.points * this.percent) / 100);
+    if (slice < 1) return 0;
+    const lease = this.live(counterKey, limiter.points, now);
+    return lease ? Math.max(0, slice - lease.remaining) : slice;
+  }
+
+  /**
+   * Decides a whole request from leases: every group admitted, each counter's state as this
+   * instance knows it. Undefined — and nothing spent — unless every counter the request asks has
+   * a live lease covering all of the request's points on it.
+   */
+  spend(groups: readonly Group[], now: number): GroupOutcome[] | undefined {
+    let asks = 0;
+    for (let g = 0; g < groups.length; g++) asks += groups[g].asks.length;
+    const leases = new Array<Lease>(asks);
+    let i = 0;
+    for (let g = 0; g < groups.length; g++) {
+      for (const ask of groups[g].asks) {
+        const lease = this.live(ask.limiter.getKey(ask.key), ask.limiter.points, now);
+        if (!lease) return undefined;
+        leases[i++] = lease;
+      }
+    }
+    // Spend group by group (so each group's states are as of that group), then undo it all if a
+    // lease fell short: one counter may be asked by several groups.
+    const outcomes = new Array<GroupOutcome>(groups.length);
+    let short = false;
+    i = 0;
+    for (let g = 0; g < groups.length; g++) {
+      const group = groups[g].asks;
+      const first = i;
+      for (let a = 0; a < group.length; a++) {
+        const lease = leases[i++];
+        lease.remaining -= points(group[a].points);
+        if (lease.remaining < 0) short = true;
+      }
+      const states = new Array<CounterState>(group.length);
+      for (let a = 0; a < group.length; a++) {
+        const lease = leases[first + a];
+        states[a] = { used: lease.redisUsed - lease.remaining, msBeforeNext: lease.expiresAt - now };
+      }
+      outcomes[g] = { ok: true, states };
+    }
+    if (!short) return outcomes;
+    i = 0;
+    for (let g = 0; g < groups.length; g++) for (const ask of groups[g].asks) leases[i++].remaining += points(ask.points);
+    return undefined;
+  }
+
+  /**
+   * Records what Redis said about a counter after a remote take: its value (`granted` included)
+   * and ms to reset, and the points it granted ahead. `newWindow`: the counter did not exist
+   * before the take, so any lease held for it belongs to a window that is gone.
+   */
+  update(limiter: RateLimiterAbstract, counterKey: string, redisUsed: number, msBeforeNext: number, granted: number, newWindow: boolean, now: number) {
+    const lease = newWindow ? undefined : this.live(counterKey, limiter.points, now);
+    if (lease) {
+      lease.remaining += granted;
+      lease.redisUsed = redisUsed;
+      return;
+    }
+    if (granted <= 0) return;
+    if (this.byCounter.size > SWEEP_ABOVE) for (const [key, old] of this.byCounter) if (old.expiresAt <= now) this.byCounter.delete(key);
+    this.byCounter.set(counterKey, { limit: limiter.points, remaining: granted, redisUsed, expiresAt: now + msBeforeNext });
+  }
+
+  private live(counterKey: string, limit: number, now: number): Lease | undefined {
+    const lease = this.byCounter.get(counterKey);
+    return lease && lease.expiresAt > now && lease.limit === limit ? lease : undefined;
+  }
+}
+
+/** Points as the take script counts them. */
+const points = (p: number) => Math.max(0, Math.round(p));

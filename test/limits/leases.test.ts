@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import { createLimiterStore, type LimiterStore } from '../../src/limits/store';
+import type { Group } from '../../src/limits/take';
+import { describeWithRedis, testRedisUrl } from '../support/services';
+import { flushTestRedis } from '../support/harness';
+
+// LIMITS_LEASE_PERCENT (src/limits/lease.ts): an instance takes a slice of a window ahead of need
+// from Redis and spends it locally. These tests hold it to its stated bound: never more than the
+// limit on any number of instances, exact on one, at most one slice per other instance refused
+// early, and no lease outliving its window.
+describeWithRedis('leases: a slice of a window spent without a round trip', () => {
+  beforeAll(() => flushTestRedis());
+  const stores: LimiterStore[] = [];
+  afterAll(() => Promise.all(stores.map((s) => s.close())));
+
+  async function instance(leasePercent: number) {
+    const store = createLimiterStore({ redis: testRedisUrl(), failureMode: 'insurance', leasePercent });
+    stores.push(store);
+    await store.ready();
+    let calls = 0;
+    const client = store.redis! as unknown as { sendCommand(command: { name: string }): unknown };
+    const original = client.sendCommand.bind(client);
+    client.sendCommand = (command) => (command.name === 'evalsha' && calls++, original(command));
+    return { store, calls: () => calls };
+  }
+  /** One window: `limit` points per `duration` seconds, under a prefix of this test's own. */
+  const windowOf = (store: LimiterStore, prefix: string, limit: number, duration = 60) => store.limiter({ keyPrefix: prefix, points: limit, duration });
+  const one = (store: LimiterStore, prefix: string, limit: number, duration?: number): Group[] => [{ asks: [{ limiter: windowOf(store, prefix, limit, duration), key: 'k', points: 1 }], required: true }];
+  const admitted = (outcomes: { ok: boolean }[][]) => outcomes.filter(([o]) => o.ok).length;
+  const inRedis = async (store: LimiterStore, prefix: string) => Number(await store.redis!.get(`${prefix}:k`));
+
+  it('one instance stays exact: of 1 200 takes against 1 000, the 1 000th passes and the 1 001st is refused — in a third of the round trips', async () => {
+    const { store, calls } = await instance(1); // a slice of 10 points
+    const prefix = `lease-one-${randomUUID()}`;
+    const outcomes = [];
+    // Waves of 5 concurrent takes (one event-loop turn's worth, each wave one batch).
+    for (let wave = 0; wave < 240; wave++) outcomes.push(...(await Promise.all(Array.from({ length: 5 }, () => store.take(one(store, prefix, 1000))))));
+    expect(outcomes.slice(0, 1000).every(([o]) => o.ok)).toBe(true);
+    expect(outcomes.slice(1000).some(([o]) => o.ok)).toBe(false);
+    expect(outcomes[999][0].states[0].used).toBe(1000);
+    expect(await inRedis(store, prefix)).toBe(1000);
+    // Without leases every wave is one call (240). With them a call takes its wave and tops the
+    // lease up to 10, which serves the next two waves: one call per three waves while points last
+    // (67), then one per wave to be refused (40).
+    expect(calls()).toBeLessThanOrEqual(110);
+  });
+
+  it('two instances never admit more than the limit, and refuse early by at most one slice', async () => {
+    const a = await instance(5); // a slice of 50 points of 1 000
+    const b = await instance(5);
+    const prefix = `lease-two-${randomUUID()}`;
+    const outcomes = [];
+    for (let wave = 0; wave < 24; wave++) {
+      outcomes.push(...(await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).store.take(one((i % 2 ? a : b).store, prefix, 1000))))));
+    }
+    const n = admitted(outcomes);
+    expect(n).toBeLessThanOrEqual(1000);
+    expect(n).toBeGreaterThanOrEqual(1000 - 50);
+    expect(await inRedis(a.store, prefix)).toBeLessThanOrEqual(1000);
+  });
+
+  it('a lease dies with its window: the next window is asked of Redis and counted from zero', async () => {
+    const { store, calls } = await instance(10); // 10 points of 100, in a 1-second window
+    const prefix = `lease-window-${randomUUID()}`;
+    expect(admitted([await store.take(one(store, prefix, 100, 1))])).toBe(1);
+    expect(await inRedis(store, prefix)).toBe(11); // the take's point and a 10-point lease
+    await store.take(one(store, prefix, 100, 1));
+    expect(calls()).toBe(1); // the second came out of the lease
+    await new Promise((r) => setTimeout(r, 1100));
+    const [[after]] = [await store.take(one(store, prefix, 100, 1))];
+    expect(calls()).toBe(2);
+    expect(after.states[0].used).toBe(1);
+    expect(await inRedis(store, prefix)).toBe(11);
+  });
+
+  it('is off for a limit too small to slice: a 50-point window is exact and every take goes to Redis', async () => {
+    const { store, calls } = await instance(1); // 1 % of 50 is no whole point
+    const prefix = `lease-small-${randomUUID()}`;
+    const outcomes = [];
+    for (let i = 0; i < 60; i++) outcomes.push(await store.take(one(store, prefix, 50)));
+    expect(admitted(outcomes)).toBe(50);
+    expect(calls()).toBe(60);
+  });
+
+  it('decides a request locally only when every counter it asks is leased: all or nothing still holds', async () => {
+    const { store, calls } = await instance(10);
+    const prefix = `lease-group-${randomUUID()}`;
+    const big = windowOf(store, `${prefix}-big`, 100); // leased: 10 points
+    const small = windowOf(store, `${prefix}-small`, 3); // too small to lease
+    const both: Group[] = [{ asks: [{ limiter: big, key: 'k', points: 1 }, { limiter: small, key: 'k', points: 1 }], required: true }];
+    const outcomes = [];
+    for (let i = 0; i < 5; i++) outcomes.push(await store.take(both));
+    expect(outcomes.map(([o]) => o.ok)).toEqual([true, true, true, false, false]);
+    expect(calls()).toBe(5); // the small window sends each one to Redis
+    // The refused takes took nothing from the big window: 3 spent, the rest of its lease still there.
+    const [[alone]] = [await store.take([{ asks: [{ limiter: big, key: 'k', points: 1 }], required: true }])];
+    expect(alone).toMatchObject({ ok: true, states: [{ used: 4 }] });
+    expect(calls()).toBe(5);
+  });
+});
