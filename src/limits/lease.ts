@@ -14,7 +14,8 @@ import type { CounterState, Group, GroupOutcome } from './take';
  * other instance, per window (with 1 % and three instances, 2 % of the window). One instance alone
  * stays exact: it is refused only when its own lease and Redis are both spent. A slice below one
  * point (a small limit) means no lease, so small budgets stay exact everywhere. Counters as Redis
- * reports them (the `rateLimit` query) count leased points as used.
+ * reports them (the `rateLimit` query) count leased points as used. A graceful stop gives unspent
+ * leases back, so a rolling restart strands nothing.
  */
 type Lease = {
   /** The limit the lease was taken under: a key whose override changed it decides remotely again. */
@@ -100,6 +101,18 @@ export class Leases {
     if (granted <= 0) return;
     if (this.byCounter.size > SWEEP_ABOVE) for (const [key, old] of this.byCounter) if (old.expiresAt <= now) this.byCounter.delete(key);
     this.byCounter.set(counterKey, { limit: limiter.points, remaining: granted, redisUsed, expiresAt: now + msBeforeNext });
+  }
+
+  /**
+   * Takes every unspent lease back, for a graceful stop: the counter and the points to give back
+   * to it. Only leases a second or more from their end: a lease never outlives its window, so
+   * its counter is still the same window when the give-back arrives.
+   */
+  surrender(now: number): [counterKey: string, points: number][] {
+    const back: [string, number][] = [];
+    for (const [key, lease] of this.byCounter) if (lease.remaining > 0 && lease.expiresAt > now + 1000) back.push([key, lease.remaining]);
+    this.byCounter.clear();
+    return back;
   }
 
   private live(counterKey: string, limit: number, now: number): Lease | undefined {

@@ -238,6 +238,7 @@ export function createLimiterStore(options: {
       }
     },
     close: async () => {
+      await taker.returnLeases();
       redis.disconnect();
     },
   };

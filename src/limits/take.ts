@@ -242,6 +242,12 @@ export class RedisTaker extends TurnBatcher {
     this.leases = options.leasePercent ? new Leases(options.leasePercent) : undefined;
   }
 
+  /** Gives unspent leases back to Redis (a graceful stop); a failure only strands them until their windows end. */
+  async returnLeases(): Promise<void> {
+    if (!this.leases) return;
+    await Promise.all(this.leases.surrender(Date.now()).map(([key, points]) => this.redis.decrby(key, points).catch(() => undefined)));
+  }
+
   protected async decide(batch: Pending[]) {
     let remote = batch;
     if (this.leases) {

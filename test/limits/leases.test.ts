@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createLimiterStore, type LimiterStore } from '../../src/limits/store';
 import type { Group } from '../../src/limits/take';
 import { describeWithRedis, testRedisUrl } from '../support/services';
-import { flushTestRedis } from '../support/harness';
+import { flushTestRedis, openTestDatabase, startTestServer } from '../support/harness';
 
 // LIMITS_LEASE_PERCENT (src/limits/lease.ts): an instance takes a slice of a window ahead of need
 // from Redis and spends it locally. These tests hold it to its stated bound: never more than the
@@ -73,6 +73,19 @@ describeWithRedis('leases: a slice of a window spent without a round trip', () =
     expect(await inRedis(store, prefix)).toBe(11);
   });
 
+  it('a graceful stop gives unspent leased points back', async () => {
+    const { store } = await instance(10);
+    const prefix = `lease-stop-${randomUUID()}`;
+    await store.take(one(store, prefix, 100));
+    await store.take(one(store, prefix, 100));
+    expect(await inRedis(store, prefix)).toBe(11); // 2 spent, 9 still leased
+    const reader = createLimiterStore({ redis: testRedisUrl(), failureMode: 'insurance' });
+    stores.push(reader);
+    await reader.ready();
+    await store.close();
+    expect(await inRedis(reader, prefix)).toBe(2);
+  });
+
   it('is off for a limit too small to slice: a 50-point window is exact and every take goes to Redis', async () => {
     const { store, calls } = await instance(1); // 1 % of 50 is no whole point
     const prefix = `lease-small-${randomUUID()}`;
@@ -96,5 +109,29 @@ describeWithRedis('leases: a slice of a window spent without a round trip', () =
     const [[alone]] = [await store.take([{ asks: [{ limiter: big, key: 'k', points: 1 }], required: true }])];
     expect(alone).toMatchObject({ ok: true, states: [{ used: 4 }] });
     expect(calls()).toBe(5);
+  });
+
+  it('on the server: a known key\'s requests are decided without Redis while leases last, and the budget it reports is exact', async () => {
+    const db = await openTestDatabase('pglite');
+    const t = await startTestServer({ database: db, store: 'redis', env: { LIMITS_LEASE_PERCENT: '10' } });
+    try {
+      const key = await t.createKey({ budget: { points: 100, duration: 60 } }); // 10-point slices
+      const query = '{ station(id: "LHR") { name } }';
+      expect((await t.gql(query, {}, key.secret)).status).toBe(200); // first sight: looked up, cached
+      const before = t.server.store.commands();
+      const remaining: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await t.gql(query, {}, key.secret);
+        expect(res.status).toBe(200);
+        remaining.push(Number(/r=(\d+)/.exec(res.headers.get('ratelimit')!)![1]));
+      }
+      expect(remaining).toEqual([98, 97, 96, 95, 94]);
+      // The key's first request took the leases (its IP, its budget, the field's window); these
+      // five were decided in process, without one Redis command.
+      expect(t.server.store.commands() - before).toBe(0);
+    } finally {
+      await t.close();
+      await db.dispose();
+    }
   });
 });
