@@ -1,4 +1,4 @@
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import type { CounterState, Group, GroupOutcome } from './take';
 
 /**
@@ -101,6 +101,21 @@ export class Leases {
     if (granted <= 0) return;
     if (this.byCounter.size > SWEEP_ABOVE) for (const [key, old] of this.byCounter) if (old.expiresAt <= now) this.byCounter.delete(key);
     this.byCounter.set(counterKey, { limit: limiter.points, remaining: granted, redisUsed, expiresAt: now + msBeforeNext });
+  }
+
+  /**
+   * A counter as Redis just reported it (a `get`, or a `reward` giving points back), seen from
+   * here: this instance's unspent leased points are not used, so they are not counted as such.
+   */
+  view(limiter: RateLimiterAbstract, counterKey: string, res: RateLimiterRes | null): RateLimiterRes | null {
+    const lease = res && this.live(counterKey, limiter.points, Date.now());
+    if (!lease) return res;
+    lease.redisUsed = res.consumedPoints;
+    // Its fields have setters; the type declares them read-only.
+    const seen = res as { consumedPoints: number; remainingPoints: number };
+    seen.consumedPoints = res.consumedPoints - lease.remaining;
+    seen.remainingPoints = Math.max(0, limiter.points - seen.consumedPoints);
+    return res;
   }
 
   /**

@@ -2,6 +2,7 @@ import Redis, { Cluster } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
 import { serviceUnavailable } from '../errors';
+import { Leases } from './lease';
 import { OutageWatch } from '../outage-watch';
 import { MemoryTaker, RedisTaker, takeInMemory, type Group, type GroupOutcome, type Take } from './take';
 
@@ -108,8 +109,18 @@ class WatchedRateLimiterRedis extends RateLimiterRedis {
     options: ConstructorParameters<typeof RateLimiterRedis>[0],
     private readonly watch: OutageWatch,
     private readonly onFailure?: (call: string) => void,
+    private readonly leases?: Leases,
   ) {
     super(options);
+  }
+  // With leases, what Redis counts as used includes this instance's unspent leased points.
+  async get(key: string | number, options?: Record<string, unknown>) {
+    const res = await super.get(key, options);
+    return this.leases ? this.leases.view(this, this.getKey(key), res) : res;
+  }
+  async reward(key: string | number, points?: number, options?: Record<string, unknown>) {
+    const res = await super.reward(key, points, options);
+    return this.leases ? this.leases.view(this, this.getKey(key), res)! : res;
   }
   private watched<T>(call: string, pending: Promise<T>): Promise<T> {
     return pending.then(
@@ -176,6 +187,7 @@ export function createLimiterStore(options: {
   let commands = 0;
   const send = redis.sendCommand.bind(redis) as (...args: unknown[]) => unknown;
   (redis as { sendCommand: unknown }).sendCommand = (...args: unknown[]) => (commands++, send(...args));
+  const leases = options.leasePercent ? new Leases(options.leasePercent) : undefined;
   const taker = new RedisTaker(redis, {
     sharded,
     succeeded: () => watch.succeeded(),
@@ -185,8 +197,7 @@ export function createLimiterStore(options: {
       return answerWithoutRedis(options.failureMode, groups, (limiter) => insuranceOf.get(limiter)!);
     },
     observe: (seconds) => options.observe?.('redis', 'take', seconds),
-    leasePercent: options.leasePercent,
-  });
+  }, leases);
   return {
     kind: 'redis',
     failureMode: options.failureMode,
@@ -210,6 +221,7 @@ export function createLimiterStore(options: {
             },
             watch,
             options.onFailure,
+            leases,
           ),
           'redis',
           options.observe,

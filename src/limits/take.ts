@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { Leases } from './lease';
+import type { Leases } from './lease';
 
 /**
  * Taking points from several windows at once, all or nothing — the one operation every gate is
@@ -223,7 +223,6 @@ export class MemoryTaker extends TurnBatcher {
  * a take that could not reach Redis answers (the store-failure mode).
  */
 export class RedisTaker extends TurnBatcher {
-  private readonly leases: Leases | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -233,13 +232,12 @@ export class RedisTaker extends TurnBatcher {
       /** What a take answers when Redis could not (the store-failure mode); throws to refuse. */
       failed(error: unknown, groups: readonly Group[]): GroupOutcome[];
       observe?(seconds: number): void;
-      /** Percent of each window's limit to lease ahead (lease.ts); 0 or absent: every take goes to Redis. */
-      leasePercent?: number;
     },
+    /** Points leased ahead (lease.ts); without them every take goes to Redis. */
+    private readonly leases?: Leases,
   ) {
     super();
     redis.defineCommand('tollgateTake', { lua: TAKE_SCRIPT });
-    this.leases = options.leasePercent ? new Leases(options.leasePercent) : undefined;
   }
 
   /** Gives unspent leases back to Redis (a graceful stop); a failure only strands them until their windows end. */
