@@ -12,9 +12,10 @@ import type { CounterState, Group, GroupOutcome } from './take';
  * limit, on any number of instances. The price is refusing early: points leased by one instance
  * and not spent are not available to the others until the window resets — at most one slice per
  * other instance, per window (with 1 % and three instances, 2 % of the window). One instance alone
- * stays exact: it is refused only when its own lease and Redis are both spent. A slice below one
- * point (a small limit) means no lease, so small budgets stay exact everywhere. Counters as Redis
- * reports them (the `rateLimit` query) count leased points as used. A graceful stop gives unspent
+ * stays exact: a take its lease cannot cover gives the lease back in the same script call, so the
+ * lease and what Redis has left count together. A slice below one point (a small limit) means
+ * no lease, so small budgets stay exact everywhere. Redis counts leased points as used; what this
+ * instance reads back (`view`) leaves its own unspent ones out. A graceful stop gives unspent
  * leases back, so a rolling restart strands nothing.
  */
 type Lease = {
@@ -41,6 +42,19 @@ export class Leases {
     if (slice < 1) return 0;
     const lease = this.live(counterKey, limiter.points, now);
     return lease ? Math.max(0, slice - lease.remaining) : slice;
+  }
+
+  /**
+   * Empties a counter's lease for a take that goes to Redis, which gives the points back to the
+   * counter before deciding: a request the lease alone could not cover may still fit in the lease
+   * and what Redis has left together. The lease stays, at 0, for the grant to refill.
+   */
+  giveBack(limiter: RateLimiterAbstract, counterKey: string, now: number): number {
+    const lease = this.live(counterKey, limiter.points, now);
+    if (!lease) return 0;
+    const points = lease.remaining;
+    lease.remaining = 0;
+    return points;
   }
 
   /**

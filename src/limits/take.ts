@@ -100,28 +100,33 @@ function add(counter: Counter, ask: Ask, now: number) {
 }
 
 /**
- * The script behind a Redis take. KEYS are the distinct counters; ARGV holds each counter's limit,
- * window (seconds) and the points to lease ahead for it (lease.ts; 0 without leases), then the requests as one JSON array of numbers: for each, its groups, and
- * for each group whether it is required and its asks as (counter index, points). One argument
- * rather than one per number: the client's cost per argument was most of a take's CPU, and Redis
- * decodes JSON in C (measured: 18k script calls/s against 16k with an argument per number). Counters are read once, every request is decided
- * in order against what the requests before it took, and each counter is written once. It returns
- * one code per group (0 admitted, n the 1-based ask that did not fit, -1 skipped) and then each
- * counter's points used before the batch, its ms to reset and the points leased ahead (taken
- * after every request of the batch, and never past the limit), from which the caller replays the
- * decisions to tell every request where it stands.
+ * The script behind a Redis take. KEYS are the distinct counters; ARGV holds, per counter, its
+ * limit, its window (seconds), the points to lease ahead for it and the unspent leased points the
+ * caller gives back first (lease.ts; both 0 without leases); then the requests as one JSON array of
+ * numbers: for each, its groups, and for each group whether it is required and its asks as
+ * (counter index, points). One argument rather than one per number: the client's cost per
+ * argument was most of a take's CPU, and Redis decodes JSON in C (measured: 18k script calls/s
+ * against 16k with an argument per number). Counters are read once, every request is decided in
+ * order against what the requests before it took, and each counter is written once. It returns
+ * one code per group (0 admitted, n the 1-based ask that did not fit, -1 skipped) and then, per
+ * counter, its points used before the batch (after the give-back), its ms to reset and the
+ * points leased ahead (taken after every request of the batch, never past the limit), from which
+ * the caller replays the decisions to tell every request where it stands.
  */
 const TAKE_SCRIPT = `
 local n = #KEYS
-local used, ttl, added = {}, {}, {}
+local used, ttl, added, back, limit = {}, {}, {}, {}, {}
 for i = 1, n do
   local v = redis.call('get', KEYS[i])
   if v then used[i] = tonumber(v); ttl[i] = redis.call('pttl', KEYS[i]) else used[i] = 0; ttl[i] = -2 end
+  limit[i] = tonumber(ARGV[4 * i - 3])
+  -- a give-back (a lease's unspent points) counts only while its window lives
+  back[i] = 0
+  if v then back[i] = math.min(used[i], tonumber(ARGV[4 * i])) end
+  used[i] = used[i] - back[i]
   added[i] = 0
 end
-local limit = {}
-for i = 1, n do limit[i] = tonumber(ARGV[3 * i - 2]) end
-local t = cjson.decode(ARGV[3 * n + 1])
+local t = cjson.decode(ARGV[4 * n + 1])
 local out = {}
 local p = 2
 for r = 1, t[1] do
@@ -157,17 +162,15 @@ for r = 1, t[1] do
 end
 for i = 1, n do
   local grant = 0
-  local want = tonumber(ARGV[3 * i])
+  local want = tonumber(ARGV[4 * i - 1])
   if want > 0 then
     grant = math.max(0, math.min(want, limit[i] - used[i] - added[i]))
     added[i] = added[i] + grant
   end
-  if added[i] > 0 then
-    if ttl[i] < 0 then
-      redis.call('set', KEYS[i], used[i] + added[i], 'EX', ARGV[3 * i - 1])
-    else
-      redis.call('incrby', KEYS[i], added[i])
-    end
+  if ttl[i] < 0 then
+    if added[i] > 0 then redis.call('set', KEYS[i], used[i] + added[i], 'EX', ARGV[4 * i - 2]) end
+  elseif added[i] ~= back[i] then
+    redis.call('incrby', KEYS[i], added[i] - back[i])
   end
   out[#out + 1] = used[i]
   out[#out + 1] = ttl[i]
@@ -223,7 +226,6 @@ export class MemoryTaker extends TurnBatcher {
  * a take that could not reach Redis answers (the store-failure mode).
  */
 export class RedisTaker extends TurnBatcher {
-
   constructor(
     private readonly redis: RedisClient,
     private readonly options: {
@@ -281,7 +283,10 @@ export class RedisTaker extends TurnBatcher {
             index.set(key, (i = keys.length));
             keys.push(key);
             counters.push(ask.limiter);
-            windows.push(ask.limiter.points, ask.limiter.duration, this.leases ? this.leases.want(ask.limiter, key, sentAt) : 0);
+            // With leases, the counter's unspent leased points go back first (so this request can
+            // use them: one instance stays exact), and a fresh slice comes back with the answer.
+            const back = this.leases ? this.leases.giveBack(ask.limiter, key, sentAt) : 0;
+            windows.push(ask.limiter.points, ask.limiter.duration, this.leases ? this.leases.want(ask.limiter, key, sentAt) : 0, back);
           }
           counterOfAsk.push(i);
           requests.push(i + 1, Math.max(0, Math.round(ask.points)));

@@ -46,6 +46,21 @@ describeWithRedis('leases: a slice of a window spent without a round trip', () =
     expect(calls()).toBeLessThanOrEqual(110);
   });
 
+  it('one instance stays exact with takes of many points: a take larger than the lease can use the lease and what Redis has left together', async () => {
+    const { store } = await instance(10); // 10-point slices of 100
+    const prefix = `lease-points-${randomUUID()}`;
+    const take = (points: number) => store.take([{ asks: [{ limiter: windowOf(store, prefix, 100), key: 'k', points }], required: true }]);
+    expect((await take(1))[0].ok).toBe(true);
+    expect(await inRedis(store, prefix)).toBe(11); // 1 spent, 10 leased
+    // 95 more: more than the lease holds, and more than Redis has left beside it (89); together they fit.
+    const [big] = await take(95);
+    expect(big).toMatchObject({ ok: true, states: [{ used: 96 }] });
+    expect(await inRedis(store, prefix)).toBe(100); // 96 spent and a 4-point lease: all that was left
+    expect((await take(4))[0]).toMatchObject({ ok: true, states: [{ used: 100 }] });
+    expect((await take(1))[0].ok).toBe(false);
+    expect(await inRedis(store, prefix)).toBe(100);
+  });
+
   it('two instances never admit more than the limit, and refuse early by at most one slice', async () => {
     const a = await instance(5); // a slice of 50 points of 1 000
     const b = await instance(5);
