@@ -33,15 +33,32 @@ const SWEEP_ABOVE = 10_000;
 
 export class Leases {
   private readonly byCounter = new Map<string, Lease>();
+  /** Points asked ahead by calls still in flight, per counter: two calls never both ask a full slice. */
+  private readonly asking = new Map<string, number>();
 
   constructor(private readonly percent: number) {}
 
-  /** Points to take ahead for this counter along with a remote take: what tops its lease up to a slice. */
+  /**
+   * Points to take ahead for this counter along with a remote take: what tops its lease up to a
+   * slice, counting what calls in flight already asked. Every call that asked must report back
+   * through `answered` (update calls it), so a lease never holds more than one slice.
+   */
   want(limiter: RateLimiterAbstract, counterKey: string, now: number): number {
     const slice = Math.floor((limiter.points * this.percent) / 100);
     if (slice < 1) return 0;
-    const lease = this.live(counterKey, limiter.points, now);
-    return lease ? Math.max(0, slice - lease.remaining) : slice;
+    const held = this.live(counterKey, limiter.points, now)?.remaining ?? 0;
+    const asked = this.asking.get(counterKey) ?? 0;
+    const points = Math.max(0, slice - held - asked);
+    if (points > 0) this.asking.set(counterKey, asked + points);
+    return points;
+  }
+
+  /** A call that asked `wanted` points ahead for the counter has its answer (or failed). */
+  answered(counterKey: string, wanted: number) {
+    if (wanted <= 0) return;
+    const left = (this.asking.get(counterKey) ?? 0) - wanted;
+    if (left > 0) this.asking.set(counterKey, left);
+    else this.asking.delete(counterKey);
   }
 
   /**
@@ -105,7 +122,8 @@ export class Leases {
    * and ms to reset, and the points it granted ahead. `newWindow`: the counter did not exist
    * before the take, so any lease held for it belongs to a window that is gone.
    */
-  update(limiter: RateLimiterAbstract, counterKey: string, redisUsed: number, msBeforeNext: number, granted: number, newWindow: boolean, now: number) {
+  update(limiter: RateLimiterAbstract, counterKey: string, wanted: number, redisUsed: number, msBeforeNext: number, granted: number, newWindow: boolean, now: number) {
+    this.answered(counterKey, wanted);
     const lease = newWindow ? undefined : this.live(counterKey, limiter.points, now);
     if (lease) {
       lease.remaining += granted;

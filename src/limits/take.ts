@@ -271,6 +271,8 @@ export class RedisTaker extends TurnBatcher {
     /** Each ask's counter (0-based), in the order the script reads them: replay walks it again. */
     const counterOfAsk: number[] = [];
     const requests: number[] = [batch.length];
+    /** Points each counter asked to lease ahead (0 without leases). */
+    const wanted: number[] = [];
     const sentAt = Date.now();
     for (const { groups } of batch) {
       requests.push(groups.length);
@@ -286,7 +288,9 @@ export class RedisTaker extends TurnBatcher {
             // With leases, the counter's unspent leased points go back first (so this request can
             // use them: one instance stays exact), and a fresh slice comes back with the answer.
             const back = this.leases ? this.leases.giveBack(ask.limiter, key, sentAt) : 0;
-            windows.push(ask.limiter.points, ask.limiter.duration, this.leases ? this.leases.want(ask.limiter, key, sentAt) : 0, back);
+            const want = this.leases ? this.leases.want(ask.limiter, key, sentAt) : 0;
+            wanted.push(want);
+            windows.push(ask.limiter.points, ask.limiter.duration, want, back);
           }
           counterOfAsk.push(i);
           requests.push(i + 1, Math.max(0, Math.round(ask.points)));
@@ -298,6 +302,7 @@ export class RedisTaker extends TurnBatcher {
     try {
       reply = await this.redis.tollgateTake!(keys.length, ...keys, ...windows, JSON.stringify(requests));
     } catch (error) {
+      if (this.leases) for (let i = 0; i < keys.length; i++) this.leases.answered(keys[i], wanted[i]);
       this.options.observe?.((performance.now() - started) / 1000);
       for (const pending of batch) {
         try {
@@ -316,7 +321,7 @@ export class RedisTaker extends TurnBatcher {
       for (let i = 0; i < keys.length; i++) {
         const ttl = Number(reply[usedAfter.groupCount + 3 * i + 1]);
         const granted = Number(reply[usedAfter.groupCount + 3 * i + 2]);
-        this.leases.update(counters[i], keys[i], usedAfter.used[i] + granted, ttl < 0 ? windowMs(counters[i]) : ttl, granted, ttl < 0, sentAt);
+        this.leases.update(counters[i], keys[i], wanted[i], usedAfter.used[i] + granted, ttl < 0 ? windowMs(counters[i]) : ttl, granted, ttl < 0, sentAt);
       }
     }
   }
