@@ -197,7 +197,8 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
               const prepaid = context.admission?.prepaid?.get(info.fieldNodes[0]);
               if (prepaid) admitted(prepaid, context);
               const result = (prepaid ? own : charged)(source, args, context, info);
-              return isPromise(result) ? result.catch((error: unknown) => refund(error, context, info)) : result;
+              // then(_, onRejected), not catch: an owner's resolver may return any thenable.
+              return isPromise(result) ? result.then(undefined, (error: unknown) => refund(error, context, info)) : result;
             } catch (error) {
               return refund(error, context, info);
             }
@@ -218,7 +219,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
 
 const NO_ARGUMENTS: Record<string, unknown> = Object.freeze({});
 
-const isPromise = (value: unknown): value is Promise<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function';
+const isPromise = (value: unknown): value is PromiseLike<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function';
 
 /** Each field's resolver as the owner wrote it, by coordinate (before any directive wraps it). */
 function ownResolvers(schema: GraphQLSchema): Map<string, GraphQLFieldResolver<unknown, unknown>> {
