@@ -10,7 +10,7 @@ import path from 'node:path';
  */
 export function sourceEditedSinceBuild(entry: string): string | undefined {
   if (!entry.endsWith('.js')) return undefined; // running from source
-  const source = path.resolve(path.dirname(entry), '..', '..', 'src'); // dist/src/main.js → src/
+  const source = path.resolve(path.dirname(entry), '..', '..', 'src'); // dist/src/main.js or dist/server/main.js → src/
   if (!existsSync(source)) return undefined;
   const builtAt = statSync(entry).mtimeMs;
   for (const file of readdirSync(source, { recursive: true }) as string[]) {

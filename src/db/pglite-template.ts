@@ -57,7 +57,7 @@ export function copyTemplateInto(dataDir: string): boolean {
 export async function ensureTemplate(): Promise<string> {
   const file = templatePath();
   const folder = templateFolder();
-  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGlite } = require('@electric-sql/pglite') as typeof import('@electric-sql/pglite'); // see client.ts
   if (!existsSync(file)) {
     const fresh = await PGlite.create('memory://');
     const dump = await fresh.dumpDataDir('gzip');

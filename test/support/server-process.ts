@@ -6,8 +6,9 @@ const root = path.resolve(__dirname, '..', '..');
 
 type Running = { child: ChildProcess; stdout: string[]; stderr: string[]; exit: Promise<{ code: number | null; at: number }> };
 
-export function start(env: Record<string, string>): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/** `command`: node's arguments, the sources through tsx unless a test runs something else (`npm start`'s src/start.cjs). */
+export function start(env: Record<string, string>, command: string[] = ['--import', 'tsx', 'src/main.ts']): Running {
+  const child = spawn(process.execPath, command, {
     cwd: root,
     env: { PATH: process.env.PATH, NODE_OPTIONS: '', LOG_LEVEL: 'info', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
