@@ -14,6 +14,7 @@ import { buildSchema, type BuiltSchema, type SchemaSpec } from './graphql/schema
 import type { AuthenticatedKey } from './keys/types';
 import { Admission, Admissions, requestMeta, type RequestInfo, type RequestMeta, type SchemaGates } from './limits/admission';
 import { FieldUsageReader } from './limits/usage';
+import type { FieldGate } from './limits/field-gate';
 import { newRequestId } from './request-id';
 
 export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec };
@@ -83,7 +84,6 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   const config = options.config ?? loadConfig();
   const services = await createServices(config, options);
   const { logger, metrics, keys, store, database } = services;
-  const gatesOn = options.gates !== false;
 
   const admissions = new Admissions({
     authenticator: services.authenticator,
@@ -102,9 +102,23 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   const built = new WeakMap<GraphQLSchema, BuiltSchema>();
   let latest: BuiltSchema | undefined;
 
+  // Every gate this instance applies, chosen once: the real ones, or none at all (the bench's
+  // bare baseline, `gates: false`), so nothing below asks which.
+  const gates: Gates = options.gates === false
+    ? openGates(config)
+    : {
+        admit: (request, meta) => admissions.admit(request, meta),
+        fieldGate: services.fieldGate,
+        armor: config.armor,
+        validationRules: hardeningRules(config.armor),
+        parseOptions: { maxTokens: config.armor.maxTokens },
+        // The schema Apollo hands back is the one schema() returned; `latest` covers a server that derived its own from it.
+        of: (s) => built.get(s) ?? latest,
+      };
+
   const schema = (spec: SchemaSpec): GraphQLSchema => {
     const result = buildSchema(spec, {
-      fieldGate: gatesOn ? services.fieldGate : null,
+      fieldGate: gates.fieldGate,
       admin: options.adminApi === false ? null : adminResolvers({ keys, usage }),
       onRejected: (coordinate) => metrics.rejected('field', coordinate),
       defaultListSize: config.cost.defaultListSize,
@@ -119,17 +133,13 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   const plugins = [
     tollgatePlugin({
       logger,
-      hardening: gatesOn ? config.armor : null,
-      // The schema Apollo hands back is the one schema() returned; `latest` covers a server that derived its own from it.
-      gatesOf: (s): SchemaGates | undefined => (gatesOn ? (built.get(s) ?? latest) : undefined),
+      hardening: gates.armor,
+      gatesOf: gates.of,
     }),
   ] as ApolloServerPlugin<TollgateContext & Own>[];
 
-  // The bench's bare baseline: no key gate either; every request acts as one built-in key.
-  const bareKey: AuthenticatedKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), budget: null };
-
   const contextFor = async (request: RequestInfo, meta: RequestMeta = requestMeta()): Promise<TollgateContext & Own> => {
-    const admission = gatesOn ? await admissions.admit(request, meta) : Admission.open(bareKey, meta);
+    const admission = await gates.admit(request, meta);
     latest?.rememberKey(admission.key);
     const own = options.context ? await options.context({ request, apiKey: admission.key }) : ({} as Own);
     return { ...own, requestId: request.requestId, apiKey: admission.key, admission };
@@ -151,8 +161,8 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     context: ({ req }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustProxy), headers: req.headers }),
     contextFor,
     apolloOptions: {
-      validationRules: gatesOn ? hardeningRules(config.armor) : [],
-      parseOptions: gatesOn ? { maxTokens: config.armor.maxTokens } : {},
+      validationRules: gates.validationRules,
+      parseOptions: gates.parseOptions,
       formatError: maskUnexpected,
       includeStacktraceInErrorResponses: false,
       csrfPrevention: { requestHeaders: ['x-api-key', 'authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
@@ -178,6 +188,33 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       };
     },
     close: () => services.close(),
+  };
+}
+
+/** The gates one instance applies (see createTollgate). */
+type Gates = {
+  /** IP, key, and the admission that charges the operation and settles it. */
+  admit(request: RequestInfo, meta: RequestMeta): Promise<Admission>;
+  /** Field budgets (@rateLimit); null: none. */
+  fieldGate: FieldGate | null;
+  /** Document limits (depth, aliases, directives, tokens); null: none. */
+  armor: Config['armor'] | null;
+  validationRules: ValidationRule[];
+  parseOptions: { maxTokens?: number };
+  /** A built schema's cost policies and precharge; undefined: nothing to charge. */
+  of(schema: GraphQLSchema): SchemaGates | undefined;
+};
+
+/** No gate at all: every request is admitted as one built-in key and charged nothing. Never in production. */
+function openGates(config: Config): Gates {
+  const bareKey: AuthenticatedKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), budget: null };
+  return {
+    admit: async (_request, meta) => Admission.open(bareKey, meta),
+    fieldGate: null,
+    armor: null,
+    validationRules: [],
+    parseOptions: {},
+    of: () => undefined,
   };
 }
 
