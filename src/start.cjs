@@ -58,6 +58,5 @@ function runWithCodeCache(filename) {
   }
   const module = new Module(filename, null);
   module.filename = filename;
-  module.paths = Module._nodeModulePaths(path.dirname(filename));
   script.runInThisContext().call(module.exports, module.exports, Module.createRequire(filename), module, filename, path.dirname(filename));
 }
