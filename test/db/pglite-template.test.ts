@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'drizzle-orm';
 import { openDatabase } from '../../src/db/client';
 import { tollgateMigrations } from '../../src/db/migrate';
 import { templateFolder } from '../../src/db/pglite-template';
@@ -28,8 +29,11 @@ describe('a new embedded database folder, from the installed template', () => {
 
     const again = await openDatabase({ dataDir });
     const rows = await again.db.select({ name: apiKeys.name }).from(apiKeys);
+    const databases = (await again.db.execute(sql`select datname from pg_database order by datname`)) as unknown as { rows: unknown[] };
     await again.close();
     expect(rows).toEqual([{ name: 'kept' }]);
+    // One database, not initdb's three: a new folder is a third of the files to copy.
+    expect(databases.rows).toEqual([{ datname: 'postgres' }]);
     expect(systemIdentifier(dataDir)).toBe(systemIdentifier(template)); // copied, not initdb'd
     expect(snapshot(template)).toEqual(before);
   }, 60_000);
