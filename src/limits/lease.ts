@@ -1,5 +1,5 @@
 import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
-import type { CounterState, Group, GroupOutcome } from './take';
+import { scriptPoints as points, type CounterState, type Group, type GroupOutcome } from './take';
 
 /**
  * Leases (LIMITS_LEASE_PERCENT, off by default): when a take goes to Redis anyway, each of its
@@ -167,6 +167,3 @@ export class Leases {
     return lease && lease.expiresAt > now && lease.limit === limit ? lease : undefined;
   }
 }
-
-/** Points as the take script counts them. */
-const points = (p: number) => Math.max(0, Math.round(p));

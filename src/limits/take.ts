@@ -32,6 +32,9 @@ export type Take = (groups: readonly Group[]) => Promise<GroupOutcome[]>;
 
 const windowMs = (limiter: RateLimiterAbstract) => limiter.duration * 1000;
 
+/** An ask's points as the Redis take counts them: whole, never negative. */
+export const scriptPoints = (points: number) => Math.max(0, Math.round(points));
+
 /**
  * Decides takes on counters in process memory, synchronously (MemoryTaker calls it for each turn's
  * batch). Plain loops and arrays sized up front on purpose: this runs for every request, and what it
@@ -293,7 +296,7 @@ export class RedisTaker extends TurnBatcher {
             windows.push(ask.limiter.points, ask.limiter.duration, want, back);
           }
           counterOfAsk.push(i);
-          requests.push(i + 1, Math.max(0, Math.round(ask.points)));
+          requests.push(i + 1, scriptPoints(ask.points));
         }
       }
     }
@@ -315,31 +318,39 @@ export class RedisTaker extends TurnBatcher {
     }
     this.options.observe?.((performance.now() - started) / 1000);
     this.options.succeeded();
-    const usedAfter = replay(batch, reply, counterOfAsk, counters);
+    const after = replay(batch, reply, counterOfAsk, counters);
     if (this.leases) {
       // Expiry from when the call was sent: a lease never outlives its window in Redis.
       for (let i = 0; i < keys.length; i++) {
-        const ttl = Number(reply[usedAfter.groupCount + 3 * i + 1]);
-        const granted = Number(reply[usedAfter.groupCount + 3 * i + 2]);
-        this.leases.update(counters[i], keys[i], wanted[i], usedAfter.used[i] + granted, ttl < 0 ? windowMs(counters[i]) : ttl, granted, ttl < 0, sentAt);
+        const { used, msBeforeNext, granted, fresh } = after[i];
+        this.leases.update(counters[i], keys[i], wanted[i], used + granted, msBeforeNext, granted, fresh, sentAt);
       }
     }
   }
 }
 
 /**
- * Turns the script's codes and counters back into each request's outcomes, in the script's order.
- * Returns each counter's points used after the batch's requests (before any lease granted).
+ * A counter as the script reported it, once the batch's requests are replayed: points used after
+ * them (before any lease granted), ms to reset, points leased ahead, and whether the counter's
+ * window began with this call.
  */
-function replay(batch: Pending[], reply: number[], counterOfAsk: number[], counters: RateLimiterAbstract[]): { groupCount: number; used: number[] } {
+type CounterAfter = { used: number; msBeforeNext: number; granted: number; fresh: boolean };
+
+/**
+ * Turns the script's codes and counters back into each request's outcomes, in the script's order,
+ * and returns each counter as it stands after them.
+ */
+function replay(batch: Pending[], reply: number[], counterOfAsk: number[], counters: RateLimiterAbstract[]): CounterAfter[] {
   let groupCount = 0;
   for (const pending of batch) groupCount += pending.groups.length;
   const used: number[] = [];
   const ttl: number[] = [];
+  const after = new Array<CounterAfter>(counters.length);
   for (let i = 0; i < counters.length; i++) {
     used.push(Number(reply[groupCount + 3 * i]));
     const ms = Number(reply[groupCount + 3 * i + 1]);
     ttl.push(ms < 0 ? windowMs(counters[i]) : ms);
+    after[i] = { used: 0, msBeforeNext: ttl[i], granted: Number(reply[groupCount + 3 * i + 2]), fresh: ms < 0 };
   }
   let code = 0;
   let ask = 0;
@@ -349,14 +360,15 @@ function replay(batch: Pending[], reply: number[], counterOfAsk: number[], count
       const result = Number(reply[code++]);
       const first = ask;
       ask += group.asks.length;
-      if (result === 0) for (let a = 0; a < group.asks.length; a++) used[counterOfAsk[first + a]] += Math.max(0, Math.round(group.asks[a].points));
+      if (result === 0) for (let a = 0; a < group.asks.length; a++) used[counterOfAsk[first + a]] += scriptPoints(group.asks[a].points);
       const states = new Array<CounterState>(ask - first);
       for (let a = first; a < ask; a++) states[a - first] = { used: used[counterOfAsk[a]], msBeforeNext: ttl[counterOfAsk[a]] };
       outcomes.push(result === 0 ? { ok: true, states } : { ok: false, refusedAt: result > 0 ? result - 1 : -1, states });
     }
     pending.resolve(outcomes);
   }
-  return { groupCount, used };
+  for (let i = 0; i < counters.length; i++) after[i].used = used[i];
+  return after;
 }
 
 /** On a cluster one script may touch one hash slot: requests are sent per slot of their counters. */
