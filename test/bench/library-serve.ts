@@ -1,6 +1,9 @@
 // One server of the library workload, in its own process: the same one-field schema with no I/O
 // on the same Apollo standalone server, protected different ways (BENCH_VARIANT):
 //   bare-apollo     no protection at all
+//   bare-apollo-turn  the same, its context answered one event-loop turn later, as Tollgate's
+//                   gates answer (take.ts): what that alone does to Apollo's throughput, so the
+//                   gates' own cost can be read apart from it
 //   naive-memory    the "do it yourself" peer: keys in a Map, graphql-rate-limit-directive on
 //   naive-redis     RateLimiterMemory / RateLimiterRedis, one limiter call per request
 //   tollgate        Tollgate as a library, exactly the README's contract (memory, or Redis with REDIS_URL)
@@ -65,7 +68,7 @@ async function main() {
     close = async () => void redis?.disconnect();
   } else {
     schema = makeExecutableSchema({ typeDefs: 'type Query { hello: String }', resolvers });
-    context = async () => ({});
+    context = variant === 'bare-apollo-turn' ? () => new Promise((resolve) => setImmediate(resolve, {})) : async () => ({});
   }
 
   const server = new ApolloServer({ schema, plugins, introspection: false });

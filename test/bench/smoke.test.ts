@@ -21,9 +21,11 @@ describeIf(hasPostgres() && hasRedis(), 'Postgres and Redis', 'bench smoke run (
     }
     const file = /numbers written to (\S+)/.exec(stdout)![1];
     expect(existsSync(file)).toBe(true);
-    const { rows } = JSON.parse(readFileSync(file, 'utf8'));
+    const { rows, library } = JSON.parse(readFileSync(file, 'utf8'));
     expect(rows).toHaveLength(12);
-    for (const row of rows) {
+    const libraryVariants = ['bare Apollo', 'bare Apollo, context a turn later', 'naive peer, memory', 'Tollgate, memory', 'naive peer, Redis', 'Tollgate, Redis', 'Tollgate, Redis, 1 % leases'];
+    expect(library.rows.map((r: { variant: string }) => r.variant)).toEqual(expect.arrayContaining(libraryVariants));
+    for (const row of [...rows, ...library.rows]) {
       expect(row.rps).toBeGreaterThan(0);
       expect(row.non2xx).toBe(0); // every request answered 2xx: the bench measured real work
     }
