@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config';
 import { createServer } from '../../src/app/server';
 
 async function main() {
-  const config = loadConfig({ ...process.env, PORT: '0', LOG_LEVEL: 'silent', IP_LIMIT: '1000000000', BOOTSTRAP_ADMIN_KEY: 'false' });
+  const config = loadConfig({ ...process.env, PORT: '0', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent', IP_LIMIT: '1000000000', BOOTSTRAP_ADMIN_KEY: 'false' });
   const server = await createServer({ config, gates: process.env.BENCH_BARE !== '1' });
   // A key whose budgets never run out: the bench measures the gates' cost, not their refusals.
   const huge = { limit: 1_000_000_000, duration: 60 };

@@ -124,6 +124,30 @@ describe('the server process', () => {
     restarted.child.kill('SIGTERM');
     await restarted.exit;
   });
+
+  it('a log reader that stops reading (a stuck collector, a paused pipe) does not stop the API; its lines arrive when it reads again', async () => {
+    const p = start({ DATA_DIR: path.join(dir, 'db') });
+    const { url } = await serving(p);
+    // Stop reading stdout: the pipe fills after a few hundred access-log lines (~64 KB).
+    p.child.stdout!.pause();
+    const requests = 1500;
+    let answered = 0;
+    for (let i = 0; i < requests; i += 25) {
+      const batch = await Promise.all(
+        Array.from({ length: 25 }, () => fetch(`${url}/health`, { signal: AbortSignal.timeout(5_000) }).then((r) => r.status, (e: Error) => e.name)),
+      );
+      answered += batch.filter((status) => status === 200).length;
+      if (batch.some((status) => status !== 200)) break; // a blocked server: the rest would time out too
+    }
+    expect(answered).toBe(requests);
+    // Reading again, every line comes through: nothing was dropped below the buffer's bound.
+    p.child.stdout!.resume();
+    const logged = () => p.stdout.filter((l) => l.includes('"msg":"request"') && l.includes('"path":"/health"')).length;
+    for (const deadline = Date.now() + 15_000; logged() < requests && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    expect(logged()).toBe(requests);
+    p.child.kill('SIGTERM');
+    expect((await p.exit).code).toBe(0);
+  }, 90_000);
 });
 
 describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startup failures name their cause', () => {

@@ -15,10 +15,22 @@ export function start(env: Record<string, string>, command: string[] = ['--impor
   });
   const stdout: string[] = [];
   const stderr: string[] = [];
-  child.stdout!.on('data', (c) => stdout.push(...String(c).split('\n').filter(Boolean)));
-  child.stderr!.on('data', (c) => stderr.push(...String(c).split('\n').filter(Boolean)));
+  collectLines(child.stdout!, stdout);
+  collectLines(child.stderr!, stderr);
   const exit = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
   return { child, stdout, stderr, exit };
+}
+
+/** Whole lines only: a chunk can end mid-line, and its rest arrives with the next chunk. */
+function collectLines(stream: NodeJS.ReadableStream, into: string[]) {
+  let rest = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const lines = (rest + chunk).split('\n');
+    rest = lines.pop()!;
+    into.push(...lines.filter(Boolean));
+  });
+  stream.on('end', () => rest && into.push(rest));
 }
 
 export async function serving(p: Running, timeoutMs = 30_000): Promise<{ url: string; adminKey?: string }> {
