@@ -9,12 +9,13 @@ import { KeyService } from '../keys/service';
 import { FieldGate } from '../limits/field-gate';
 import { IpGate } from '../limits/ip-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from '../limits/store';
+import { boundedStdout } from '../log-destination';
 import { OutageWatch, describeFailure } from '../outage-watch';
 
 export type ServiceOptions = {
   /** An already open database (tests share one per file); otherwise opened from config. */
   database?: DatabaseHandle;
-  /** Where log lines go (tests capture them); stdout by default. */
+  /** Where log lines go (tests capture them); stdout by default, bounded (log-destination.ts). */
   logStream?: NodeJS.WritableStream;
   /** The time key expiry and rotation grace are judged against (tests move it instead of sleeping). */
   now?: () => number;
@@ -43,16 +44,16 @@ export type Services = {
  * revocation pub/sub — and nothing else: no HTTP, no schema. `close` releases it in order.
  */
 export async function createServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
+  const limitedCoordinates = new Set<string>();
+  const metrics = new Metrics(limitedCoordinates);
   const logger = pino(
     {
       level: config.logLevel,
       // Belt and braces: nothing logs headers today, but a secret must never reach a log line.
       redact: { paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'headers["x-api-key"]', 'headers.authorization', 'secret'], censor: '[redacted]' },
     },
-    options.logStream ?? process.stdout,
+    options.logStream ?? boundedStdout(() => metrics.logLineDropped()),
   );
-  const limitedCoordinates = new Set<string>();
-  const metrics = new Metrics(limitedCoordinates);
 
   // The database (PGlite takes about a second to start) and the limiter store's first connection
   // are prepared side by side: start-up waits for the slower, not for their sum.

@@ -28,6 +28,7 @@ export class Metrics {
   });
   private readonly keyCache = new Counter({ name: 'tollgate_key_cache_lookups_total', help: 'API key cache lookups', labelNames: ['result'], registers: [this.registry] });
   private readonly dbQueries = new Counter({ name: 'tollgate_db_queries_total', help: 'SQL statements sent to the database', registers: [this.registry] });
+  private readonly logDrops = new Counter({ name: 'tollgate_log_lines_dropped_total', help: 'Log lines dropped because stdout was not being read (see log-destination.ts)', registers: [this.registry] });
 
   /** Redis commands the limiter store sent (a script call is one), read from the store when scraped. */
   countRedisCommands(read: () => number) {
@@ -62,6 +63,9 @@ export class Metrics {
   }
   dbQuery() {
     this.dbQueries.inc();
+  }
+  logLineDropped() {
+    this.logDrops.inc();
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

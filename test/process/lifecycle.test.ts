@@ -148,6 +148,38 @@ describe('the server process', () => {
     p.child.kill('SIGTERM');
     expect((await p.exit).code).toBe(0);
   }, 90_000);
+
+  it('a log reader that never reads again: lines past 8 MiB waiting are dropped and counted instead of growing the process without bound', async () => {
+    const p = start({ DATA_DIR: path.join(dir, 'db') });
+    const { url } = await serving(p);
+    p.child.stdout!.pause();
+    // 404s for 2 KB paths: each access-log line is ~2.2 KB, so 6 000 of them would queue ~13 MB.
+    const requests = 6000;
+    const longPath = `/nowhere/${'y'.repeat(2000)}`;
+    const statuses = new Map<number | string, number>();
+    for (let i = 0; i < requests; i += 50) {
+      const batch = await Promise.all(Array.from({ length: 50 }, () => fetch(url + longPath, { signal: AbortSignal.timeout(5_000) }).then((r) => r.status, (e: Error) => e.name)));
+      for (const s of batch) statuses.set(s, (statuses.get(s) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(statuses)).toEqual({ 404: requests }); // the API kept answering
+    const metric = (text: string) => Number(/^tollgate_log_lines_dropped_total (\d+)/m.exec(text)?.[1]);
+    const dropped = metric(await (await fetch(`${url}/metrics`)).text());
+    // 8 MiB of ~2.2 KB lines is ~3 800 waiting: the rest were dropped, not queued.
+    expect(dropped).toBeGreaterThan(1500);
+    expect(dropped).toBeLessThan(3000);
+    // Read again: what waited arrives, then one line saying how many were dropped.
+    p.child.stdout!.resume();
+    const notice = () => p.stdout.map((l) => (l.startsWith('{') ? JSON.parse(l) : null)).find((l) => l?.droppedLines !== undefined);
+    for (const deadline = Date.now() + 15_000; !notice() && Date.now() < deadline; ) {
+      await fetch(`${url}/health`); // the notice goes out with the next line that fits
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(notice()).toMatchObject({ level: 40, droppedLines: dropped });
+    const logged = p.stdout.filter((l) => l.includes('"msg":"request"') && l.includes('/nowhere/')).length;
+    expect(logged + dropped).toBe(requests);
+    p.child.kill('SIGTERM');
+    expect((await p.exit).code).toBe(0);
+  }, 120_000);
 });
 
 describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startup failures name their cause', () => {
