@@ -92,7 +92,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     if (status === 500) logger.error({ reqId: request.id, err: error }, 'unexpected error');
     return problem(reply, status, status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST, status === 500 ? `Internal error (request ${request.id}).` : error.message);
   });
-  app.setNotFoundHandler((request, reply) => problem(reply, 404, ErrorCode.NOT_FOUND, `No route ${request.method} ${request.url.split('?')[0]}.`));
+  app.setNotFoundHandler((request, reply) => problem(reply, 404, ErrorCode.NOT_FOUND, `No route ${request.method} ${pathOf(request.url)}.`));
 
   let closed = false;
   app.addHook('onRequest', async (request, reply) => {
@@ -109,11 +109,11 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     logger.info({
       reqId: request.id,
       method: request.method,
-      path: request.routeOptions.url ?? request.url.split('?')[0],
+      path: request.routeOptions.url ?? pathOf(request.url),
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
       keyId: request.meta?.keyId,
-      operationName: request.meta?.operationName,
+      operationName: request.meta?.operationName && cut(request.meta.operationName),
       operationType: request.meta?.operationType,
       cost: request.meta?.cost,
       gates: request.meta?.gates,
@@ -194,4 +194,17 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       await tollgate.close();
     },
   };
+}
+
+/** A request's path as Tollgate repeats it (404 message, access log): without the query string, cut. */
+function pathOf(url: string): string {
+  return cut(url.split('?')[0]);
+}
+
+/**
+ * Text the client chose (a path, up to the 16 KB header limit; an operation name, up to the body
+ * limit), cut to 256 characters: the client must not choose the size of our answers and log lines.
+ */
+function cut(text: string): string {
+  return text.length > 256 ? `${text.slice(0, 255)}…` : text;
 }

@@ -80,6 +80,26 @@ describe('the HTTP contract (GraphQL over HTTP)', () => {
     expect(codeOf(res.body)).toBe(code);
   });
 
+  it('a 15 KB unknown path is answered 404 without echoing it whole, and logged cut to 256 characters', async () => {
+    const path = `/nowhere/${'z'.repeat(15 * 1024)}`;
+    const res = await rawRequest(s.t.url, { path, method: 'GET', headers: {} });
+    expect(res.status).toBe(404);
+    expect(codeOf(res.body)).toBe('NOT_FOUND');
+    expect(res.body.length).toBeLessThan(1024);
+    expect(res.body).toContain('No route GET /nowhere/zzz');
+    const line = s.t.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && String(l.path).startsWith('/nowhere/'));
+    expect(line.path).toHaveLength(256);
+    expect(line.path.endsWith('…')).toBe(true);
+  });
+
+  it('an operation name of 2 000 characters is served, and logged cut to 256', async () => {
+    const name = `Q${'n'.repeat(1999)}`;
+    const res = await post(`query ${name} { __typename }`);
+    expect(res.status).toBe(200);
+    const line = s.t.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && String(l.operationName).startsWith('Qnnn'));
+    expect(line.operationName).toBe(`${name.slice(0, 255)}…`);
+  });
+
   it('a header just under 16 KB is still served', async () => {
     const res = await rawRequest(s.t.url, { headers: { 'content-type': 'application/json', 'x-api-key': s.t.adminKey, 'x-padding': 'a'.repeat(15 * 1024) }, body: '{"query":"{ __typename }"}' });
     expect(res.status).toBe(200);
