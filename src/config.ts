@@ -29,7 +29,12 @@ const envSchema = z.object({
   AUTH_FAILURE_LIMIT: int(1).default(30),
   AUTH_FAILURE_WINDOW_SECONDS: int(1).default(600),
   AUTH_FAILURE_BLOCK_SECONDS: int(1).default(900),
-  TRUST_PROXY: bool.default(false),
+  // false/0: no proxy; true: one proxy of yours in front; n: that many (a CDN, then a load balancer).
+  TRUST_PROXY: z
+    .string()
+    .regex(/^(true|false|[0-9])$/, 'false, true (one proxy of yours in front), or how many proxies are in front (0-9)')
+    .default('false')
+    .transform((v) => (v === 'true' ? 1 : v === 'false' ? 0 : Number(v))),
   LIMITS_ON_STORE_FAILURE: z.enum(['insurance', 'open', 'closed']).default('insurance'),
   LIMITER_TIMEOUT_MS: int(10, 60_000).default(100),
   LIMITS_LEASE_PERCENT: int(0, 50).default(0),
@@ -74,7 +79,12 @@ export type Config = Readonly<{
   scopes: readonly string[];
   ipLimit: { points: number; duration: number };
   authFailureLimit: { points: number; duration: number; blockDuration: number };
-  trustProxy: boolean;
+  /**
+   * How many proxies of the owner's sit in front (TRUST_PROXY): the client's address is the one the
+   * outermost of them saw — that many entries from the right of X-Forwarded-For. Never the leftmost:
+   * a proxy that appends (AWS ALB, nginx's $proxy_add_x_forwarded_for) keeps what the client sent there.
+   */
+  trustedProxies: number;
   onStoreFailure: 'insurance' | 'open' | 'closed';
   /** How long one limiter store (Redis) command may take before the store counts as down. */
   limiterTimeoutMs: number;
@@ -146,7 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       duration: e.AUTH_FAILURE_WINDOW_SECONDS,
       blockDuration: e.AUTH_FAILURE_BLOCK_SECONDS,
     },
-    trustProxy: e.TRUST_PROXY,
+    trustedProxies: e.TRUST_PROXY,
     onStoreFailure: e.LIMITS_ON_STORE_FAILURE,
     limiterTimeoutMs: e.LIMITER_TIMEOUT_MS,
     leasePercent: e.LIMITS_LEASE_PERCENT,

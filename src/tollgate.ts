@@ -158,7 +158,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     services,
     schema,
     plugins,
-    context: ({ req }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustProxy), headers: req.headers }),
+    context: ({ req }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustedProxies), headers: req.headers }),
     contextFor,
     apolloOptions: {
       validationRules: gates.validationRules,
@@ -222,13 +222,17 @@ export function printAdminKey(secret: string) {
   process.stdout.write(`\nAdmin API key (shown once, store it now): ${secret}\n\n`);
 }
 
-/** The client's address: Express's `req.ip` when there is one, else the socket's (X-Forwarded-For only when trusted). */
-function clientIp(req: IncomingMessage & { ip?: string }, trustProxy: boolean): string {
+/**
+ * The client's address: Express's or Fastify's `req.ip` when there is one (set up with the same
+ * hop count), else the socket's — or, behind `trustedProxies` proxies, the address the outermost
+ * of them saw: that many entries from the right of X-Forwarded-For (the left is the client's to write).
+ */
+export function clientIp(req: IncomingMessage & { ip?: string }, trustedProxies: number): string {
   if (typeof req.ip === 'string') return req.ip;
-  if (trustProxy) {
-    const forwarded = req.headers['x-forwarded-for'];
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-    if (first) return first;
-  }
-  return req.socket?.remoteAddress ?? 'unknown';
+  const socketAddress = req.socket?.remoteAddress ?? 'unknown';
+  if (trustedProxies <= 0) return socketAddress;
+  const header = req.headers['x-forwarded-for'];
+  const forwarded = (Array.isArray(header) ? header.join(',') : header ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  // The socket's peer is the innermost proxy; each trusted proxy's entry names the hop before it.
+  return forwarded[forwarded.length - trustedProxies] ?? forwarded[0] ?? socketAddress;
 }

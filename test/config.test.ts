@@ -24,9 +24,19 @@ describe('config', () => {
     ['REDIS_URL', 'not a url'],
     ['LIMITS_ON_STORE_FAILURE', 'maybe'],
     ['KEY_CACHE_TTL_SECONDS', '-1'],
+    ['TRUST_PROXY', 'yes'],
   ])('fails fast naming %s when it is bad', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+
+  it.each([
+    [undefined, 0],
+    ['false', 0],
+    ['true', 1],
+    ['2', 2],
+  ])('TRUST_PROXY=%s trusts %i proxies', (value, proxies) => {
+    expect(loadConfig(value === undefined ? {} : { TRUST_PROXY: value }).trustedProxies).toBe(proxies);
   });
 
   it('treats empty variables as unset', () => {

@@ -50,7 +50,10 @@ export async function createServer(options: ServerOptions): Promise<Server> {
 
   const app = Fastify({
     logger: false,
-    trustProxy: config.trustProxy,
+    // The socket's peer and the next trustedProxies - 1 hops are the owner's proxies: req.ip is the
+    // address the outermost of them saw (see Config.trustedProxies). A function, because Fastify
+    // reads a bare hop count as "trust nothing".
+    trustProxy: config.trustedProxies > 0 ? (_address: string, hop: number) => hop < config.trustedProxies : false,
     bodyLimit: 1024 * 1024,
     genReqId: newRequestId,
     // Fastify's own closing answer is not in the GraphQL error shape: the onRequest hook answers instead.

@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { generateKey } from '../../src/keys/format';
+import { clientIp } from '../../src/tollgate';
 import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { storeBackends } from '../support/services';
 
@@ -69,10 +71,41 @@ describe.each(storeBackends())('IP gate on the %s store', (store) => {
     expect(after.body.data.apiKey.usage.find((u: any) => u.coordinate === 'Query.station').remaining).toBe(299);
   });
 
+  it('behind a proxy that appends to X-Forwarded-For (AWS ALB, nginx $proxy_add_x_forwarded_for), a forged first entry buys no fresh budget', async () => {
+    // The client sends its own X-Forwarded-For, a new address each time; the proxy appends the real one.
+    const forged = (i: number) => ({ 'x-forwarded-for': `10.0.${i}.1, 203.0.113.30` });
+    for (let i = 1; i <= 8; i++) expect((await t.gql(Q, {}, undefined, forged(i))).status).toBe(200);
+    const refused = await t.gql(Q, {}, undefined, forged(9));
+    expect(refused.status).toBe(429);
+    expect(refused.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', gate: 'ip' });
+    // and failed authentications are counted against the real address too
+    for (let i = 0; i < 3; i++) await t.gql(Q, {}, generateKey('tg'), { 'x-forwarded-for': `10.1.${i}.1, 203.0.113.31` });
+    const guess = await t.gql(Q, {}, generateKey('tg'), { 'x-forwarded-for': '10.1.99.1, 203.0.113.31' });
+    expect(guess.status).toBe(429);
+    expect(guess.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', gate: 'auth-failures' });
+  });
+
   it('ignores X-Forwarded-For unless TRUST_PROXY is set', async () => {
     for (let i = 0; i < 3; i++) await untrusting.gql(Q, {}, generateKey('tg'), from(`198.51.100.${i}`));
     // three failures from "different" forwarded addresses were one real address: now blocked
     const res = await untrusting.gql(Q, {}, generateKey('tg'), from('198.51.100.99'));
     expect(res.status).toBe(429);
+  });
+});
+
+// The library's own reading (Apollo standalone, no req.ip): the same rule as the bundled server's.
+describe('clientIp: the address the outermost of TRUST_PROXY proxies saw', () => {
+  const req = (xff?: string, ip?: string) => ({ headers: xff ? { 'x-forwarded-for': xff } : {}, socket: { remoteAddress: '10.9.9.9' }, ...(ip ? { ip } : {}) }) as unknown as IncomingMessage;
+  it.each([
+    [0, '203.0.113.1, 198.51.100.2', '10.9.9.9'], // no proxy trusted: the socket's peer, whatever the header says
+    [1, '203.0.113.1, 198.51.100.2', '198.51.100.2'], // one proxy: the entry it appended, not the client's own
+    [2, '203.0.113.1, 198.51.100.2', '203.0.113.1'],
+    [3, '203.0.113.1, 198.51.100.2', '203.0.113.1'], // fewer entries than proxies: the furthest one
+    [1, undefined, '10.9.9.9'],
+  ] as const)('%i trusted proxies, X-Forwarded-For %s → %s', (hops, xff, expected) => {
+    expect(clientIp(req(xff), hops)).toBe(expected);
+  });
+  it('takes req.ip when the framework set it (Express, Fastify)', () => {
+    expect(clientIp(req('203.0.113.1', '192.0.2.7'), 1)).toBe('192.0.2.7');
   });
 });
