@@ -43,6 +43,7 @@ const envSchema = z.object({
   KEY_STALE_IF_ERROR_SECONDS: int(0, 86_400).default(600),
   COST_MODE: z.enum(['enforce', 'measure']).default('enforce'),
   MAX_QUERY_COST: int(1).default(1000),
+  MAX_QUERY_STEPS: int(100, 10_000_000).default(20_000),
   DEFAULT_LIST_SIZE: int(1, 10_000).default(10),
   COST_MUTATIONS: z.enum(['per-field', 'per-operation']).default('per-field'),
   COST_ABSTRACT_TYPES: z.enum(['max', 'sum']).default('max'),
@@ -98,6 +99,8 @@ export type Config = Readonly<{
   keyStaleIfErrorMs: number;
   costMode: 'enforce' | 'measure';
   maxQueryCost: number;
+  /** Steps one reading of a document may take (document/collect-fields.ts); past it QUERY_TOO_COMPLEX. */
+  maxQuerySteps: number;
   /** How operations are priced: the default list size and where implementations differ (operation-cost.ts). */
   cost: { defaultListSize: number; rules: { mutation: 'per-field' | 'per-operation'; abstractTypes: 'max' | 'sum'; typeWeight: 'replace' | 'add' } };
   budget: { points: number; duration: number };
@@ -165,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyStaleIfErrorMs: e.KEY_STALE_IF_ERROR_SECONDS * 1000,
     costMode: e.COST_MODE,
     maxQueryCost: e.MAX_QUERY_COST,
+    maxQuerySteps: e.MAX_QUERY_STEPS,
     cost: { defaultListSize: e.DEFAULT_LIST_SIZE, rules: { mutation: e.COST_MUTATIONS, abstractTypes: e.COST_ABSTRACT_TYPES, typeWeight: e.COST_TYPE_WEIGHT } },
     budget: { points: e.BUDGET_POINTS, duration: e.BUDGET_DURATION_SECONDS },
     armor: {

@@ -2,8 +2,8 @@
 export { createTollgate, type Tollgate, type TollgateOptions, type Readiness, type RequestInfo, type SchemaSpec } from './tollgate';
 export type { TollgateContext } from './graphql/context';
 export { directiveTypeDefs } from './graphql/schema';
-export { estimateCost } from './limits/estimate-cost';
-export { DEFAULT_COST_RULES, type CostRules } from './limits/operation-cost';
+export { estimateCost } from './document/estimate-cost';
+export { DEFAULT_COST_RULES, type CostRules } from './document/operation-cost';
 export { loadConfig, ConfigError, type Config } from './config';
 export type { Database, DatabaseHandle } from './db/client';
 export type { AuthenticatedKey } from './keys/types';

@@ -92,6 +92,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     store,
     mode: config.costMode,
     maxCost: config.maxQueryCost,
+    maxSteps: config.maxQuerySteps,
     defaultBudget: config.budget,
     cost: config.cost,
     onAuthFailure: (reason) => metrics.authFailure(reason),

@@ -1,8 +1,9 @@
 import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
-import { GraphQLError, Kind, execute, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import { GraphQLError, execute, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import type { Logger } from 'pino';
 import { ErrorCode, isDependencyFailure, replaceWithError } from '../errors';
-import { fragmentsOf, statusFields, type SchemaGates } from '../limits/admission';
+import { onlyStatusFields } from '../document/operation-analysis';
+import type { SchemaGates } from '../limits/admission';
 import type { TollgateContext } from './context';
 import { createHardening, type HardeningLimits } from './hardening';
 import { setResponseStatus } from './response-status';
@@ -43,7 +44,8 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
     async responseForOperation(rc) {
       if (!rc.contextValue.admission?.cost.dryRun) return null;
       // dryRun: cost everything, execute only the status field, charge nothing.
-      const document = onlyStatusFields(rc.document, rc.operation as OperationDefinitionNode);
+      const admission = rc.contextValue.admission;
+      const document = onlyStatusFields(rc.document, rc.operation as OperationDefinitionNode, admission.statusFields);
       const result = await execute({ schema: rc.schema, document, contextValue: rc.contextValue, variableValues: rc.request.variables });
       return { http: rc.response.http, body: { kind: 'single', singleResult: { data: result.data, errors: result.errors?.map((e) => e.toJSON()) } } };
     },
@@ -99,7 +101,14 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
       setResponseStatus(response);
     },
   };
-  return { requestDidStart: async () => listener };
+  return {
+    async requestDidStart(rc) {
+      // Each operation of a batch has its own admission (Apollo gives each a shallow copy of the
+      // request's context, so this assignment is the operation's own).
+      if (rc.contextValue.admission) rc.contextValue.admission = rc.contextValue.admission.forOperation();
+      return listener;
+    },
+  };
 }
 
 /** An exception thrown somewhere (a bug, a dead dependency), as opposed to an error made for the client. */
@@ -108,13 +117,4 @@ export function isUnexpected(error: unknown): boolean {
   const code = error.extensions?.code;
   if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR) return false;
   return code === ErrorCode.INTERNAL_SERVER_ERROR || (!!error.originalError && !(error.originalError instanceof GraphQLError));
-}
-
-/** The operation with only its status fields, so a dry run executes nothing else. */
-function onlyStatusFields(document: DocumentNode, operation: OperationDefinitionNode): DocumentNode {
-  return {
-    kind: Kind.DOCUMENT,
-    // fragments stay: the status field's own selection may spread one
-    definitions: [{ ...operation, selectionSet: { ...operation.selectionSet, selections: statusFields(operation) } }, ...Object.values(fragmentsOf(document))],
-  };
 }

@@ -1,7 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import {
-  Kind, getVariableValues, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode,
-} from 'graphql';
+import { getVariableValues, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import { ErrorCode, badRequest, badUserInput, limitExtensions, rateLimited, serviceUnavailable, tooComplex, unauthenticated, withHttpStatus } from '../errors';
 import type { KeyAuthenticator } from '../keys/authenticator';
@@ -9,7 +7,9 @@ import type { AuthenticatedKey } from '../keys/types';
 import { keyTag, type FieldGate } from './field-gate';
 import { SlicingError, type FieldPolicy } from './field-policies';
 import type { IpCheck, IpGate, IpVerdict } from './ip-gate';
-import { actualCost, included, requestedCost, type CostInput, type CostRules } from './operation-cost';
+import { DocumentTooComplex, type FieldGroup } from '../document/collect-fields';
+import { analyseOperation, type OperationAnalysis } from '../document/operation-analysis';
+import { actualCost, type CostRules } from '../document/operation-cost';
 import type { PrepaidCharge, RootFieldPrecharge } from './rate-limit-directive';
 import type { LimiterStore } from './store';
 import type { Group, GroupOutcome } from './take';
@@ -59,6 +59,8 @@ export type AdmissionOptions = {
   store: LimiterStore;
   mode: 'enforce' | 'measure';
   maxCost: number;
+  /** Steps one reading of a document may take (MAX_QUERY_STEPS); measuring a response may take ten times as many. */
+  maxSteps: number;
   defaultBudget: { points: number; duration: number };
   cost?: { defaultListSize: number; rules: CostRules };
   /** Told about refusals and costs (metrics). */
@@ -67,9 +69,6 @@ export type AdmissionOptions = {
   onCost?: (points: number) => void;
 };
 
-/** The free status field: never counted, and with dryRun the only thing executed. */
-export const STATUS_FIELD = 'rateLimit';
-const FREE_ROOT_FIELDS = new Set([STATUS_FIELD]);
 /** Codes of refusals that happen before a field does any work: they cost nothing. */
 const FREE_REFUSALS = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORBIDDEN]);
 
@@ -104,7 +103,16 @@ export class Admissions {
     const guard = async () => {
       for (const verdict of await Promise.all([ip.run(), ipGate.blocked(request.ip)])) if (!verdict.ok) throw this.ipRefusal(verdict);
     };
-    const candidate = readKeyHeader(request.headers);
+    let candidate: string | undefined;
+    try {
+      candidate = readKeyHeader(request.headers);
+    } catch (headerError) {
+      // A malformed Authorization or two keys: the address answers for it like for a bad key.
+      await guard();
+      this.options.onAuthFailure?.('malformed');
+      await ipGate.recordAuthFailure(request.ip);
+      throw headerError;
+    }
     if (!candidate) await guard();
     const result = await authenticator.authenticate(candidate, guard);
     if (!result.ok) {
@@ -144,9 +152,11 @@ export class Admissions {
 export class Admission {
   // Every field named up front: an object that grows past four properties reallocates them.
   readonly cost: CostState = { requested: undefined, charged: undefined, actual: undefined, remaining: undefined, limit: undefined, resetAt: undefined, window: undefined, dryRun: undefined };
-  /** Limited root fields whose budgets were taken with the operation's (see precharge); read by the field gate. */
-  prepaid?: Map<FieldNode, PrepaidCharge>;
-  private input?: CostInput;
+  /** Limited root fields whose budgets were taken with the operation's, by response key (see precharge); read by the field gate. */
+  prepaid?: Map<string, PrepaidCharge>;
+  private analysis?: OperationAnalysis;
+  /** Whether an operation of this request has this admission already (a batch shares one request's context). */
+  private taken = false;
   /** The key's operation budget window. */
   private readonly budget: Window;
 
@@ -165,45 +175,84 @@ export class Admission {
     return new OpenAdmission(null as unknown as Admissions, key, meta, null as unknown as IpCheck);
   }
 
+  /** The operation's status fields, as read by chargeOperation (a dry run executes only these). */
+  get statusFields(): readonly FieldGroup[] {
+    return this.analysis?.statusFields ?? [];
+  }
+
+  /**
+   * The admission of one operation of this request. A batch runs several operations on one
+   * request's context: each gets its own estimate, charge, dry-run flag and refund, sharing the
+   * key, the IP verdict and the request's log facts. The first operation takes this one.
+   */
+  forOperation(): Admission {
+    if (!this.taken) {
+      this.taken = true;
+      return this;
+    }
+    const next = new Admission(this.admissions, this.key, this.meta, this.ip);
+    next.taken = true;
+    return next;
+  }
+
+  /**
+   * What the response really cost, read from the operation's collection. A response too large to
+   * measure within ten times the step budget is charged in full (no refund), never walked further.
+   */
+  private measure(data: Record<string, unknown> | null, errors: Parameters<typeof refusedPaths>[0]): number {
+    const input = this.analysis!.costInput;
+    input.collection?.beginPass(this.admissions.settings.maxSteps * 10);
+    try {
+      return actualCost(input, data, refusedPaths(errors));
+    } catch (error) {
+      if (error instanceof DocumentTooComplex) return Infinity;
+      throw error;
+    }
+  }
+
   private refused(gate: string) {
     (this.meta.gates ??= []).push(gate);
   }
 
   /**
-   * Step 3. After validation, before any resolver: prices the operation and takes that many
-   * points from the key's budget — in the same event-loop turn as the IP verdict and the limited
-   * root fields' budgets, so on Redis they share one round trip. Throws the refusal (400, 429, 503).
+   * Step 3. After validation, before any resolver: reads the operation once (document/), prices
+   * it and takes that many points from the key's budget — in the same event-loop turn as the IP
+   * verdict and the limited root fields' budgets, so on Redis they share one round trip. Throws
+   * the refusal (400, 429, 503).
    */
   async chargeOperation(request: { schema: GraphQLSchema; document: DocumentNode; operation: OperationDefinitionNode; variables?: Record<string, unknown> }, gates: SchemaGates): Promise<void> {
     const { settings, gate } = this.admissions;
     const { operation, schema } = request;
     this.meta.operationType = operation.operation;
     if (operation.operation === 'subscription') throw badRequest('Subscriptions are not supported by this API.');
-    const shape = shapeOf(request.document, operation);
     // Apollo coerces variables only when it executes; bad ones must be the client's 400 here.
     let variables: Record<string, unknown> = NO_VARIABLES;
-    if (shape.hasVariables) {
-      const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 5 });
+    if (operation.variableDefinitions?.length) {
+      const coerced = getVariableValues(schema, operation.variableDefinitions, request.variables ?? {}, { maxErrors: 5 });
       if (coerced.errors) throw withHttpStatus(badUserInput(coerced.errors.map((e) => e.message).join(' ')), 400);
       variables = coerced.coerced;
     }
-    const input: CostInput = {
-      schema, operation, fragments: shape.fragments, variables, policies: gates.policies, skipRootFields: FREE_ROOT_FIELDS,
-      defaultListSize: settings.cost?.defaultListSize, rules: settings.cost?.rules,
-    };
-    this.input = input;
-
-    let cost: number;
+    let analysis: OperationAnalysis;
     try {
-      cost = pricedOnce(shape, input);
+      analysis = analyseOperation({
+        schema, document: request.document, operation, variables, policies: gates.policies,
+        rules: settings.cost?.rules, defaultListSize: settings.cost?.defaultListSize, stepBudget: settings.maxSteps,
+      });
     } catch (error) {
       if (error instanceof SlicingError) throw withHttpStatus(badUserInput(error.message, error.argument), 400);
+      if (error instanceof DocumentTooComplex) {
+        settings.onRejected?.('operation');
+        this.refused('operation:too-complex');
+        throw tooComplex(error.message, { maxSteps: error.budget });
+      }
       throw error;
     }
+    this.analysis = analysis;
+    const cost = analysis.cost;
     this.cost.requested = cost;
     this.meta.cost = cost;
     settings.onCost?.(cost);
-    const dryRun = shape.mayDryRun && isDryRun(operation, variables);
+    const dryRun = analysis.dryRun;
     this.cost.dryRun = dryRun;
     const budget = this.budget;
     // A dry run, or an operation that costs nothing, only reads where the key stands.
@@ -213,15 +262,17 @@ export class Admission {
       this.refused('operation:too-complex');
       throw tooComplex(`This operation costs ${cost} points; the most one operation may cost is ${settings.maxCost}.`, { cost, maxCost: settings.maxCost });
     }
-    const rootType = operation.operation === 'mutation' ? schema.getMutationType() : schema.getQueryType();
-    const rootFields = shape.conditional ? shape.rootFields.filter((field) => included(field, variables)) : shape.rootFields;
     // A dry run executes nothing but the status field; anything else takes its root fields' budgets now.
-    const planned = !dryRun && rootType && gates.precharge ? gates.precharge(this.key, rootType, rootFields, variables) : NOTHING_PLANNED;
+    const planned = !dryRun && gates.precharge ? gates.precharge(this.key, analysis.rootType, analysis.rootFields, variables) : NOTHING_PLANNED;
 
     // One store take, decided in order: the address's request (unless already decided), the
     // operation's budget (refusing the rest unless measuring), each limited root field on its own.
-    // On a cluster the address's counter lives in another hash slot, so it is decided first.
-    if (this.ip.pending() && settings.store.sharded) await this.ip.run();
+    // On a cluster the address's counter lives in another hash slot, so it is decided first — and
+    // a refused address takes nothing at all.
+    if (!this.ip.pending() || settings.store.sharded) {
+      const ip = await this.ip.run();
+      if (!ip.ok) throw this.admissions.ipRefusal(ip);
+    }
     const withIp = this.ip.pending();
     const first = withIp ? 1 : 0;
     const groups = new Array<Group>(first + 1 + planned.length); // sized up front: a pushed array reserves 17 slots
@@ -235,8 +286,11 @@ export class Admission {
     } finally {
       this.meta.budgetStoreMs = Math.round((performance.now() - started) * 100) / 100;
     }
-    const ip = withIp ? this.ip.decided(outcomes[0]) : await this.ip.run();
-    if (!ip.ok) throw this.admissions.ipRefusal(ip);
+    if (withIp) {
+      // A refused address stops the take before anything else is taken.
+      const ip = this.ip.decided(outcomes[0]);
+      if (!ip.ok) throw this.admissions.ipRefusal(ip);
+    }
 
     const charge = outcomes[first];
     const used = charge.states[0];
@@ -255,7 +309,7 @@ export class Admission {
     // Measured, or admitted: each limited root field resolves with what its own take decided.
     if (planned.length) {
       this.prepaid = new Map();
-      planned.forEach((p, i) => this.prepaid!.set(p.node, { charge: p, outcome: outcomes[first + 1 + i] }));
+      planned.forEach((p, i) => this.prepaid!.set(p.responseKey, { charge: p, outcome: outcomes[first + 1 + i] }));
     }
   }
 
@@ -271,8 +325,8 @@ export class Admission {
     if (!ip) return this.ip.run().then(() => this.settle(data, errors));
     if (!ip.ok) return this.admissions.ipRefusal(ip);
     let refund = 0;
-    if (this.cost.charged && this.input && data !== undefined) {
-      this.cost.actual = Math.min(this.cost.charged, actualCost(this.input, data, refusedPaths(errors)));
+    if (this.cost.charged && this.analysis && data !== undefined) {
+      this.cost.actual = Math.min(this.cost.charged, this.measure(data, errors));
       refund = this.cost.charged - this.cost.actual;
     }
     if (this.cost.remaining !== undefined && refund <= 0) return null;
@@ -347,52 +401,6 @@ function isoTime(date: Date): string {
 const NO_VARIABLES: Record<string, unknown> = Object.freeze({});
 const NOTHING_PLANNED: readonly never[] = [];
 
-/**
- * What an operation's document says before any variable is known, worked out once per parsed
- * operation: Apollo reuses the parsed document of a repeated query, so a busy API reads each query
- * shape once. Prices are kept here too, per variables (a price depends only on the document, the
- * variables and the schema's annotations, never on the key).
- */
-type OperationShape = {
-  fragments: Record<string, FragmentDefinitionNode>;
-  rootFields: FieldNode[];
-  /** Some root field has @skip/@include: filter per request. */
-  conditional: boolean;
-  hasVariables: boolean;
-  /** The status field is asked for: the operation may be a dry run. */
-  mayDryRun: boolean;
-  prices: Map<string, number>;
-};
-const shapes = new WeakMap<OperationDefinitionNode, OperationShape>();
-function shapeOf(document: DocumentNode, operation: OperationDefinitionNode): OperationShape {
-  let shape = shapes.get(operation);
-  if (!shape) {
-    const rootFields = operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD);
-    shape = {
-      fragments: fragmentsOf(document),
-      rootFields,
-      conditional: rootFields.some((field) => field.directives?.length),
-      hasVariables: !!operation.variableDefinitions?.length,
-      mayDryRun: operation.operation === 'query' && statusFields(operation).length > 0,
-      prices: new Map(),
-    };
-    shapes.set(operation, shape);
-  }
-  return shape;
-}
-
-function pricedOnce(shape: OperationShape, input: CostInput): number {
-  const key = shape.hasVariables ? JSON.stringify(input.variables) : '';
-  let cost = shape.prices.get(key);
-  if (cost === undefined) {
-    cost = requestedCost(input);
-    // Bounded: a client cycling variables must not grow this without end.
-    if (shape.prices.size >= 100) shape.prices.clear();
-    shape.prices.set(key, cost);
-  }
-  return cost;
-}
-
 /** x-api-key, or Authorization: Bearer. Two different keys in one request are refused. */
 export function readKeyHeader(headers: IncomingHttpHeaders): string | undefined {
   const header = headers['x-api-key'];
@@ -412,24 +420,4 @@ export function readKeyHeader(headers: IncomingHttpHeaders): string | undefined 
 function refusedPaths(errors: readonly { path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[] | undefined): Set<string> | undefined {
   if (!errors?.length) return undefined;
   return new Set(errors.filter((e) => e.path && FREE_REFUSALS.has(e.extensions?.code)).map((e) => e.path!.join('.')));
-}
-
-export function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
-  const fragments: Record<string, FragmentDefinitionNode> = {};
-  for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
-  return fragments;
-}
-
-export function statusFields(operation: OperationDefinitionNode): FieldNode[] {
-  return operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD && s.name.value === STATUS_FIELD);
-}
-
-function isDryRun(operation: OperationDefinitionNode, variables: Record<string, unknown>): boolean {
-  if (operation.operation !== 'query') return false;
-  return statusFields(operation).some((field) => {
-    const arg = field.arguments?.find((a) => a.name.value === 'dryRun')?.value;
-    if (!arg) return false;
-    if (arg.kind === Kind.BOOLEAN) return arg.value;
-    return arg.kind === Kind.VARIABLE && variables[arg.name.value] === true;
-  });
 }

@@ -1,6 +1,7 @@
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
-import { defaultFieldResolver, getArgumentValues, getNamedType, isObjectType, type FieldNode, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
-import { argumentsCost, costWeights } from './operation-cost';
+import { defaultFieldResolver, getArgumentValues, getNamedType, isObjectType, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
+import type { FieldGroup } from '../document/collect-fields';
+import { argumentsCost, costWeights } from '../document/operation-cost';
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { LRUCache } from 'lru-cache';
@@ -20,15 +21,15 @@ export type FieldCharge = { coordinate: string; windows: readonly Window[]; poin
  * What the field gate reads from a resolver's context: the key, and from the request's
  * admission the root fields whose budget was already taken with the operation's (see precharge).
  */
-export type FieldLimitContext = { apiKey?: AuthenticatedKey; admission?: { prepaid?: Map<FieldNode, PrepaidCharge>; meta: { gates?: string[] } } };
+export type FieldLimitContext = { apiKey?: AuthenticatedKey; admission?: { prepaid?: Map<string, PrepaidCharge>; meta: { gates?: string[] } } };
 
 /** A limited root field decided in the operation's take: what it asked for and what the take said. */
 export type PrepaidCharge = { charge: PlannedCharge; outcome: GroupOutcome };
 
-/** A limited root field's charge, planned before execution (see precharge). */
-export type PlannedCharge = FieldCharge & { node: FieldNode };
+/** A limited root field's charge, planned before execution (see precharge), by its response key. */
+export type PlannedCharge = FieldCharge & { responseKey: string };
 
-export type RootFieldPrecharge = (apiKey: AuthenticatedKey, rootType: GraphQLObjectType, fields: readonly FieldNode[], variables: Record<string, unknown>) => PlannedCharge[];
+export type RootFieldPrecharge = (apiKey: AuthenticatedKey, rootType: GraphQLObjectType, fields: readonly FieldGroup[], variables: Record<string, unknown>) => PlannedCharge[];
 
 /**
  * graphql-rate-limit-directive owns the SDL contract and wraps every limited resolver that is
@@ -137,19 +138,20 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
    */
   const precharge: RootFieldPrecharge = (key, rootType, fields, variables) => {
     const planned: PlannedCharge[] = [];
-    for (const node of fields) {
-      const coordinate = `${rootType.name}.${node.name.value}`;
+    for (const group of fields) {
+      const field = group.definition;
+      if (!field) continue;
+      const coordinate = `${rootType.name}.${group.fieldName}`;
       const windows = windowsFor(key.id, coordinate);
-      const field = rootType.getFields()[node.name.value];
-      if (!windows.length || !field) continue;
+      if (!windows.length) continue;
       if ((options.requiredScopes.get(coordinate) ?? []).some((s) => !key.scopes.includes(s))) continue;
       let points: number;
       try {
-        points = pointsFor(coordinate, field.args.length ? getArgumentValues(field, node, variables) : NO_ARGUMENTS, key.id, rootType);
+        points = pointsFor(coordinate, field.args.length ? getArgumentValues(field, group.nodes[0], variables) : NO_ARGUMENTS, key.id, rootType);
       } catch {
         continue;
       }
-      if (points > 0) planned.push({ node, coordinate, windows, points });
+      if (points > 0) planned.push({ responseKey: group.responseKey, coordinate, windows, points });
     }
     return planned;
   };
@@ -181,7 +183,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
         const charged = field.resolve; // the library's wrapper: charges this resolution
         const own = owners.get(coordinate) ?? defaultFieldResolver;
         const refund = async (error: unknown, context: FieldLimitContext, info: GraphQLResolveInfo): Promise<never> => {
-          const prepaid = context.admission?.prepaid?.get(info.fieldNodes[0]);
+          const prepaid = prepaidOf(context, info);
           const charge = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? prepaid.charge : undefined);
           const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
           if (charge && charge.points > 0 && context.apiKey && (code === ErrorCode.BAD_USER_INPUT || code === ErrorCode.FORBIDDEN)) {
@@ -194,7 +196,7 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
           // Not an async function: a resolver that succeeds costs no extra promise.
           resolve: (source, args, context: FieldLimitContext, info) => {
             try {
-              const prepaid = context.admission?.prepaid?.get(info.fieldNodes[0]);
+              const prepaid = prepaidOf(context, info);
               if (prepaid) admitted(prepaid, context);
               const result = (prepaid ? own : charged)(source, args, context, info);
               // then(_, onRejected), not catch: an owner's resolver may return any thenable.
@@ -218,6 +220,11 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
 }
 
 const NO_ARGUMENTS: Record<string, unknown> = Object.freeze({});
+
+/** A root field's charge taken with the operation's budget, found by its response key. */
+function prepaidOf(context: FieldLimitContext, info: GraphQLResolveInfo): PrepaidCharge | undefined {
+  return info.path.prev === undefined ? context.admission?.prepaid?.get(info.path.key as string) : undefined;
+}
 
 const isPromise = (value: unknown): value is PromiseLike<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function';
 

@@ -1,7 +1,7 @@
 import { Kind, parse, type FragmentDefinitionNode, type OperationDefinitionNode } from 'graphql';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { readFieldPolicies } from '../../src/limits/field-policies';
-import { actualCost, requestedCost } from '../../src/limits/operation-cost';
+import { actualCost, requestedCost } from '../../src/document/operation-cost';
 import { directiveTypeDefs } from '../../src/graphql/schema';
 
 const SDL = /* GraphQL */ `

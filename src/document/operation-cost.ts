@@ -1,11 +1,11 @@
 import {
-  Kind, getNamedType, getNullableType, isAbstractType, isCompositeType, isInputObjectType, isListType, type FieldNode,
+  Kind, getArgumentValues, getNamedType, getNullableType, isAbstractType, isCompositeType, isInputObjectType, isListType,
   type FragmentDefinitionNode, type GraphQLCompositeType, type GraphQLField, type GraphQLInputType, type GraphQLNamedType, type GraphQLObjectType,
-  type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode, getArgumentValues, getDirectiveValues,
-  GraphQLIncludeDirective, GraphQLSkipDirective,
+  type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode,
 } from 'graphql';
 import { getDirective } from '@graphql-tools/utils';
-import { DEFAULT_LIST_SIZE, listMultiplier, type FieldPolicy } from './field-policies';
+import { DEFAULT_LIST_SIZE, listMultiplier, type FieldPolicy } from '../limits/field-policies';
+import { FieldCollection, included, type CollectedFields, type FieldGroup } from './collect-fields';
 
 /**
  * Operation cost after the IBM GraphQL Cost Directives spec, computed from the document alone,
@@ -19,9 +19,12 @@ import { DEFAULT_LIST_SIZE, listMultiplier, type FieldPolicy } from './field-pol
  *     slicing value (an argument, a path into an input object, or a list argument's length;
  *     variables and defaults resolved), else @listSize(assumedSize), else the default list size;
  *     with `sizedFields` the size applies to those lists instead (`edges`, or a path `page { edges }`);
- *   - fragments and inline fragments are expanded, aliases count separately, @skip/@include are
- *     honoured, and an abstract type costs as its most expensive possible type.
- * `actualCost` walks the same document over the response data, so lists count their real length.
+ *   - fields are read as graphql-js executes them (collect-fields.ts): repeated response keys and
+ *     fragments spread twice count once, aliases count separately, @skip/@include are honoured,
+ *     and an abstract type costs as its most expensive possible type.
+ * `actualCost` reads the same collection over the response data, so lists count their real length.
+ * Both walks are memoised over the collection and spend its step budget: never more work than
+ * MAX_QUERY_STEPS, whatever the document.
  */
 export { DEFAULT_LIST_SIZE };
 export const DEFAULT_MUTATION_WEIGHT = 10;
@@ -47,6 +50,8 @@ export type CostInput = {
   policies: ReadonlyMap<string, FieldPolicy>;
   /** Root fields left out of the count (e.g. `rateLimit`, which never costs anything). */
   skipRootFields?: ReadonlySet<string>;
+  /** The operation's field collection (made from the above with the default step budget when absent). */
+  collection?: FieldCollection;
   defaultListSize?: number;
   rules?: CostRules;
 };
@@ -118,6 +123,9 @@ function sizedPath(entry: string): string[] {
   return entry.replace(/[{}]/g, ' ').split(/\s+/).filter(Boolean);
 }
 
+/** Steps a reading may take when the caller gives no collection of its own (estimateCost, tests). */
+export const DEFAULT_STEP_BUDGET = 100_000;
+
 export function requestedCost(input: CostInput): number {
   return walkOperation(input, undefined);
 }
@@ -131,94 +139,120 @@ export function actualCost(input: CostInput, data: Record<string, unknown> | nul
   return data ? walkOperation(input, data, refusedPaths) : 0;
 }
 
+/** The collection of an input: its own, or one made for it. */
+export function collectionOf(input: CostInput): FieldCollection {
+  return input.collection ?? new FieldCollection(input.schema, input.fragments, input.variables, DEFAULT_STEP_BUDGET);
+}
+
+export function rootTypeOf(schema: GraphQLSchema, operation: OperationDefinitionNode): GraphQLObjectType | null | undefined {
+  return operation.operation === 'mutation' ? schema.getMutationType() : operation.operation === 'subscription' ? schema.getSubscriptionType() : schema.getQueryType();
+}
+
 /** `data` undefined: price the request; otherwise measure the response. */
-type Walk = { input: CostInput; rules: CostRules; weights: CostWeights; fragmentPath: Set<string>; refused?: ReadonlySet<string> };
+type Walk = {
+  input: CostInput;
+  collection: FieldCollection;
+  rules: CostRules;
+  weights: CostWeights;
+  refused?: ReadonlySet<string>;
+  /** Requested cost of a collected selection, once each (no sizes handed down, not the root). */
+  priced: WeakMap<CollectedFields, number>;
+};
 /** Sizes a parent's @listSize(sizedFields) hands down: the child named, and the rest of the path below it. */
 type ChildSizes = Map<string, { rest: string[]; size: number }[]>;
 
 function walkOperation(input: CostInput, data: Record<string, unknown> | undefined, refused?: ReadonlySet<string>): number {
-  const root = input.operation.operation === 'mutation' ? input.schema.getMutationType() : input.operation.operation === 'subscription' ? input.schema.getSubscriptionType() : input.schema.getQueryType();
+  const root = rootTypeOf(input.schema, input.operation);
   if (!root) return 0;
   const rules = input.rules ?? DEFAULT_COST_RULES;
-  const walk: Walk = { input, rules, weights: costWeights(input.schema), fragmentPath: new Set(), refused: refused?.size ? refused : undefined };
+  const collection = collectionOf(input);
+  const walk: Walk = { input, collection, rules, weights: costWeights(input.schema), refused: refused?.size ? refused : undefined, priced: new WeakMap() };
   const base = input.operation.operation === 'mutation' && rules.mutation === 'per-operation' ? DEFAULT_MUTATION_WEIGHT : 0;
-  return base + selectionCost(walk, input.operation.selectionSet, root, data, true, undefined, '');
+  return base + fieldsCost(walk, collection.fieldsOf(input.operation.selectionSet, root), root, data, true, undefined, '');
 }
 
-/**
- * `childSizes`: list sizes for direct children named in the parent's @listSize(sizedFields),
- * e.g. `edges` of a connection sized by `first`.
- */
-function selectionCost(walk: Walk, selectionSet: SelectionSetNode, type: GraphQLCompositeType, data: unknown, isRoot: boolean, childSizes: ChildSizes | undefined, path: string): number {
+/** What a group's selection costs on its return type (object, interface or union). */
+function selectionCost(walk: Walk, group: FieldGroup, type: GraphQLCompositeType, data: unknown, childSizes: ChildSizes | undefined, path: string): number {
+  const { collection } = walk;
   if (isAbstractType(type)) {
     const possible = walk.input.schema.getPossibleTypes(type);
     // Measuring a response: the item's own type (its __typename when asked for), else the priciest.
     const actual = data && typeof data === 'object' ? possible.find((t) => t.name === (data as { __typename?: unknown }).__typename) : undefined;
-    if (actual) return objectSelectionCost(walk, selectionSet, actual, data, isRoot, childSizes, path);
-    if (walk.rules.abstractTypes === 'sum') return sumOfConditioned(walk, selectionSet, possible, data, isRoot, childSizes, path);
+    if (actual) return fieldsCost(walk, collection.subfields(group, actual), actual, data, false, childSizes, path);
+    if (walk.rules.abstractTypes === 'sum') return sumOfConditioned(walk, group, possible, data, childSizes, path);
     // The most expensive possible type: a client cannot make a union cheaper by asking about it.
-    return Math.max(0, ...possible.map((t) => objectSelectionCost(walk, selectionSet, t, data, isRoot, childSizes, path)));
+    let most = 0;
+    for (const t of possible) most = Math.max(most, fieldsCost(walk, collection.subfields(group, t), t, data, false, childSizes, path));
+    return most;
   }
-  return objectSelectionCost(walk, selectionSet, type as GraphQLObjectType, data, isRoot, childSizes, path);
+  return fieldsCost(walk, collection.subfields(group, type as GraphQLObjectType), type as GraphQLObjectType, data, false, childSizes, path);
 }
 
 /**
  * The routers' rule for abstract types: fields selected on the abstract type itself count once,
  * and every type-conditioned fragment adds its own cost.
  */
-function sumOfConditioned(walk: Walk, selectionSet: SelectionSetNode, possible: readonly GraphQLObjectType[], data: unknown, isRoot: boolean, childSizes: ChildSizes | undefined, path: string): number {
-  const shared = { ...selectionSet, selections: selectionSet.selections.filter((s) => s.kind === Kind.FIELD) };
+function sumOfConditioned(walk: Walk, group: FieldGroup, possible: readonly GraphQLObjectType[], data: unknown, childSizes: ChildSizes | undefined, path: string): number {
+  const { collection, input } = walk;
   const first = possible[0];
-  let total = first ? objectSelectionCost(walk, shared, first, data, isRoot, childSizes, path) : 0;
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) continue;
-    const condition = selection.kind === Kind.INLINE_FRAGMENT ? selection.typeCondition?.name.value : walk.input.fragments[selection.name.value]?.typeCondition.name.value;
-    const target = possible.find((t) => t.name === condition) ?? first;
-    if (target) total += objectSelectionCost(walk, { ...selectionSet, selections: [selection] }, target, data, isRoot, childSizes, path);
-  }
-  return total;
-}
-
-function objectSelectionCost(walk: Walk, selectionSet: SelectionSetNode, type: GraphQLObjectType, data: unknown, isRoot: boolean, childSizes: ChildSizes | undefined, path: string): number {
-  const { input, fragmentPath } = walk;
+  if (!first) return 0;
   let total = 0;
-  for (const selection of selectionSet.selections) {
-    if (!included(selection, input.variables)) continue;
-    if (selection.kind === Kind.FIELD) {
-      total += fieldCost(walk, selection, type, data, isRoot, childSizes?.get(selection.name.value), path);
-    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      if (selection.typeCondition && !appliesTo(input.schema, selection.typeCondition.name.value, type)) continue;
-      total += objectSelectionCost(walk, selection.selectionSet, type, data, isRoot, childSizes, path);
-    } else {
-      const name = selection.name.value;
-      const fragment = input.fragments[name];
-      // Cycles are refused by validation; this guard keeps a bad document from recursing forever.
-      if (!fragment || fragmentPath.has(name) || !appliesTo(input.schema, fragment.typeCondition.name.value, type)) continue;
-      fragmentPath.add(name);
-      total += objectSelectionCost(walk, fragment.selectionSet, type, data, isRoot, childSizes, path);
-      fragmentPath.delete(name);
+  const sharedSets: SelectionSetNode[] = [];
+  for (const node of group.nodes) {
+    if (!node.selectionSet) continue;
+    sharedSets.push(fieldsOnly(node.selectionSet));
+    for (const selection of node.selectionSet.selections) {
+      collection.spend();
+      if (selection.kind === Kind.FIELD || !included(selection, input.variables)) continue;
+      const condition = selection.kind === Kind.INLINE_FRAGMENT ? selection.typeCondition?.name.value : input.fragments[selection.name.value]?.typeCondition.name.value;
+      const target = possible.find((t) => t.name === condition) ?? first;
+      const body = selection.kind === Kind.INLINE_FRAGMENT ? selection.selectionSet : input.fragments[selection.name.value]?.selectionSet;
+      if (body) total += fieldsCost(walk, collection.fieldsOf(body, target), target, data, false, childSizes, path);
     }
   }
+  for (const set of sharedSets) total += fieldsCost(walk, collection.fieldsOf(set, first), first, data, false, childSizes, path);
   return total;
 }
 
-function fieldCost(walk: Walk, node: FieldNode, parent: GraphQLObjectType, parentData: unknown, isRoot: boolean, fromParent: { rest: string[]; size: number }[] | undefined, parentPath: string): number {
+/** A selection set's fields without its fragments, one node per original (so memo keys stay stable). */
+const fieldsOnlySets = new WeakMap<SelectionSetNode, SelectionSetNode>();
+function fieldsOnly(set: SelectionSetNode): SelectionSetNode {
+  let fields = fieldsOnlySets.get(set);
+  if (!fields) fieldsOnlySets.set(set, (fields = { ...set, selections: set.selections.filter((s) => s.kind === Kind.FIELD) }));
+  return fields;
+}
+
+function fieldsCost(walk: Walk, fields: CollectedFields, type: GraphQLObjectType, data: unknown, isRoot: boolean, childSizes: ChildSizes | undefined, path: string): number {
+  const memoised = data === undefined && !isRoot && !childSizes;
+  if (memoised) {
+    const known = walk.priced.get(fields);
+    if (known !== undefined) return known;
+  }
+  let total = 0;
+  for (const group of fields.values()) {
+    walk.collection.spend();
+    total += fieldCost(walk, group, type, data, isRoot, childSizes?.get(group.fieldName), path);
+  }
+  if (memoised) walk.priced.set(fields, total);
+  return total;
+}
+
+function fieldCost(walk: Walk, group: FieldGroup, parent: GraphQLObjectType, parentData: unknown, isRoot: boolean, fromParent: { rest: string[]; size: number }[] | undefined, parentPath: string): number {
   const { input, rules, weights } = walk;
-  const name = node.name.value;
-  if (name.startsWith('__')) return 0;
+  const name = group.fieldName;
+  const def = group.definition;
+  if (name.startsWith('__') || !def) return 0;
   if (isRoot && input.skipRootFields?.has(name)) return 0;
-  const def = parent.getFields()[name];
-  if (!def) return 0;
   const measuring = parentData !== undefined;
-  const responseKey = node.alias?.value ?? name;
+  const responseKey = group.responseKey;
   const path = walk.refused ? (parentPath ? `${parentPath}.${responseKey}` : responseKey) : '';
   if (measuring && walk.refused?.has(path)) return 0; // refused before it did any work
   const value = measuring ? (parentData as Record<string, unknown> | null)?.[responseKey] : undefined;
   const policy = input.policies.get(`${parent.name}.${name}`);
   const named = getNamedType(def.type) as GraphQLNamedType;
   const weight = fieldWeight(walk, policy?.weight, weights.types.get(named.name), isCompositeType(named), isRoot && input.operation.operation === 'mutation' && rules.mutation === 'per-field');
-  const args = getArgumentValues(def, node, input.variables);
-  const argsCost = argumentsCost(input.schema, parent.name, def as GraphQLField<unknown, unknown>, args);
+  const args = def.args.length ? getArgumentValues(def, group.nodes[0], input.variables) : NO_ARGUMENTS;
+  const argsCost = def.args.length ? argumentsCost(input.schema, parent.name, def, args) : 0;
   if (measuring && (value === null || value === undefined)) return weight + argsCost;
 
   // This field's own size, when a parent's @listSize(sizedFields) names it.
@@ -240,16 +274,26 @@ function fieldCost(walk: Walk, node: FieldNode, parent: GraphQLObjectType, paren
       }
     }
   }
-  const childCost = (childData: unknown, childPath: string) =>
-    node.selectionSet && isCompositeType(named) ? selectionCost(walk, node.selectionSet, named, childData, false, childSizes, childPath) : 0;
+  const composite = isCompositeType(named) && group.nodes[0].selectionSet;
+  const childCost = (childData: unknown, childPath: string) => (composite ? selectionCost(walk, group, named as GraphQLCompositeType, childData, childSizes, childPath) : 0);
 
   if (isListType(getNullableType(def.type)) && !sizedFields.length) {
-    if (measuring) return argsCost + (value as unknown[]).reduce<number>((sum, item, i) => sum + weight + childCost(item, walk.refused ? `${path}.${i}` : ''), 0);
+    if (measuring) {
+      let total = argsCost;
+      const items = value as unknown[];
+      for (let i = 0; i < items.length; i++) {
+        walk.collection.spend();
+        total += weight + childCost(items[i], walk.refused ? `${path}.${i}` : '');
+      }
+      return total;
+    }
     const size = sizeFromParent ?? (policy?.listSize ? listMultiplier(policy, args, input.defaultListSize) : input.defaultListSize ?? DEFAULT_LIST_SIZE);
     return argsCost + size * (weight + childCost(undefined, ''));
   }
   return argsCost + weight + childCost(measuring ? value : undefined, path);
 }
+
+const NO_ARGUMENTS: Record<string, unknown> = Object.freeze({});
 
 /** A field's own weight under the rules: its @cost and its type's, else the spec's defaults. */
 function fieldWeight(walk: Walk, own: number | undefined, ofType: number | undefined, composite: boolean, rootMutation: boolean): number {
@@ -257,18 +301,4 @@ function fieldWeight(walk: Walk, own: number | undefined, ofType: number | undef
   if (own !== undefined) return own;
   if (rootMutation) return DEFAULT_MUTATION_WEIGHT;
   return ofType ?? (composite ? 1 : 0);
-}
-
-export function included(node: { directives?: readonly import('graphql').DirectiveNode[] }, variables: Record<string, unknown>): boolean {
-  if (!node.directives?.length) return true;
-  const skip = getDirectiveValues(GraphQLSkipDirective, node as FieldNode, variables);
-  if (skip?.if === true) return false;
-  const include = getDirectiveValues(GraphQLIncludeDirective, node as FieldNode, variables);
-  return include?.if !== false;
-}
-
-function appliesTo(schema: GraphQLSchema, typeCondition: string, type: GraphQLObjectType): boolean {
-  if (typeCondition === type.name) return true;
-  const conditionType = schema.getType(typeCondition);
-  return !!conditionType && isAbstractType(conditionType) && schema.isSubType(conditionType, type);
 }
