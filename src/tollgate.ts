@@ -4,7 +4,7 @@ import type { GraphQLSchema, ValidationRule } from 'graphql';
 import { hardeningRules } from './graphql/hardening';
 import { maskUnexpected } from './graphql/mask';
 import { adminResolvers } from './admin/resolvers';
-import { createServices, type ServiceOptions, type Services } from './app/services';
+import { createServices, type ServiceOptions, type Services } from './services';
 import { loadConfig, type Config } from './config';
 import type { DatabaseHandle } from './db/client';
 import { withTimeout } from './timeout';

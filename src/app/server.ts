@@ -7,7 +7,7 @@ import { ErrorCode, errorBody, queryTooLong } from '../errors';
 import { requestMeta, type RequestMeta } from '../limits/admission';
 import { registerMetricsRoute } from '../http/metrics-route';
 import { createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
-import type { ServiceOptions } from './services';
+import type { ServiceOptions } from '../services';
 import { weatherExample } from '../weather';
 import { newRequestId } from '../request-id';
 

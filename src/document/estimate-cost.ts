@@ -1,6 +1,6 @@
 import { GraphQLError, getOperationAST, getVariableValues, parse, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { fragmentsOf } from './operation-analysis';
-import { readFieldPolicies, type FieldPolicy } from '../limits/field-policies';
+import { readFieldPolicies, type FieldPolicy } from '../directives/field-policies';
 import { DEFAULT_COST_RULES, requestedCost, type CostRules } from './operation-cost';
 
 const policiesBySchema = new WeakMap<GraphQLSchema, Map<string, FieldPolicy>>();

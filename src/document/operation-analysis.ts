@@ -4,7 +4,7 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import { LRUCache } from 'lru-cache';
-import type { FieldPolicy } from '../limits/field-policies';
+import type { FieldPolicy } from '../directives/field-policies';
 import { FieldCollection, type FieldGroup } from './collect-fields';
 import { requestedCost, rootTypeOf, type CostInput, type CostRules } from './operation-cost';
 

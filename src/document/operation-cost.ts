@@ -4,7 +4,7 @@ import {
   type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode,
 } from 'graphql';
 import { getDirective } from '@graphql-tools/utils';
-import { DEFAULT_LIST_SIZE, listMultiplier, type FieldPolicy } from '../limits/field-policies';
+import { DEFAULT_LIST_SIZE, listMultiplier, type FieldPolicy } from '../directives/field-policies';
 import { FieldCollection, included, type CollectedFields, type FieldGroup } from './collect-fields';
 
 /**

@@ -4,11 +4,11 @@ import type { GraphQLSchema } from 'graphql';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { IExecutableSchemaDefinition } from '@graphql-tools/schema';
 import { DateTimeResolver, JSONObjectResolver } from 'graphql-scalars';
-import { applyRequireScopes, readRequiredScopes } from '../admin/require-scopes';
+import { applyRequireScopes, readRequiredScopes } from '../directives/require-scopes';
 import type { FieldGate } from '../limits/field-gate';
-import { readFieldPolicies, type FieldPolicy } from '../limits/field-policies';
-import { applyRateLimitDirective, type RootFieldPrecharge } from '../limits/rate-limit-directive';
-import { rateLimitStatusResolvers } from '../limits/rate-limit-status';
+import { readFieldPolicies, type FieldPolicy } from '../directives/field-policies';
+import { applyRateLimitDirective, type RootFieldPrecharge } from '../directives/rate-limit-directive';
+import { rateLimitStatusResolvers } from './rate-limit-status';
 import type { AuthenticatedKey } from '../keys/types';
 
 /** Tollgate's SDL folder: schema/ beside src/ (or dist/src/, or an installed package's). */

@@ -5,12 +5,12 @@ import { ErrorCode, badRequest, badUserInput, limitExtensions, rateLimited, serv
 import type { KeyAuthenticator } from '../keys/authenticator';
 import type { AuthenticatedKey } from '../keys/types';
 import { keyTag, type FieldGate } from './field-gate';
-import { SlicingError, type FieldPolicy } from './field-policies';
+import { SlicingError, type FieldPolicy } from '../directives/field-policies';
 import type { IpCheck, IpGate, IpVerdict } from './ip-gate';
 import { DocumentTooComplex, type FieldGroup } from '../document/collect-fields';
 import { analyseOperation, type OperationAnalysis } from '../document/operation-analysis';
 import { actualCost, type CostRules } from '../document/operation-cost';
-import type { PrepaidCharge, RootFieldPrecharge } from './rate-limit-directive';
+import type { PrepaidCharge, RootFieldPrecharge } from '../directives/rate-limit-directive';
 import type { LimiterStore } from './store';
 import type { Group, GroupOutcome } from './take';
 import { Refusal, WindowGate, type Window } from './window-gate';

@@ -1,5 +1,5 @@
 import { FieldGate, type Window } from './field-gate';
-import type { FieldPolicy } from './field-policies';
+import type { FieldPolicy } from '../directives/field-policies';
 import type { LimitOverride } from '../db/schema';
 
 export type FieldUsage = { coordinate: string; limit: number; duration: number; remaining: number; resetAt: Date | null };

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { directiveTypeDefs, estimateCost } from '../../src/index';
-import { readFieldPolicies } from '../../src/limits/field-policies';
+import { readFieldPolicies } from '../../src/directives/field-policies';
 
 // The IBM GraphQL Cost Directives, class by class, each number worked by hand in its comment
 // from the spec's rules (README: "The operation budget"). Priced through the public estimateCost,

@@ -1,6 +1,6 @@
 import { Kind, parse, type FragmentDefinitionNode, type OperationDefinitionNode } from 'graphql';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { readFieldPolicies } from '../../src/limits/field-policies';
+import { readFieldPolicies } from '../../src/directives/field-policies';
 import { actualCost, requestedCost } from '../../src/document/operation-cost';
 import { directiveTypeDefs } from '../../src/graphql/schema';
 

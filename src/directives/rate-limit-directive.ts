@@ -7,9 +7,9 @@ import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions
 import { LRUCache } from 'lru-cache';
 import { ApiError, ErrorCode, badUserInput, limitExtensions, rateLimited as rateLimitedError } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
-import { FieldGate, type Window } from './field-gate';
-import type { GroupOutcome } from './take';
-import { verdict, type Refusal } from './window-gate';
+import { FieldGate, type Window } from '../limits/field-gate';
+import type { GroupOutcome } from '../limits/take';
+import { verdict, type Refusal } from '../limits/window-gate';
 import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
 
 const CHARGES = Symbol('tollgate.fieldCharges');

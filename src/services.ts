@@ -1,16 +1,16 @@
 import pino, { type Logger } from 'pino';
-import { redisTarget, type Config } from '../config';
-import { openDatabase, type DatabaseHandle } from '../db/client';
-import { tollgateMigrations } from '../db/migrate';
-import { Metrics } from '../http/metrics';
-import { KeyAuthenticator } from '../keys/authenticator';
-import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
-import { KeyService } from '../keys/service';
-import { FieldGate } from '../limits/field-gate';
-import { IpGate } from '../limits/ip-gate';
-import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from '../limits/store';
-import { boundedStdout } from '../log-destination';
-import { OutageWatch, describeFailure } from '../outage-watch';
+import { redisTarget, type Config } from './config';
+import { openDatabase, type DatabaseHandle } from './db/client';
+import { tollgateMigrations } from './db/migrate';
+import { Metrics } from './http/metrics';
+import { KeyAuthenticator } from './keys/authenticator';
+import { KEY_CHANGED_CHANNEL } from './keys/key-events';
+import { KeyService } from './keys/service';
+import { FieldGate } from './limits/field-gate';
+import { IpGate } from './limits/ip-gate';
+import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from './limits/store';
+import { boundedStdout } from './log-destination';
+import { OutageWatch, describeFailure } from './outage-watch';
 
 export type ServiceOptions = {
   /** An already open database (tests share one per file); otherwise opened from config. */

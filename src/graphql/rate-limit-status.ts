@@ -1,4 +1,4 @@
-import type { TollgateContext } from '../graphql/context';
+import type { TollgateContext } from './context';
 
 /** Query.rateLimit: reads what the operation gate recorded for this request; spends nothing. */
 export const rateLimitStatusResolvers = {
