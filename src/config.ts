@@ -89,7 +89,7 @@ export type Config = Readonly<{
   onStoreFailure: 'insurance' | 'open' | 'closed';
   /** How long one limiter store (Redis) command may take before the store counts as down. */
   limiterTimeoutMs: number;
-  /** Percent of each window's limit an instance may take from Redis ahead of need (src/limits/lease.ts); 0: off. */
+  /** Percent of each window's limit an instance may take from Redis ahead of need (src/counting/lease.ts); 0: off. */
   leasePercent: number;
   /** How long connecting to Postgres, or one query, may take before the database counts as down. */
   databaseTimeoutMs: number;

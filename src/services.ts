@@ -6,9 +6,9 @@ import { Metrics } from './http/metrics';
 import { KeyAuthenticator } from './keys/authenticator';
 import { KEY_CHANGED_CHANNEL } from './keys/key-events';
 import { KeyService } from './keys/service';
-import { FieldGate } from './limits/field-gate';
-import { IpGate } from './limits/ip-gate';
-import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from './limits/store';
+import { FieldGate } from './gates/field-gate';
+import { IpGate } from './gates/ip-gate';
+import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from './counting/store';
 import { boundedStdout } from './log-destination';
 import { OutageWatch, describeFailure } from './outage-watch';
 

@@ -12,9 +12,9 @@ import type { TollgateContext } from './graphql/context';
 import { tollgatePlugin } from './graphql/plugin';
 import { buildSchema, type BuiltSchema, type SchemaSpec } from './graphql/schema';
 import type { AuthenticatedKey } from './keys/types';
-import { Admission, Admissions, requestMeta, type RequestInfo, type RequestMeta, type SchemaGates } from './limits/admission';
-import { FieldUsageReader } from './limits/usage';
-import type { FieldGate } from './limits/field-gate';
+import { Admission, Admissions, requestMeta, type RequestInfo, type RequestMeta, type SchemaGates } from './gates/pipeline';
+import { FieldUsageReader } from './gates/usage';
+import type { FieldGate } from './gates/field-gate';
 import { newRequestId } from './request-id';
 
 export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec };
@@ -202,7 +202,7 @@ type Gates = {
   armor: Config['armor'] | null;
   validationRules: ValidationRule[];
   parseOptions: { maxTokens?: number };
-  /** A built schema's cost policies and precharge; undefined: nothing to charge. */
+  /** A built schema's cost policies and prepaid root fields; undefined: nothing to charge. */
   of(schema: GraphQLSchema): SchemaGates | undefined;
 };
 

@@ -1,7 +1,7 @@
 import { ApiError, ErrorCode, unauthenticated } from '../errors';
 import type { TollgateContext } from '../graphql/context';
 import type { KeyService } from '../keys/service';
-import type { FieldUsageReader } from '../limits/usage';
+import type { FieldUsageReader } from '../gates/usage';
 import type { ApiKeyRow } from '../keys/repository';
 import type { KeyInput, Page, Result } from '../keys/service';
 

@@ -4,7 +4,7 @@ import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { Config } from '../config';
 import { ErrorCode, errorBody, queryTooLong } from '../errors';
-import { requestMeta, type RequestMeta } from '../limits/admission';
+import { requestMeta, type RequestMeta } from '../gates/pipeline';
 import { registerMetricsRoute } from '../http/metrics-route';
 import { createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
 import type { ServiceOptions } from '../services';

@@ -4,7 +4,7 @@ import { openDatabase } from '../db/client';
 import { tollgateMigrations } from '../db/migrate';
 import { KeyService } from '../keys/service';
 import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
-import { createRedisClient } from '../limits/store';
+import { createRedisClient } from '../counting/store';
 
 const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
   create --name NAME [--scopes admin,read] [--expires 2027-01-01]   create a key; prints its secret once

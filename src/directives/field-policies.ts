@@ -1,6 +1,6 @@
 import { Kind, getNullableType, isInputObjectType, isObjectType, type GraphQLArgument, type GraphQLInputField, type GraphQLInputType, type GraphQLSchema } from 'graphql';
 import { getDirective } from '@graphql-tools/utils';
-import type { Window } from '../limits/field-gate';
+import type { Window } from '../gates/field-gate';
 
 /** Everything the gates need to know about one field, read once from the SDL at schema build. */
 export type FieldPolicy = {

@@ -1,45 +1,35 @@
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
-import { defaultFieldResolver, getArgumentValues, getNamedType, isObjectType, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
-import type { FieldGroup } from '../document/collect-fields';
-import { argumentsCost, costWeights } from '../document/operation-cost';
+import { defaultFieldResolver, isObjectType, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { LRUCache } from 'lru-cache';
-import { ApiError, ErrorCode, badUserInput, limitExtensions, rateLimited as rateLimitedError } from '../errors';
+import { ApiError, ErrorCode, limitExtensions, rateLimited } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
-import { FieldGate, type Window } from '../limits/field-gate';
-import type { GroupOutcome } from '../limits/take';
-import { verdict, type Refusal } from '../limits/window-gate';
-import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
+import type { FieldGate, Window } from '../gates/field-gate';
+import { verdict, type Refusal } from '../counting/window-gate';
+import type { FieldPolicy } from './field-policies';
+import { FieldLimits } from './field-limits';
+import { prepaidOf, prepayRootFields, type Prepaid, type PrepaidContext, type PrepayRootFields } from './prepay';
+
+export type { Prepaid, PrepaidField, PrepayRootFields } from './prepay';
 
 const CHARGES = Symbol('tollgate.fieldCharges');
 
 /** Points one resolution took from a field's windows (given back if the resolver refuses its input). */
 export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number };
 
-/**
- * What the field gate reads from a resolver's context: the key, and from the request's
- * admission the root fields whose budget was already taken with the operation's (see precharge).
- */
-export type FieldLimitContext = { apiKey?: AuthenticatedKey; admission?: { prepaid?: Map<string, PrepaidCharge>; meta: { gates?: string[] } } };
+/** What the field gate reads from a resolver's context: the key, prepaid root fields, the request's log facts. */
+export type FieldLimitContext = PrepaidContext & { apiKey?: AuthenticatedKey; admission?: { meta: { gates?: string[] } } };
 
-/** A limited root field decided in the operation's take: what it asked for and what the take said. */
-export type PrepaidCharge = { charge: PlannedCharge; outcome: GroupOutcome };
-
-/** A limited root field's charge, planned before execution (see precharge), by its response key. */
-export type PlannedCharge = FieldCharge & { responseKey: string };
-
-export type RootFieldPrecharge = (apiKey: AuthenticatedKey, rootType: GraphQLObjectType, fields: readonly FieldGroup[], variables: Record<string, unknown>) => PlannedCharge[];
+/** Codes of refusals that happen before a field does any work: its points go back. */
+const FREE_REFUSALS = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORBIDDEN]);
 
 /**
- * graphql-rate-limit-directive owns the SDL contract and wraps every limited resolver that is
- * charged when it resolves (a root field is charged with the operation; see limitFields); we
- * plug our decisions into its extension points:
- *  - keyGenerator: key id + schema coordinate (its default is the field name alone, global);
- *  - pointsCalculator: @cost weight × @listSize slicing argument, whole numbers;
- *  - limiterClass: an adapter that hands each consume to FieldGate, which knows every window of
- *    the field (the library reads only the first @rateLimit) and the key's own overrides;
- *  - onLimit: a RATE_LIMITED error with the window's numbers (its default is a bare message).
+ * The field gate (@rateLimit), in three layers:
+ *  1. graphql-rate-limit-directive owns the SDL contract and charges a limited field when it
+ *     resolves; we plug our decisions into its extension points (chargeOnResolve);
+ *  2. root fields were prepaid with the operation (prepay.ts): they skip layer 1;
+ *  3. a resolver that refuses its input or caller gives its points back (resolveOrRefund).
+ * FieldLimits says which windows and how many points; FieldGate counts.
  */
 export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   gate: FieldGate;
@@ -50,20 +40,40 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   onRejected?: (coordinate: string) => void;
   /** The size of a list nothing else sizes (DEFAULT_LIST_SIZE). */
   defaultListSize?: number;
-}): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void; precharge: RootFieldPrecharge } {
-  const { gate, policies } = options;
-  // What each resolution was charged, by its `info.path` (one object per resolution), so a
-  // resolver that refuses its input (BAD_USER_INPUT) can give the points back. Kept on the
-  // request's context, not in a WeakMap: a long-lived WeakMap holds every young entry through
-  // minor GCs until a full one (measured: most of the gates' GC time on the library bench).
-  // (A prepaid root field's charge is on the admission instead.)
-  const chargesOf = (context: FieldLimitContext) => ((context as { [CHARGES]?: Map<object, FieldCharge> })[CHARGES] ??= new Map());
-  // Keys with per-coordinate overrides, as last authenticated (refreshed with the key cache).
-  const overrides = new LRUCache<string, AuthenticatedKey['limits']>({ max: 100_000 });
+}): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void; prepay: PrepayRootFields } {
+  const limits = new FieldLimits(schema, options.policies, options.defaultListSize);
+  const refusal = (refused: Refusal, coordinate: string, context: FieldLimitContext) => {
+    options.onRejected?.(coordinate);
+    if (context.admission) (context.admission.meta.gates ??= []).push(`field:${coordinate}`);
+    const ext = limitExtensions({ limit: refused.window.limit, duration: refused.window.duration, remaining: 0, msBeforeNext: refused.msBeforeNext });
+    return rateLimited(`Too many requests for ${coordinate}; retry in ${ext.retryAfter} s.`, { coordinate, ...ext }, 'field');
+  };
+  const charged = chargeOnResolve(schema, limits, options.gate, refusal);
+  return {
+    schema: resolveOrRefund(charged, ownResolvers(schema), limits, options.gate, refusal),
+    prepay: prepayRootFields(limits, options.requiredScopes),
+    rememberKey: (key) => limits.rememberKey(key),
+  };
+}
 
-  const windowsFor = (keyId: string, coordinate: string): readonly Window[] =>
-    overrides.get(keyId)?.get(coordinate) ?? policies.get(coordinate)?.windows ?? [];
+/** What each resolution was charged, by its `info.path`, kept on the request's context. */
+function chargesOf(context: FieldLimitContext): Map<object, FieldCharge> {
+  // Not a long-lived WeakMap: it holds every young entry through minor GCs until a full one
+  // (measured: most of the gates' GC time on the library bench).
+  return ((context as { [CHARGES]?: Map<object, FieldCharge> })[CHARGES] ??= new Map());
+}
 
+type RefusalError = (refused: Refusal, coordinate: string, context: FieldLimitContext) => Error;
+
+/**
+ * Layer 1: the library's directive transformer, with our extension points —
+ *  - keyGenerator: key id + schema coordinate (its default is the field name alone, global);
+ *  - pointsCalculator: @cost weight × @listSize slicing argument, whole numbers;
+ *  - limiterClass: an adapter that hands each consume to FieldGate, which knows every window of
+ *    the field (the library reads only the first @rateLimit) and the key's own overrides;
+ *  - onLimit: a RATE_LIMITED error with the window's numbers (its default is a bare message).
+ */
+function chargeOnResolve(schema: GraphQLSchema, limits: FieldLimits, gate: FieldGate, refusal: RefusalError): GraphQLSchema {
   // rate-limiter-flexible's extension point for custom limiters; the library only calls consume.
   class GateLimiter extends RateLimiterCompatibleAbstract {
     override readonly keyPrefix = 'tg:field';
@@ -72,44 +82,9 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
       const split = text.indexOf(':');
       const keyId = text.slice(0, split);
       const coordinate = text.slice(split + 1);
-      return gate.consume(keyId, coordinate, windowsFor(keyId, coordinate), points) as Promise<never>;
+      return gate.consume(keyId, coordinate, limits.windowsFor(keyId, coordinate), points) as Promise<never>;
     }
   }
-
-  /** Points one resolution spends; throws BAD_USER_INPUT for absurd or never-admissible asks. */
-  const pointsFor = (coordinate: string, fieldArgs: Record<string, unknown>, keyId: string, parent: GraphQLObjectType): number => {
-    const policy = policies.get(coordinate);
-    if (!policy) return 1;
-    const field = parent.getFields()[coordinate.slice(parent.name.length + 1)];
-    const named = getNamedType(field.type);
-    let points: number;
-    try {
-      // The same weights as the operation budget: type weight, argument and input values.
-      points = fieldPoints(policy, fieldArgs, {
-        typeWeight: costWeights(schema).types.get(named.name),
-        argumentsCost: argumentsCost(schema, parent.name, field as GraphQLField<unknown, unknown>, fieldArgs),
-        defaultListSize: options.defaultListSize,
-      });
-    } catch (error) {
-      if (error instanceof SlicingError) throw badUserInput(error.message, error.argument);
-      throw error;
-    }
-    // A request no window could ever admit is a bad request, not a reason to spend a budget.
-    let smallest = Infinity;
-    for (const window of windowsFor(keyId, coordinate)) smallest = Math.min(smallest, window.limit);
-    if (points > smallest) {
-      throw badUserInput(`${coordinate} asks for ${points} points here, but its budget is ${smallest} points per window.`);
-    }
-    return points;
-  };
-
-  const rateLimited = (refusal: Refusal, coordinate: string, context: FieldLimitContext) => {
-    options.onRejected?.(coordinate);
-    if (context.admission) (context.admission.meta.gates ??= []).push(`field:${coordinate}`);
-    const ext = limitExtensions({ limit: refusal.window.limit, duration: refusal.window.duration, remaining: 0, msBeforeNext: refusal.msBeforeNext });
-    return rateLimitedError(`Too many requests for ${coordinate}; retry in ${ext.retryAfter} s.`, { coordinate, ...ext }, 'field');
-  };
-
   const { rateLimitDirectiveTransformer } = rateLimitDirective<FieldLimitContext, IRateLimiterOptions>({
     limiterClass: GateLimiter as unknown as typeof RateLimiterAbstract,
     keyGenerator: (_args, _source, _fieldArgs, context, info) => {
@@ -121,109 +96,68 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     pointsCalculator: (_args, _source, fieldArgs, context, info) => {
       const coordinate = `${info.parentType.name}.${info.fieldName}`;
       const keyId = context.apiKey?.id ?? '';
-      const points = pointsFor(coordinate, fieldArgs, keyId, info.parentType);
-      chargesOf(context).set(info.path, { coordinate, windows: windowsFor(keyId, coordinate), points });
+      const points = limits.pointsFor(coordinate, fieldArgs, keyId, info.parentType);
+      chargesOf(context).set(info.path, { coordinate, windows: limits.windowsFor(keyId, coordinate), points });
       return points;
     },
     onLimit: (response, _args, _source, _fieldArgs, context, info) => {
-      throw rateLimited(response as Refusal, `${info.parentType.name}.${info.fieldName}`, context);
+      throw refusal(response as Refusal, `${info.parentType.name}.${info.fieldName}`, context);
     },
   });
-
-  /**
-   * The budgets an operation's limited root fields will take, so the operation gate can take them
-   * in the same store take as the operation's own budget instead of one more round trip when
-   * execution reaches them. Fields the caller lacks the scope for, or whose arguments are bad,
-   * are left to the normal path (which refuses them without spending).
-   */
-  const precharge: RootFieldPrecharge = (key, rootType, fields, variables) => {
-    const planned: PlannedCharge[] = [];
-    for (const group of fields) {
-      const field = group.definition;
-      if (!field) continue;
-      const coordinate = `${rootType.name}.${group.fieldName}`;
-      const windows = windowsFor(key.id, coordinate);
-      if (!windows.length) continue;
-      if ((options.requiredScopes.get(coordinate) ?? []).some((s) => !key.scopes.includes(s))) continue;
-      let points: number;
-      try {
-        points = pointsFor(coordinate, field.args.length ? getArgumentValues(field, group.nodes[0], variables) : NO_ARGUMENTS, key.id, rootType);
-      } catch {
-        continue;
-      }
-      if (points > 0) planned.push({ responseKey: group.responseKey, coordinate, windows, points });
-    }
-    return planned;
-  };
-
-  /** A root field decided in the operation's take: throws its RATE_LIMITED if the take refused it. */
-  const admitted = (prepaid: PrepaidCharge, context: FieldLimitContext) => {
-    if (prepaid.outcome.ok) return;
-    try {
-      verdict(prepaid.outcome, prepaid.charge.windows);
-    } catch (refusal) {
-      throw refusal instanceof RateLimiterRes ? rateLimited(refusal as Refusal, prepaid.charge.coordinate, context) : refusal;
-    }
-  };
-
-  /**
-   * Outermost wrapper of every limited field (inside @requireScopes):
-   *  - a root field already decided with the operation (prepaid) has nothing left to charge, so it
-   *    runs the owner's resolver directly; the library's wrapper would only charge 0 — and it is a
-   *    down-compiled generator, which on Node 20 keeps each request's objects alive past a minor GC
-   *    (measured in process: 5× the bytes promoted per minor GC, a quarter of the throughput);
-   *  - a resolver that refuses its input (BAD_USER_INPUT) or its caller (FORBIDDEN) did no work, so
-   *    the points this resolution took go back to every window. A refusal costs nothing.
-   */
-  const limitFields = (limited: GraphQLSchema, owners: ReadonlyMap<string, GraphQLFieldResolver<unknown, unknown>>) =>
-    mapSchema(limited, {
-      [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
-        const coordinate = `${typeName}.${fieldName}`;
-        if (!policies.get(coordinate)?.windows.length || !field.resolve) return field;
-        const charged = field.resolve; // the library's wrapper: charges this resolution
-        const own = owners.get(coordinate) ?? defaultFieldResolver;
-        const refund = async (error: unknown, context: FieldLimitContext, info: GraphQLResolveInfo): Promise<never> => {
-          const prepaid = prepaidOf(context, info);
-          const charge = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? prepaid.charge : undefined);
-          const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
-          if (charge && charge.points > 0 && context.apiKey && (code === ErrorCode.BAD_USER_INPUT || code === ErrorCode.FORBIDDEN)) {
-            await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points);
-          }
-          throw error;
-        };
-        return {
-          ...field,
-          // Not an async function: a resolver that succeeds costs no extra promise.
-          resolve: (source, args, context: FieldLimitContext, info) => {
-            try {
-              const prepaid = prepaidOf(context, info);
-              if (prepaid) admitted(prepaid, context);
-              const result = (prepaid ? own : charged)(source, args, context, info);
-              // then(_, onRejected), not catch: an owner's resolver may return any thenable.
-              return isPromise(result) ? result.then(undefined, (error: unknown) => refund(error, context, info)) : result;
-            } catch (error) {
-              return refund(error, context, info);
-            }
-          },
-        };
-      },
-    });
-
-  return {
-    schema: limitFields(rateLimitDirectiveTransformer(schema), ownResolvers(schema)),
-    precharge,
-    rememberKey(key) {
-      if (key.limits.size > 0) overrides.set(key.id, key.limits);
-      else if (overrides.has(key.id)) overrides.delete(key.id);
-    },
-  };
+  return rateLimitDirectiveTransformer(schema);
 }
 
-const NO_ARGUMENTS: Record<string, unknown> = Object.freeze({});
-
-/** A root field's charge taken with the operation's budget, found by its response key. */
-function prepaidOf(context: FieldLimitContext, info: GraphQLResolveInfo): PrepaidCharge | undefined {
-  return info.path.prev === undefined ? context.admission?.prepaid?.get(info.path.key as string) : undefined;
+/**
+ * Layers 2 and 3, the outermost wrapper of every limited field (inside @requireScopes):
+ *  - a prepaid root field has nothing left to charge, so it runs the owner's resolver directly;
+ *    the library's wrapper would only charge 0 — and it is a down-compiled generator, which on
+ *    Node 20 keeps each request's objects alive past a minor GC (measured in process: 5× the
+ *    bytes promoted per minor GC, a quarter of the throughput);
+ *  - a resolver that refuses its input (BAD_USER_INPUT) or its caller (FORBIDDEN) did no work, so
+ *    the points this resolution took go back to every window. A refusal costs nothing.
+ */
+function resolveOrRefund(charged: GraphQLSchema, owners: ReadonlyMap<string, GraphQLFieldResolver<unknown, unknown>>, limits: FieldLimits, gate: FieldGate, refusal: RefusalError): GraphQLSchema {
+  /** A prepaid root field: throws its RATE_LIMITED if the take refused it. */
+  const admitted = (prepaid: Prepaid, context: FieldLimitContext) => {
+    if (prepaid.outcome.ok) return;
+    try {
+      verdict(prepaid.outcome, prepaid.field.windows);
+    } catch (refused) {
+      throw refused instanceof RateLimiterRes ? refusal(refused as Refusal, prepaid.field.coordinate, context) : refused;
+    }
+  };
+  const refund = async (error: unknown, context: FieldLimitContext, info: GraphQLResolveInfo): Promise<never> => {
+    const prepaid = prepaidOf(context, info);
+    const charge = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? prepaid.field : undefined);
+    const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
+    if (charge && charge.points > 0 && context.apiKey && FREE_REFUSALS.has(code)) {
+      await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points);
+    }
+    throw error;
+  };
+  return mapSchema(charged, {
+    [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
+      const coordinate = `${typeName}.${fieldName}`;
+      if (!limits.policies.get(coordinate)?.windows.length || !field.resolve) return field;
+      const chargeThenResolve = field.resolve; // the library's wrapper: charges this resolution
+      const own = owners.get(coordinate) ?? defaultFieldResolver;
+      return {
+        ...field,
+        // Not an async function: a resolver that succeeds costs no extra promise.
+        resolve: (source, args, context: FieldLimitContext, info) => {
+          try {
+            const prepaid = prepaidOf(context, info);
+            if (prepaid) admitted(prepaid, context);
+            const result = (prepaid ? own : chargeThenResolve)(source, args, context, info);
+            // then(_, onRejected), not catch: an owner's resolver may return any thenable.
+            return isPromise(result) ? result.then(undefined, (error: unknown) => refund(error, context, info)) : result;
+          } catch (error) {
+            return refund(error, context, info);
+          }
+        },
+      };
+    },
+  });
 }
 
 const isPromise = (value: unknown): value is PromiseLike<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function';

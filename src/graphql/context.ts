@@ -1,5 +1,5 @@
 import type { AuthenticatedKey } from '../keys/types';
-import type { Admission } from '../limits/admission';
+import type { Admission } from '../gates/pipeline';
 
 /**
  * What every resolver receives from Tollgate's context function: the request id, the calling

@@ -3,7 +3,7 @@ import { GraphQLError, execute, type GraphQLSchema, type OperationDefinitionNode
 import type { Logger } from 'pino';
 import { ErrorCode, isDependencyFailure, replaceWithError } from '../errors';
 import { onlyStatusFields } from '../document/operation-analysis';
-import type { SchemaGates } from '../limits/admission';
+import type { SchemaGates } from '../gates/pipeline';
 import type { TollgateContext } from './context';
 import { createHardening, type HardeningLimits } from './hardening';
 import { setResponseStatus } from './response-status';
@@ -12,13 +12,13 @@ export type PluginOptions = {
   logger: Logger;
   /** Query hardening limits; null turns hardening off (the bench's bare baseline). */
   hardening: HardeningLimits | null;
-  /** The schema-side gates of a schema Tollgate built (policies, root-field precharge). */
+  /** The schema-side gates of a schema Tollgate built (policies, prepaid root fields). */
   gatesOf(schema: GraphQLSchema): SchemaGates | undefined;
 };
 
 /**
  * The one Apollo plugin Tollgate needs. Thin by design: the order of the gates lives in
- * Admission (limits/admission.ts); this only calls it at the right moments of Apollo's request
+ * Admission (gates/pipeline.ts); this only calls it at the right moments of Apollo's request
  * pipeline, and turns what happened into the answer:
  *   didResolveOperation  hardening, then step 3 (operation cost and budget); a throw refuses with nothing run
  *   responseForOperation a dry run executes only the status field

@@ -5,9 +5,9 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { IExecutableSchemaDefinition } from '@graphql-tools/schema';
 import { DateTimeResolver, JSONObjectResolver } from 'graphql-scalars';
 import { applyRequireScopes, readRequiredScopes } from '../directives/require-scopes';
-import type { FieldGate } from '../limits/field-gate';
+import type { FieldGate } from '../gates/field-gate';
 import { readFieldPolicies, type FieldPolicy } from '../directives/field-policies';
-import { applyRateLimitDirective, type RootFieldPrecharge } from '../directives/rate-limit-directive';
+import { applyRateLimitDirective, type PrepayRootFields } from '../directives/rate-limit-directive';
 import { rateLimitStatusResolvers } from './rate-limit-status';
 import type { AuthenticatedKey } from '../keys/types';
 
@@ -40,7 +40,7 @@ export type BuiltSchema = {
   /** Keeps the field gate's view of a key's own overrides current. */
   rememberKey(key: AuthenticatedKey): void;
   /** Takes limited root fields' budgets with the operation's; null when the gates are off. */
-  precharge: RootFieldPrecharge | null;
+  prepay: PrepayRootFields | null;
 };
 
 /**
@@ -62,7 +62,7 @@ export function buildSchema(spec: SchemaSpec, options: {
   });
   const policies = readFieldPolicies(base);
   const limitedCoordinates = new Set([...policies.values()].filter((p) => p.windows.length).map((p) => p.coordinate));
-  if (!options.fieldGate) return { schema: base, policies, limitedCoordinates, rememberKey: () => {}, precharge: null };
+  if (!options.fieldGate) return { schema: base, policies, limitedCoordinates, rememberKey: () => {}, prepay: null };
   const limited = applyRateLimitDirective(base, { gate: options.fieldGate, policies, requiredScopes: readRequiredScopes(base), onRejected: options.onRejected, defaultListSize: options.defaultListSize });
-  return { schema: applyRequireScopes(limited.schema), policies, limitedCoordinates, rememberKey: limited.rememberKey, precharge: limited.precharge };
+  return { schema: applyRequireScopes(limited.schema), policies, limitedCoordinates, rememberKey: limited.rememberKey, prepay: limited.prepay };
 }

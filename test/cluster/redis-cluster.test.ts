@@ -1,5 +1,5 @@
 import { Cluster } from 'ioredis';
-import { keyTag } from '../../src/limits/field-gate';
+import { keyTag } from '../../src/gates/field-gate';
 import { openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster';
 import { describeWithRedisCluster, hasPostgres, testClusterNodes } from '../support/services';

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { observations } from '../../src/weather/tables';
 import { flushTestRedis, openTestDatabase, startTestServer, useTestServer, withTestServer, type TestDatabase, type TestServer } from '../support/harness';
-import { keyTag } from '../../src/limits/field-gate';
+import { keyTag } from '../../src/gates/field-gate';
 import { storeBackends } from '../support/services';
 
 const STATION = '{ station(id: "LHR") { name } }'; // cost 1: one object field

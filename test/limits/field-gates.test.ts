@@ -1,10 +1,10 @@
 import { execute, parse, type ExecutionResult } from 'graphql';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { randomUUID } from 'node:crypto';
-import { FieldGate } from '../../src/limits/field-gate';
+import { FieldGate } from '../../src/gates/field-gate';
 import { readFieldPolicies } from '../../src/directives/field-policies';
 import { applyRateLimitDirective } from '../../src/directives/rate-limit-directive';
-import { createLimiterStore, type LimiterStore, type StoreFailureMode } from '../../src/limits/store';
+import { createLimiterStore, type LimiterStore, type StoreFailureMode } from '../../src/counting/store';
 import { applyRequireScopes, readRequiredScopes } from '../../src/directives/require-scopes';
 import type { AuthenticatedKey } from '../../src/keys/types';
 import { directiveTypeDefs } from '../../src/graphql/schema';

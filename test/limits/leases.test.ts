@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { keyTag } from '../../src/limits/field-gate';
-import { Leases } from '../../src/limits/lease';
-import { createLimiterStore, type LimiterStore } from '../../src/limits/store';
-import type { Group } from '../../src/limits/take';
+import { keyTag } from '../../src/gates/field-gate';
+import { Leases } from '../../src/counting/lease';
+import { createLimiterStore, type LimiterStore } from '../../src/counting/store';
+import type { Group } from '../../src/counting/take';
 import { describeWithRedis, testRedisUrl } from '../support/services';
 import { flushTestRedis, openTestDatabase, startTestServer } from '../support/harness';
 

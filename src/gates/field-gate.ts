@@ -1,6 +1,6 @@
-import type { LimiterStore } from './store';
-import type { Ask } from './take';
-import { WindowGate, type Window } from './window-gate';
+import type { LimiterStore } from '../counting/store';
+import type { Ask } from '../counting/take';
+import { WindowGate, type Window } from '../counting/window-gate';
 
 export type { Window };
 

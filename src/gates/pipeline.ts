@@ -10,10 +10,10 @@ import type { IpCheck, IpGate, IpVerdict } from './ip-gate';
 import { DocumentTooComplex, type FieldGroup } from '../document/collect-fields';
 import { analyseOperation, type OperationAnalysis } from '../document/operation-analysis';
 import { actualCost, type CostRules } from '../document/operation-cost';
-import type { PrepaidCharge, RootFieldPrecharge } from '../directives/rate-limit-directive';
-import type { LimiterStore } from './store';
-import type { Group, GroupOutcome } from './take';
-import { Refusal, WindowGate, type Window } from './window-gate';
+import type { Prepaid, PrepayRootFields } from '../directives/prepay';
+import type { LimiterStore } from '../counting/store';
+import type { Group, GroupOutcome } from '../counting/take';
+import { Refusal, WindowGate, type Window } from '../counting/window-gate';
 
 /** What the HTTP layer knows about a request, whatever server received it. */
 export type RequestInfo = { requestId: string; ip: string; headers: IncomingHttpHeaders };
@@ -39,8 +39,8 @@ export function requestMeta(): RequestMeta {
 /** Where the key stands in its operation budget, as this request leaves it. */
 export type CostState = {
   requested?: number;
-  /** Points taken from the budget before execution (0 or unset: nothing charged). */
-  charged?: number;
+  /** Points taken from the budget before execution (0 or unset: nothing taken). */
+  prepaid?: number;
   actual?: number;
   remaining?: number;
   limit?: number;
@@ -49,8 +49,8 @@ export type CostState = {
   dryRun?: boolean;
 };
 
-/** The schema-side facts the operation gate needs: each field's policy and root-field precharge. */
-export type SchemaGates = { policies: ReadonlyMap<string, FieldPolicy>; precharge: RootFieldPrecharge | null };
+/** The schema-side facts the operation gate needs: each field's policy, and which root fields to prepay. */
+export type SchemaGates = { policies: ReadonlyMap<string, FieldPolicy>; prepay: PrepayRootFields | null };
 
 export type AdmissionOptions = {
   authenticator: KeyAuthenticator;
@@ -75,16 +75,20 @@ const FREE_REFUSALS = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORB
 /**
  * The pipeline one request passes, in order — this file is where to read it:
  *
- *   1. IP gate      per-address request budget and failed-authentication block   (admit)
- *   2. key gate     x-api-key / Bearer → format → cache → Postgres                 (admit)
- *   3. operation    cost from the document, taken from the key's budget in one     (chargeOperation)
- *                   store round trip together with the IP verdict and the limited
- *                   root fields' budgets; refused → 429 and nothing runs
- *   4. fields       @rateLimit per key and coordinate while resolvers run           (rate-limit-directive.ts)
- *   5. settle       refund what was not returned or was refused; report the budget  (settle)
+ *   1. IP gate      per-address request budget and failed-authentication block   (admit; ip-gate.ts)
+ *   2. key gate     x-api-key / Bearer → format → cache → Postgres                 (admit; keys/authenticator.ts)
+ *   3. operation    the document read once (document/), its cost taken from the    (chargeOperation)
+ *                   key's budget in one store round trip together with the IP
+ *                   verdict and the prepaid root fields; refused → 429, nothing runs
+ *   4. fields       @rateLimit per key and coordinate while resolvers run           (directives/rate-limit-directive.ts)
+ *   5. settle       refund what was not returned or was refused; report the budget  (settle, report)
  *
- * One Admission per request, created by the context function; the Tollgate plugin calls steps
- * 3 and 5. Errors are the named constructors of errors.ts, so each carries its code and status.
+ * One Admission per operation: the context function creates the request's (steps 1–2), and each
+ * operation of a batch takes its own (forOperation) for steps 3–5. The Tollgate plugin
+ * (graphql/plugin.ts) calls them at the right moments of Apollo's pipeline. The IP verdict is
+ * one state machine per request (ip-gate.ts, IpCheck): pending → decided, on its own or inside
+ * the operation's take; every step asks it, none decides it twice. Errors are the named
+ * constructors of errors.ts, so each carries its code and status.
  */
 export class Admissions {
   private readonly budgets: WindowGate;
@@ -101,7 +105,8 @@ export class Admissions {
     // (no key, a guess, a database lookup) waits for it here, with the failed-authentication block.
     const ip = ipGate.check(request.ip);
     const guard = async () => {
-      for (const verdict of await Promise.all([ip.run(), ipGate.blocked(request.ip)])) if (!verdict.ok) throw this.ipRefusal(verdict);
+      const verdict = await ip.guard();
+      if (!verdict.ok) throw this.ipRefusal(verdict);
     };
     let candidate: string | undefined;
     try {
@@ -151,9 +156,9 @@ export class Admissions {
 /** One request's passage through the gates; see Admissions for the order. */
 export class Admission {
   // Every field named up front: an object that grows past four properties reallocates them.
-  readonly cost: CostState = { requested: undefined, charged: undefined, actual: undefined, remaining: undefined, limit: undefined, resetAt: undefined, window: undefined, dryRun: undefined };
-  /** Limited root fields whose budgets were taken with the operation's, by response key (see precharge); read by the field gate. */
-  prepaid?: Map<string, PrepaidCharge>;
+  readonly cost: CostState = { requested: undefined, prepaid: undefined, actual: undefined, remaining: undefined, limit: undefined, resetAt: undefined, window: undefined, dryRun: undefined };
+  /** Limited root fields prepaid with the operation, by response key (directives/prepay.ts); read by the field gate. */
+  prepaid?: Map<string, Prepaid>;
   private analysis?: OperationAnalysis;
   /** Whether an operation of this request has this admission already (a batch shares one request's context). */
   private taken = false;
@@ -197,7 +202,7 @@ export class Admission {
 
   /**
    * What the response really cost, read from the operation's collection. A response too large to
-   * measure within ten times the step budget is charged in full (no refund), never walked further.
+   * measure within ten times the step budget keeps what was prepaid (no refund), never walked further.
    */
   private measure(data: Record<string, unknown> | null, errors: Parameters<typeof refusedPaths>[0]): number {
     const input = this.analysis!.costInput;
@@ -263,7 +268,7 @@ export class Admission {
       throw tooComplex(`This operation costs ${cost} points; the most one operation may cost is ${settings.maxCost}.`, { cost, maxCost: settings.maxCost });
     }
     // A dry run executes nothing but the status field; anything else takes its root fields' budgets now.
-    const planned = !dryRun && gates.precharge ? gates.precharge(this.key, analysis.rootType, analysis.rootFields, variables) : NOTHING_PLANNED;
+    const fields = !dryRun && gates.prepay ? gates.prepay(this.key, analysis.rootType, analysis.rootFields, variables) : NO_FIELDS;
 
     // One store take, decided in order: the address's request (unless already decided), the
     // operation's budget (refusing the rest unless measuring), each limited root field on its own.
@@ -275,10 +280,10 @@ export class Admission {
     }
     const withIp = this.ip.pending();
     const first = withIp ? 1 : 0;
-    const groups = new Array<Group>(first + 1 + planned.length); // sized up front: a pushed array reserves 17 slots
+    const groups = new Array<Group>(first + 1 + fields.length); // sized up front: a pushed array reserves 17 slots
     if (withIp) groups[0] = { asks: [this.ip.ask()], required: true };
     groups[first] = { asks: gate.asks(keyTag(this.key.id), [budget], reading ? 0 : cost), required: settings.mode === 'enforce' };
-    for (let i = 0; i < planned.length; i++) groups[first + 1 + i] = { asks: settings.fieldGate.asks(this.key.id, planned[i].coordinate, planned[i].windows, planned[i].points) };
+    for (let i = 0; i < fields.length; i++) groups[first + 1 + i] = { asks: settings.fieldGate.asks(this.key.id, fields[i].coordinate, fields[i].windows, fields[i].points) };
     const started = performance.now();
     let outcomes: GroupOutcome[];
     try {
@@ -295,7 +300,7 @@ export class Admission {
     const charge = outcomes[first];
     const used = charge.states[0];
     this.record(used && { remaining: Math.max(0, budget.limit - used.used), msBeforeNext: used.msBeforeNext });
-    if (charge.ok && !reading) this.cost.charged = cost;
+    if (charge.ok && !reading) this.cost.prepaid = cost;
     if (!charge.ok && settings.mode === 'enforce') {
       settings.onRejected?.('operation');
       this.refused('operation');
@@ -307,9 +312,9 @@ export class Admission {
       );
     }
     // Measured, or admitted: each limited root field resolves with what its own take decided.
-    if (planned.length) {
+    if (fields.length) {
       this.prepaid = new Map();
-      planned.forEach((p, i) => this.prepaid!.set(p.responseKey, { charge: p, outcome: outcomes[first + 1 + i] }));
+      fields.forEach((field, i) => this.prepaid!.set(field.responseKey, { field, outcome: outcomes[first + 1 + i] }));
     }
   }
 
@@ -325,9 +330,9 @@ export class Admission {
     if (!ip) return this.ip.run().then(() => this.settle(data, errors));
     if (!ip.ok) return this.admissions.ipRefusal(ip);
     let refund = 0;
-    if (this.cost.charged && this.analysis && data !== undefined) {
-      this.cost.actual = Math.min(this.cost.charged, this.measure(data, errors));
-      refund = this.cost.charged - this.cost.actual;
+    if (this.cost.prepaid && this.analysis && data !== undefined) {
+      this.cost.actual = Math.min(this.cost.prepaid, this.measure(data, errors));
+      refund = this.cost.prepaid - this.cost.actual;
     }
     if (this.cost.remaining !== undefined && refund <= 0) return null;
     return this.settleWithStore(refund);
@@ -351,7 +356,7 @@ export class Admission {
     return {
       extension: {
         requestedQueryCost: requested,
-        actualQueryCost: this.cost.actual ?? (this.cost.charged ? requested : 0),
+        actualQueryCost: this.cost.actual ?? (this.cost.prepaid ? requested : 0),
         throttleStatus: { maximumAvailable: this.cost.limit, currentlyAvailable: this.cost.remaining, resetAt: this.cost.resetAt && isoTime(this.cost.resetAt) },
       },
       headers: {
@@ -399,7 +404,7 @@ function isoTime(date: Date): string {
 }
 
 const NO_VARIABLES: Record<string, unknown> = Object.freeze({});
-const NOTHING_PLANNED: readonly never[] = [];
+const NO_FIELDS: readonly never[] = [];
 
 /** x-api-key, or Authorization: Bearer. Two different keys in one request are refused. */
 export function readKeyHeader(headers: IncomingHttpHeaders): string | undefined {

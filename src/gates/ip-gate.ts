@@ -1,12 +1,14 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import type { LimiterStore } from './store';
-import type { Ask, GroupOutcome } from './take';
-import { Refusal, WindowGate } from './window-gate';
+import type { LimiterStore } from '../counting/store';
+import type { Ask, GroupOutcome } from '../counting/take';
+import { Refusal, WindowGate } from '../counting/window-gate';
 
 /** One request's IP check (see IpGate.check). */
 export type IpCheck = {
   /** The verdict, taking the request's point now if no take has carried it yet. */
   run(): Promise<IpVerdict>;
+  /** run(), and the failed-authentication block: for a request whose key is still to be checked. */
+  guard(): Promise<IpVerdict>;
   /** True until the verdict is decided: then `ask()` may ride along in another take. */
   pending(): boolean;
   /** The verdict, if it is already known (no promise to wait on). */
@@ -115,6 +117,10 @@ class OneIpCheck implements IpCheck {
   ) {}
   run() {
     return (this.verdict ??= this.decision ? Promise.resolve(this.decision) : this.gate.admit(this.ip).then((verdict) => (this.decision = verdict)));
+  }
+  async guard(): Promise<IpVerdict> {
+    const [rate, block] = await Promise.all([this.run(), this.gate.blocked(this.ip)]);
+    return rate.ok ? block : rate;
   }
   pending() {
     return this.verdict === undefined && this.decision === undefined;

@@ -1,0 +1,56 @@
+import { getNamedType, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
+import { LRUCache } from 'lru-cache';
+import { argumentsCost, costWeights } from '../document/operation-cost';
+import { badUserInput } from '../errors';
+import type { AuthenticatedKey } from '../keys/types';
+import type { Window } from '../gates/field-gate';
+import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
+
+/**
+ * What a field's @rateLimit asks of one key: its windows (the SDL's, or the key's own overrides)
+ * and the points one resolution spends (the same weights as the operation budget).
+ */
+export class FieldLimits {
+  // Keys with per-coordinate overrides, as last authenticated (refreshed with the key cache).
+  private readonly overrides = new LRUCache<string, AuthenticatedKey['limits']>({ max: 100_000 });
+
+  constructor(
+    private readonly schema: GraphQLSchema,
+    readonly policies: ReadonlyMap<string, FieldPolicy>,
+    private readonly defaultListSize?: number,
+  ) {}
+
+  windowsFor(keyId: string, coordinate: string): readonly Window[] {
+    return this.overrides.get(keyId)?.get(coordinate) ?? this.policies.get(coordinate)?.windows ?? [];
+  }
+
+  rememberKey(key: AuthenticatedKey): void {
+    if (key.limits.size > 0) this.overrides.set(key.id, key.limits);
+    else if (this.overrides.has(key.id)) this.overrides.delete(key.id);
+  }
+
+  /** Points one resolution spends; throws BAD_USER_INPUT for absurd or never-admissible asks. */
+  pointsFor(coordinate: string, fieldArgs: Record<string, unknown>, keyId: string, parent: GraphQLObjectType): number {
+    const policy = this.policies.get(coordinate);
+    if (!policy) return 1;
+    const field = parent.getFields()[coordinate.slice(parent.name.length + 1)] as GraphQLField<unknown, unknown>;
+    let points: number;
+    try {
+      points = fieldPoints(policy, fieldArgs, {
+        typeWeight: costWeights(this.schema).types.get(getNamedType(field.type).name),
+        argumentsCost: argumentsCost(this.schema, parent.name, field, fieldArgs),
+        defaultListSize: this.defaultListSize,
+      });
+    } catch (error) {
+      if (error instanceof SlicingError) throw badUserInput(error.message, error.argument);
+      throw error;
+    }
+    // A request no window could ever admit is a bad request, not a reason to spend a budget.
+    let smallest = Infinity;
+    for (const window of this.windowsFor(keyId, coordinate)) smallest = Math.min(smallest, window.limit);
+    if (points > smallest) {
+      throw badUserInput(`${coordinate} asks for ${points} points here, but its budget is ${smallest} points per window.`);
+    }
+    return points;
+  }
+}
