@@ -61,6 +61,11 @@ export class FieldCollection {
     this.budget = budget;
   }
 
+  /** Steps the current reading has spent. */
+  get spentSteps(): number {
+    return this.steps;
+  }
+
   /** Spends one step of the budget; readers of the collection (the cost walk) spend theirs here too. */
   spend(): void {
     if (++this.steps > this.budget) throw new DocumentTooComplex(this.budget);

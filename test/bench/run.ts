@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { assertHostileInputIsHandled } from '../support/hostile-input';
+import { documentFigures } from './documents';
 import { startRedisCluster } from '../support/redis-cluster';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -150,6 +151,8 @@ async function coldStart(): Promise<{ firstStartMs: number; restartMs: number }>
 async function main() {
   // BENCH_ONLY=library: just the library workload (the one the performance goals are about).
   if (process.env.BENCH_ONLY === 'library') return void (await libraryWorkload());
+  for (const line of documentFigures(root)) console.log(line);
+  if (process.env.BENCH_ONLY === 'documents') return;
   const startup = await coldStart();
   console.log(`cold start (npm start's command, empty embedded database, median of 3): first request served after ${startup.firstStartMs} ms; after a restart ${startup.restartMs} ms`);
   // BENCH_ONLY=startup: just the cold start.
