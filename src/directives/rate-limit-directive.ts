@@ -42,11 +42,15 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
   defaultListSize?: number;
 }): { schema: GraphQLSchema; rememberKey(key: AuthenticatedKey): void; prepay: PrepayRootFields } {
   const limits = new FieldLimits(schema, options.policies, options.defaultListSize);
-  const refusal = (refused: Refusal, coordinate: string, context: FieldLimitContext) => {
+  const refusal = (refused: Refusal, coordinate: string, context: FieldLimitContext, asked: number | undefined) => {
     options.onRejected?.(coordinate);
     if (context.admission) (context.admission.meta.gates ??= []).push(`field:${coordinate}`);
-    const ext = limitExtensions({ limit: refused.window.limit, duration: refused.window.duration, remaining: 0, msBeforeNext: refused.msBeforeNext });
-    return rateLimited(`Too many requests for ${coordinate}; retry in ${ext.retryAfter} s.`, { coordinate, ...ext }, 'field');
+    // What is left in the window that said no, and what this call asked of it.
+    const ext = limitExtensions({ limit: refused.window.limit, duration: refused.window.duration, remaining: refused.remainingPoints, msBeforeNext: refused.msBeforeNext });
+    const message = asked === undefined
+      ? `Too many requests for ${coordinate}; retry in ${ext.retryAfter} s.`
+      : `${coordinate} asks for ${asked} points and ${ext.remaining} of ${ext.limit} remain in this ${refused.window.duration}-second window; retry in ${ext.retryAfter} s.`;
+    return rateLimited(message, { coordinate, ...(asked === undefined ? {} : { cost: asked }), ...ext }, 'field');
   };
   const charged = chargeOnResolve(schema, limits, options.gate, refusal);
   return {
@@ -63,7 +67,7 @@ function chargesOf(context: FieldLimitContext): Map<object, FieldCharge> {
   return ((context as { [CHARGES]?: Map<object, FieldCharge> })[CHARGES] ??= new Map());
 }
 
-type RefusalError = (refused: Refusal, coordinate: string, context: FieldLimitContext) => Error;
+type RefusalError = (refused: Refusal, coordinate: string, context: FieldLimitContext, asked: number | undefined) => Error;
 
 /**
  * Layer 1: the library's directive transformer, with our extension points —
@@ -101,7 +105,7 @@ function chargeOnResolve(schema: GraphQLSchema, limits: FieldLimits, gate: Field
       return points;
     },
     onLimit: (response, _args, _source, _fieldArgs, context, info) => {
-      throw refusal(response as Refusal, `${info.parentType.name}.${info.fieldName}`, context);
+      throw refusal(response as Refusal, `${info.parentType.name}.${info.fieldName}`, context, chargesOf(context).get(info.path)?.points);
     },
   });
   return rateLimitDirectiveTransformer(schema);
@@ -123,7 +127,7 @@ function resolveOrRefund(charged: GraphQLSchema, owners: ReadonlyMap<string, Gra
     try {
       verdict(prepaid.outcome, prepaid.field.windows);
     } catch (refused) {
-      throw refused instanceof RateLimiterRes ? refusal(refused as Refusal, prepaid.field.coordinate, context) : refused;
+      throw refused instanceof RateLimiterRes ? refusal(refused as Refusal, prepaid.field.coordinate, context, prepaid.field.points) : refused;
     }
   };
   const refund = async (error: unknown, context: FieldLimitContext, info: GraphQLResolveInfo): Promise<never> => {

@@ -267,6 +267,15 @@ export class Admission {
       this.refused('operation:too-complex');
       throw tooComplex(`This operation costs ${cost} points; the most one operation may cost is ${settings.maxCost}.`, { cost, maxCost: settings.maxCost });
     }
+    // More than a whole window holds can never be admitted: not a 429 a client would retry for ever.
+    if (!reading && cost > budget.limit && settings.mode === 'enforce') {
+      settings.onRejected?.('operation');
+      this.refused('operation:over-budget');
+      throw tooComplex(
+        `This operation costs ${cost} points; this key's budget holds ${budget.limit} points per ${budget.duration}-second window, so it can never be admitted. Ask for less.`,
+        { cost, limit: budget.limit, duration: budget.duration },
+      );
+    }
     // A dry run executes nothing but the status field; anything else takes its root fields' budgets now.
     const fields = !dryRun && gates.prepay ? gates.prepay(this.key, analysis.rootType, analysis.rootFields, variables) : NO_FIELDS;
 
@@ -352,6 +361,10 @@ export class Admission {
   report(): { extension: Record<string, unknown>; headers: Record<string, string> } | null {
     const budget = this.budget;
     const requested = this.cost.requested ?? 0;
+    // Refused before the budget was read (the IP gate): what is not known is left out.
+    if (this.cost.remaining === undefined) {
+      return { extension: { requestedQueryCost: requested, actualQueryCost: 0 }, headers: { 'ratelimit-policy': `"budget";q=${budget.limit};w=${budget.duration}` } };
+    }
     const secondsToReset = Math.max(0, Math.ceil(((this.cost.resetAt?.getTime() ?? Date.now()) - Date.now()) / 1000));
     return {
       extension: {

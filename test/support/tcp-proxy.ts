@@ -6,6 +6,8 @@ import net from 'node:net';
  *  - cut: every connection dropped, new ones refused (the service is down);
  *  - freeze: connections stay open and new ones are accepted, but nothing is forwarded either way
  *    (the service is overloaded, stopped, or behind a half-open connection: the worst case);
+ *  - dropReplies: requests reach the service and run, their replies are lost (a connection that
+ *    dies after the command was sent: the client cannot know whether it ran);
  *  - restore / thaw: back to normal.
  */
 export async function startTcpProxy(target: { host: string; port: number }) {
@@ -64,6 +66,13 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     freeze() {
       frozen = true;
       for (const pair of pairs) unlink(pair);
+    },
+    /** Lets requests through but swallows every reply (the service works; its answers are lost). */
+    dropReplies() {
+      for (const pair of pairs) {
+        pair.upstream.unpipe(pair.client);
+        pair.upstream.on('data', () => undefined);
+      }
     },
     thaw() {
       frozen = false;
