@@ -45,6 +45,9 @@ export function createRedisClient(target: RedisTarget, purpose: string, commandT
     // Fail fast instead of queueing while Redis is down: a limiter must answer now.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
+    // A command whose reply was lost may have run: sent again after a reconnect, a take would
+    // charge twice. Never resend; the caller's failure mode already answered for it.
+    autoResendUnfulfilledCommands: false,
     // A Redis that is connected but silent (frozen, overloaded, a half-open connection) would
     // hang every command: past this, the command fails and the store-failure mode applies.
     commandTimeout: commandTimeoutMs,
