@@ -38,6 +38,7 @@ const envSchema = z.object({
   LIMITS_ON_STORE_FAILURE: z.enum(['insurance', 'open', 'closed']).default('insurance'),
   LIMITER_TIMEOUT_MS: int(10, 60_000).default(100),
   LIMITS_LEASE_PERCENT: int(0, 50).default(0),
+  LIMITS_INSTANCE_COUNT: int(1, 10_000).default(1),
   DATABASE_TIMEOUT_MS: int(100, 120_000).default(2000),
   REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
   KEY_STALE_IF_ERROR_SECONDS: int(0, 86_400).default(600),
@@ -91,6 +92,8 @@ export type Config = Readonly<{
   limiterTimeoutMs: number;
   /** Percent of each window's limit an instance may take from Redis ahead of need (src/counting/lease.ts); 0: off. */
   leasePercent: number;
+  /** How many instances share the limits: each one's insurance share while Redis is down (store.ts). */
+  instanceCount: number;
   /** How long connecting to Postgres, or one query, may take before the database counts as down. */
   databaseTimeoutMs: number;
   /** The most one GraphQL request may take before it is answered 503 (whatever it waits for). */
@@ -163,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     onStoreFailure: e.LIMITS_ON_STORE_FAILURE,
     limiterTimeoutMs: e.LIMITER_TIMEOUT_MS,
     leasePercent: e.LIMITS_LEASE_PERCENT,
+    instanceCount: e.LIMITS_INSTANCE_COUNT,
     databaseTimeoutMs: e.DATABASE_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     keyStaleIfErrorMs: e.KEY_STALE_IF_ERROR_SECONDS * 1000,

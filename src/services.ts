@@ -66,6 +66,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     failureMode: config.onStoreFailure,
     commandTimeoutMs: config.limiterTimeoutMs,
     leasePercent: config.leasePercent,
+    instanceCount: config.instanceCount,
     logger,
     observe: (kind, call, seconds) => metrics.storeCall(kind, call, seconds),
     onFailure: (call) => metrics.storeFailure('redis', call),

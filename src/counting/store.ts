@@ -151,6 +151,12 @@ export function createLimiterStore(options: {
   commandTimeoutMs?: number;
   /** LIMITS_LEASE_PERCENT (lease.ts): Redis only; memory is always exact. */
   leasePercent?: number;
+  /**
+   * LIMITS_INSTANCE_COUNT: how many instances share the limits. While Redis is down, insurance
+   * decides in each instance's memory, so each takes its share (limit ÷ instances, at least 1)
+   * rather than every instance admitting the whole limit.
+   */
+  instanceCount?: number;
   logger?: Logger;
   observe?: StoreObserver;
   /** Told about every failed Redis command (metrics), even when insurance answered for it. */
@@ -212,7 +218,8 @@ export function createLimiterStore(options: {
       const key = specKey(spec);
       let limiter = limiters.get(key);
       if (!limiter) {
-        const insurance = options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined;
+        const share = Math.max(1, Math.floor(spec.points / Math.max(1, options.instanceCount ?? 1)));
+        const insurance = options.failureMode === 'insurance' ? new RateLimiterMemory({ ...spec, points: share }) : undefined;
         limiter = instrument(
           new WatchedRateLimiterRedis(
             {

@@ -55,13 +55,15 @@ export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => R
     let refusedAt = -1;
     for (let i = 0; i < asks.length; i++) {
       const ask = asks[i];
-      const counter = counterOf(memoryOf(ask), ask, now);
+      const memory = memoryOf(ask);
+      const counter = counterOf(memory, ask, now);
       counters[i] = counter;
       if (refusedAt >= 0 || ask.points <= 0) continue;
       // The same counter twice in one group (two identical windows) must fit both asks together.
       let already = 0;
       for (let j = 0; j < i; j++) if (counters[j].key === counter.key && asks[j].points > 0) already += asks[j].points;
-      if (counter.used + already + ask.points > ask.limiter.points) refusedAt = i;
+      // The memory limiter's own limit: an insurance limiter holds this instance's share.
+      if (counter.used + already + ask.points > memory.points) refusedAt = i;
     }
     if (refusedAt < 0) for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) add(counters[i], asks[i], now);
     const states = counters.map((counter): CounterState => ({ used: counter.record ? counter.record.value : 0, msBeforeNext: counter.msBeforeNext }));
