@@ -19,22 +19,28 @@ import { scriptPoints as points, type CounterState, type Group, type GroupOutcom
  * leases back, so a rolling restart strands nothing.
  */
 type Lease = {
+  limiter: RateLimiterAbstract;
   /** The limit the lease was taken under: a key whose override changed it decides remotely again. */
   limit: number;
   /** Leased points not yet spent. */
   remaining: number;
   /** The counter's value in Redis when this instance last heard from it (leased points included). */
   redisUsed: number;
+  /** On leaseClock(): a lease never depends on the wall clock not stepping back. */
   expiresAt: number;
 };
 
-/** Above this many leases, expired ones are swept when a new one is recorded. */
+/** The clock leases live on: monotonic (the wall clock may be stepped back by NTP or an operator). */
+export const leaseClock = () => performance.now();
+
+/** Above this many leases, expired ones are swept — then not again until the map has doubled (amortised O(1)). */
 const SWEEP_ABOVE = 10_000;
 
 export class Leases {
   private readonly byCounter = new Map<string, Lease>();
   /** Points asked ahead by calls still in flight, per counter: two calls never both ask a full slice. */
   private readonly asking = new Map<string, number>();
+  private sweepAbove = SWEEP_ABOVE;
 
   constructor(private readonly percent: number) {}
 
@@ -131,8 +137,11 @@ export class Leases {
       return;
     }
     if (granted <= 0) return;
-    if (this.byCounter.size > SWEEP_ABOVE) for (const [key, old] of this.byCounter) if (old.expiresAt <= now) this.byCounter.delete(key);
-    this.byCounter.set(counterKey, { limit: limiter.points, remaining: granted, redisUsed, expiresAt: now + msBeforeNext });
+    if (this.byCounter.size > this.sweepAbove) {
+      for (const [key, old] of this.byCounter) if (old.expiresAt <= now) this.byCounter.delete(key);
+      this.sweepAbove = Math.max(SWEEP_ABOVE, this.byCounter.size * 2);
+    }
+    this.byCounter.set(counterKey, { limiter, limit: limiter.points, remaining: granted, redisUsed, expiresAt: now + msBeforeNext });
   }
 
   /**
@@ -140,7 +149,7 @@ export class Leases {
    * here: this instance's unspent leased points are not used, so they are not counted as such.
    */
   view(limiter: RateLimiterAbstract, counterKey: string, res: RateLimiterRes | null): RateLimiterRes | null {
-    const lease = res && this.live(counterKey, limiter.points, Date.now());
+    const lease = res && this.live(counterKey, limiter.points, leaseClock());
     if (!lease) return res;
     lease.redisUsed = res.consumedPoints;
     // Its fields have setters; the type declares them read-only.
@@ -151,15 +160,23 @@ export class Leases {
   }
 
   /**
-   * Takes every unspent lease back, for a graceful stop: the counter and the points to give back
-   * to it. Only leases a second or more from their end: a lease never outlives its window, so
-   * its counter is still the same window when the give-back arrives.
+   * Takes every unspent lease back, for a graceful stop: the counter, the points to give back to
+   * it and the ms its window has left. Only leases a second or more from their end; the give-back
+   * script still checks that the counter is the same window when it arrives.
    */
-  surrender(now: number): [counterKey: string, points: number][] {
-    const back: [string, number][] = [];
-    for (const [key, lease] of this.byCounter) if (lease.remaining > 0 && lease.expiresAt > now + 1000) back.push([key, lease.remaining]);
+  surrender(now: number): [limiter: RateLimiterAbstract, counterKey: string, points: number, msLeft: number][] {
+    const back: [RateLimiterAbstract, string, number, number][] = [];
+    for (const [key, lease] of this.byCounter) if (lease.remaining > 0 && lease.expiresAt > now + 1000) back.push([lease.limiter, key, lease.remaining, lease.expiresAt - now]);
     this.byCounter.clear();
     return back;
+  }
+
+  /** A counter's points used as Redis reported them, seen from here (this instance's unspent leased points left out). */
+  seen(limiter: RateLimiterAbstract, counterKey: string, redisUsed: number): number {
+    const lease = this.live(counterKey, limiter.points, leaseClock());
+    if (!lease) return redisUsed;
+    lease.redisUsed = redisUsed;
+    return redisUsed - lease.remaining;
   }
 
   private live(counterKey: string, limit: number, now: number): Lease | undefined {

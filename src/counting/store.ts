@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { serviceUnavailable } from '../errors';
 import { Leases } from './lease';
 import { OutageWatch } from '../outage-watch';
-import { MemoryTaker, RedisTaker, takeInMemory, type Group, type GroupOutcome, type Take } from './take';
+import { MemoryTaker, RedisTaker, giveBackInMemory, takeInMemory, type CounterState, type GiveBack, type Group, type GroupOutcome, type Take } from './take';
 
 export type StoreFailureMode = 'insurance' | 'open' | 'closed';
 export type LimiterSpec = { keyPrefix: string; points: number; duration: number; blockDuration?: number };
@@ -23,6 +23,8 @@ export type LimiterStore = {
   limiter(spec: LimiterSpec): RateLimiterAbstract;
   /** Takes points from several of those limiters' counters at once, all or nothing (take.ts). */
   take: Take;
+  /** Gives points back to the windows they were taken from, never below zero (take.ts, GiveBack); null where nothing was given. */
+  giveBack(items: readonly GiveBack[]): Promise<(CounterState | null)[]>;
   /** Counters of one take must share a hash slot (Redis Cluster). */
   sharded: boolean;
   /** Redis commands this instance's limiters have sent (counted at the client), for tests and the bench. */
@@ -176,6 +178,7 @@ export function createLimiterStore(options: {
         return limiter;
       },
       take: new MemoryTaker().take,
+      giveBack: async (items) => items.map((item) => giveBackInMemory(item)),
       sharded: false,
       commands: () => 0,
       ready: async () => true,
@@ -212,6 +215,7 @@ export function createLimiterStore(options: {
     failureMode: options.failureMode,
     redis,
     take: taker.take,
+    giveBack: (items) => taker.giveBack(items),
     sharded,
     commands: () => commands,
     limiter(spec) {

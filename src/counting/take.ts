@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Leases } from './lease';
+import { leaseClock, type Leases } from './lease';
 
 /**
  * Taking points from several windows at once, all or nothing — the one operation every gate is
@@ -105,6 +105,37 @@ function add(counter: Counter, ask: Ask, now: number) {
 }
 
 /**
+ * Points given back to the window they were taken from — the one that ends at `expiresAt` (as
+ * the taker computed it from the take's answer) — and never below zero. A window that ended, or a
+ * counter that is not that window any more, gets nothing: a refund never crosses into the next
+ * window. `expiresAt` is read on the caller's clock, so it may be a little off the store's.
+ */
+export type GiveBack = { limiter: RateLimiterAbstract; key: string; points: number; expiresAt: number };
+
+/** How far a counter's expiry may be from the one the taker saw and still be the same window. */
+export const sameWindowTolerance = (limiter: RateLimiterAbstract) => Math.min(250, windowMs(limiter) / 4);
+
+export function giveBackInMemory(item: GiveBack, limiter: RateLimiterMemory = item.limiter as RateLimiterMemory): CounterState | null {
+  const now = Date.now();
+  if (item.expiresAt <= now || item.points <= 0) return null;
+  const record = storageOf(limiter)._storage.get(limiter.getKey(item.key));
+  if (!record?.expiresAt || record.expiresAt <= now || Math.abs(record.expiresAt - item.expiresAt) > sameWindowTolerance(limiter)) return null;
+  record.value = Math.max(0, record.value - item.points);
+  return { used: record.value, msBeforeNext: record.expiresAt - now };
+}
+
+/** The give-back script: KEYS[1] the counter; ARGV its points, the ms it should have left, the tolerance. */
+const GIVE_BACK_SCRIPT = `
+local v = redis.call('get', KEYS[1])
+if not v then return {-1, -1} end
+local ttl = redis.call('pttl', KEYS[1])
+if ttl <= 0 or math.abs(ttl - tonumber(ARGV[2])) > tonumber(ARGV[3]) then return {-1, -1} end
+local left = math.max(0, tonumber(v) - tonumber(ARGV[1]))
+redis.call('set', KEYS[1], left, 'PX', ttl)
+return {left, ttl}
+`;
+
+/**
  * The script behind a Redis take. KEYS are the distinct counters; ARGV holds, per counter, its
  * limit, its window (seconds), the points to lease ahead for it and the unspent leased points the
  * caller gives back first (lease.ts; both 0 without leases); then the requests as one JSON array of
@@ -185,7 +216,10 @@ return out
 `;
 
 type Pending = { groups: readonly Group[]; resolve(outcomes: GroupOutcome[]): void; reject(error: unknown): void };
-type RedisClient = (Redis | Cluster) & { tollgateTake?: (...args: (string | number)[]) => Promise<number[]> };
+type RedisClient = (Redis | Cluster) & {
+  tollgateTake?: (...args: (string | number)[]) => Promise<number[]>;
+  tollgateGiveBack?: (...args: (string | number)[]) => Promise<number[]>;
+};
 
 /**
  * Takes are decided once per event-loop turn, together: setImmediate runs after this turn's I/O
@@ -245,19 +279,44 @@ export class RedisTaker extends TurnBatcher {
   ) {
     super();
     redis.defineCommand('tollgateTake', { lua: TAKE_SCRIPT });
+    redis.defineCommand('tollgateGiveBack', { numberOfKeys: 1, lua: GIVE_BACK_SCRIPT });
+  }
+
+  /**
+   * Gives points back to the windows they were taken from (see GiveBack): one script call each,
+   * pipelined. Null for a window that ended, or a call that failed (the points stay spent).
+   */
+  async giveBack(items: readonly GiveBack[]): Promise<(CounterState | null)[]> {
+    const now = Date.now();
+    return Promise.all(items.map(async (item) => {
+      const left = item.expiresAt - now;
+      if (left <= 0 || item.points <= 0) return null;
+      const key = item.limiter.getKey(item.key);
+      try {
+        const [used, ttl] = await this.redis.tollgateGiveBack!(key, scriptPoints(item.points), Math.round(left), sameWindowTolerance(item.limiter));
+        this.options.succeeded();
+        if (used < 0) return null;
+        return { used: this.leases ? this.leases.seen(item.limiter, key, used) : used, msBeforeNext: ttl };
+      } catch {
+        return null;
+      }
+    }));
   }
 
   /** Gives unspent leases back to Redis (a graceful stop); a failure only strands them until their windows end. */
   async returnLeases(): Promise<void> {
     if (!this.leases) return;
-    await Promise.all(this.leases.surrender(Date.now()).map(([key, points]) => this.redis.decrby(key, points).catch(() => undefined)));
+    const now = Date.now();
+    // Through the give-back script: a lease's window that ended meanwhile gets nothing (a bare
+    // DECRBY on a counter gone would leave a negative one without expiry).
+    await this.giveBack(this.leases.surrender(leaseClock()).map(([limiter, key, points, msLeft]) => ({ limiter, key: limiter.parseKey(key), points, expiresAt: now + msLeft })));
   }
 
   protected async decide(batch: Pending[]) {
     let remote = batch;
     if (this.leases) {
       remote = [];
-      const now = Date.now();
+      const now = leaseClock();
       for (const pending of batch) {
         const outcomes = this.leases.spend(pending.groups, now);
         if (outcomes) pending.resolve(outcomes);
@@ -278,7 +337,8 @@ export class RedisTaker extends TurnBatcher {
     const requests: number[] = [batch.length];
     /** Points each counter asked to lease ahead (0 without leases). */
     const wanted: number[] = [];
-    const sentAt = Date.now();
+    // On the leases' monotonic clock: only leases read it.
+    const sentAt = leaseClock();
     for (const { groups } of batch) {
       requests.push(groups.length);
       for (const group of groups) {

@@ -4,8 +4,8 @@ import type { Ask, CounterState, GroupOutcome } from './take';
 
 export type Window = { limit: number; duration: number };
 
-/** Where a key stands after an admitted call: the tightest window's numbers. */
-export type Taken = { remaining: number; msBeforeNext: number; window: Window };
+/** Where a key stands after an admitted call: the tightest window's numbers, and when each window ends (for a give-back). */
+export type Taken = { remaining: number; msBeforeNext: number; window: Window; expiresAt: number[] };
 
 /**
  * Thrown (as rate-limiter-flexible does, so graphql-rate-limit-directive recognises it) when a
@@ -59,9 +59,9 @@ export class WindowGate {
     return verdict(outcome, windows);
   }
 
-  /** Gives points back to every window (a refusal found after the take). */
-  async release(key: string, windows: readonly Window[], points: number): Promise<void> {
-    await Promise.all(windows.map((w) => this.limiterFor(w).reward(key, points).catch(() => undefined)));
+  /** Gives points back to every window they were taken from (a refusal found after the take); a window that ended gets nothing. */
+  async release(key: string, windows: readonly Window[], points: number, expiresAt: readonly number[]): Promise<void> {
+    await this.store.giveBack(windows.map((w, i) => ({ limiter: this.limiterFor(w), key, points, expiresAt: expiresAt[i] ?? 0 }))).catch(() => undefined);
   }
 }
 
@@ -76,5 +76,11 @@ export function verdict(outcome: GroupOutcome, windows: readonly Window[]): Take
   let tightest = 0;
   const left = (i: number) => windows[i].limit - outcome.states[i].used;
   for (let i = 1; i < windows.length; i++) if (left(i) < left(tightest)) tightest = i;
-  return { remaining: Math.max(0, left(tightest)), msBeforeNext: outcome.states[tightest].msBeforeNext, window: windows[tightest] };
+  return { remaining: Math.max(0, left(tightest)), msBeforeNext: outcome.states[tightest].msBeforeNext, window: windows[tightest], expiresAt: expiriesOf(outcome.states) };
+}
+
+/** When each counter's window ends, on this process's clock, from a take's answer. */
+export function expiriesOf(states: readonly CounterState[]): number[] {
+  const now = Date.now();
+  return states.map((state) => now + state.msBeforeNext);
 }

@@ -5,7 +5,7 @@ import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions
 import { ApiError, ErrorCode, limitExtensions, rateLimited } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
 import type { FieldGate, Window } from '../gates/field-gate';
-import { verdict, type Refusal } from '../counting/window-gate';
+import { verdict, type Refusal, type Taken } from '../counting/window-gate';
 import type { FieldPolicy } from './field-policies';
 import { FieldLimits } from './field-limits';
 import { prepaidOf, prepayRootFields, type Prepaid, type PrepaidContext, type PrepayRootFields } from './prepay';
@@ -14,8 +14,15 @@ export type { Prepaid, PrepaidField, PrepayRootFields } from './prepay';
 
 const CHARGES = Symbol('tollgate.fieldCharges');
 
-/** Points one resolution took from a field's windows (given back if the resolver refuses its input). */
-export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number };
+/** Points one resolution took from a field's windows (given back if the resolver refuses its input, to the windows that end at `expiresAt`). */
+export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number; expiresAt?: readonly number[] };
+
+/** What GateLimiter answers an admitted consume with: the library hands it to setState, which keeps the windows' ends. */
+class Admitted extends RateLimiterRes {
+  constructor(readonly taken: Taken) {
+    super(taken.remaining, taken.msBeforeNext, taken.window.limit - taken.remaining, true);
+  }
+}
 
 /** What the field gate reads from a resolver's context: the key, prepaid root fields, the request's log facts. */
 export type FieldLimitContext = PrepaidContext & { apiKey?: AuthenticatedKey; admission?: { meta: { gates?: string[] } } };
@@ -86,7 +93,7 @@ function chargeOnResolve(schema: GraphQLSchema, limits: FieldLimits, gate: Field
       const split = text.indexOf(':');
       const keyId = text.slice(0, split);
       const coordinate = text.slice(split + 1);
-      return gate.consume(keyId, coordinate, limits.windowsFor(keyId, coordinate), points) as Promise<never>;
+      return gate.consume(keyId, coordinate, limits.windowsFor(keyId, coordinate), points).then((taken) => new Admitted(taken));
     }
   }
   const { rateLimitDirectiveTransformer } = rateLimitDirective<FieldLimitContext, IRateLimiterOptions>({
@@ -103,6 +110,11 @@ function chargeOnResolve(schema: GraphQLSchema, limits: FieldLimits, gate: Field
       const points = limits.pointsFor(coordinate, fieldArgs, keyId, info.parentType);
       chargesOf(context).set(info.path, { coordinate, windows: limits.windowsFor(keyId, coordinate), points });
       return points;
+    },
+    setState: (response, _args, _source, _fieldArgs, context, info) => {
+      if (!(response instanceof Admitted)) return;
+      const charge = chargesOf(context).get(info.path);
+      if (charge) charge.expiresAt = response.taken.expiresAt;
     },
     onLimit: (response, _args, _source, _fieldArgs, context, info) => {
       throw refusal(response as Refusal, `${info.parentType.name}.${info.fieldName}`, context, chargesOf(context).get(info.path)?.points);
@@ -132,10 +144,10 @@ function resolveOrRefund(charged: GraphQLSchema, owners: ReadonlyMap<string, Gra
   };
   const refund = async (error: unknown, context: FieldLimitContext, info: GraphQLResolveInfo): Promise<never> => {
     const prepaid = prepaidOf(context, info);
-    const charge = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? prepaid.field : undefined);
+    const charge: FieldCharge | undefined = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? { ...prepaid.field, expiresAt: prepaid.expiresAt } : undefined);
     const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
-    if (charge && charge.points > 0 && context.apiKey && FREE_REFUSALS.has(code)) {
-      await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points);
+    if (charge?.expiresAt && charge.points > 0 && context.apiKey && FREE_REFUSALS.has(code)) {
+      await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points, charge.expiresAt);
     }
     throw error;
   };

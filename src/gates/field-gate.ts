@@ -1,6 +1,6 @@
 import type { LimiterStore } from '../counting/store';
 import type { Ask } from '../counting/take';
-import { WindowGate, type Window } from '../counting/window-gate';
+import { WindowGate, type Taken, type Window } from '../counting/window-gate';
 
 export type { Window };
 
@@ -32,13 +32,13 @@ export class FieldGate {
     return this.gate.asks(FieldGate.storeKey(keyId, coordinate), windows, points);
   }
 
-  async consume(keyId: string, coordinate: string, windows: readonly Window[], points: number): Promise<void> {
-    await this.gate.consume(FieldGate.storeKey(keyId, coordinate), windows, points);
+  consume(keyId: string, coordinate: string, windows: readonly Window[], points: number): Promise<Taken> {
+    return this.gate.consume(FieldGate.storeKey(keyId, coordinate), windows, points);
   }
 
-  /** Gives back points taken by `consume` (a field whose resolver refused its input). */
-  async release(keyId: string, coordinate: string, windows: readonly Window[], points: number): Promise<void> {
-    await this.gate.release(FieldGate.storeKey(keyId, coordinate), windows, points);
+  /** Gives back points taken by `consume` to the windows they came from (a field whose resolver refused its input). */
+  async release(keyId: string, coordinate: string, windows: readonly Window[], points: number, expiresAt: readonly number[]): Promise<void> {
+    await this.gate.release(FieldGate.storeKey(keyId, coordinate), windows, points, expiresAt);
   }
 }
 

@@ -13,7 +13,7 @@ import { actualCost, type CostRules } from '../document/operation-cost';
 import type { Prepaid, PrepayRootFields } from '../directives/prepay';
 import type { LimiterStore } from '../counting/store';
 import type { Group, GroupOutcome } from '../counting/take';
-import { Refusal, WindowGate, type Window } from '../counting/window-gate';
+import { Refusal, WindowGate, expiriesOf, type Window } from '../counting/window-gate';
 
 /** What the HTTP layer knows about a request, whatever server received it. */
 export type RequestInfo = { requestId: string; ip: string; headers: IncomingHttpHeaders };
@@ -162,6 +162,8 @@ export class Admission {
   private analysis?: OperationAnalysis;
   /** Whether an operation of this request has this admission already (a batch shares one request's context). */
   private taken = false;
+  /** When the budget window the operation's points were taken from ends: a refund goes there or nowhere. */
+  private prepaidUntil = 0;
   /** The key's operation budget window. */
   private readonly budget: Window;
 
@@ -309,7 +311,10 @@ export class Admission {
     const charge = outcomes[first];
     const used = charge.states[0];
     this.record(used && { remaining: Math.max(0, budget.limit - used.used), msBeforeNext: used.msBeforeNext });
-    if (charge.ok && !reading) this.cost.prepaid = cost;
+    if (charge.ok && !reading) {
+      this.cost.prepaid = cost;
+      this.prepaidUntil = Date.now() + (used?.msBeforeNext ?? 0);
+    }
     if (!charge.ok && settings.mode === 'enforce') {
       settings.onRejected?.('operation');
       this.refused('operation');
@@ -323,7 +328,10 @@ export class Admission {
     // Measured, or admitted: each limited root field resolves with what its own take decided.
     if (fields.length) {
       this.prepaid = new Map();
-      fields.forEach((field, i) => this.prepaid!.set(field.responseKey, { field, outcome: outcomes[first + 1 + i] }));
+      fields.forEach((field, i) => {
+        const outcome = outcomes[first + 1 + i];
+        this.prepaid!.set(field.responseKey, { field, outcome, expiresAt: expiriesOf(outcome.states) });
+      });
     }
   }
 
@@ -351,8 +359,10 @@ export class Admission {
     const limiter = this.admissions.gate.limiterFor(this.budget);
     if (this.cost.remaining === undefined) this.record(await limiter.get(keyTag(this.key.id)).catch(() => null));
     if (refund > 0) {
-      const after = await limiter.reward(keyTag(this.key.id), refund).catch(() => null);
-      if (after) this.record(after);
+      // To the window the points came from; one that ended since gets nothing (and reports as is).
+      const [after] = await this.admissions.settings.store.giveBack([{ limiter, key: keyTag(this.key.id), points: refund, expiresAt: this.prepaidUntil }]).catch(() => [null]);
+      if (after) this.record({ remaining: Math.max(0, this.budget.limit - after.used), msBeforeNext: after.msBeforeNext });
+      else this.record(await limiter.get(keyTag(this.key.id)).catch(() => null));
     }
     return null;
   }
