@@ -66,7 +66,7 @@ export default async function globalSetup() {
 
   // Interrupted (Ctrl-C, a CI job cancelled): stop the workers first so none starts anything
   // more, then the same teardown as a finished run, then exit as the signal would have.
-  const onSignal = (signal: NodeJS.Signals) => {
+  const killWorkers = () => {
     for (const worker of childrenOf(process.pid)) {
       try {
         process.kill(worker, 'SIGKILL');
@@ -74,7 +74,12 @@ export default async function globalSetup() {
         // gone
       }
     }
-    void state.teardown().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    killWorkers();
+    // Again on the way out: jest replaces a worker that died (Ctrl-C reaches them too), and the
+    // replacements, orphaned, would stay.
+    void state.teardown().finally(() => (killWorkers(), process.exit(signal === 'SIGINT' ? 130 : 143)));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
