@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './support/private-redis';
 import { serving, start } from './support/server-process';
 
 // The README's curl examples, run as written (only the port changes) against the real server
@@ -34,9 +33,12 @@ describe('README', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-readme-'));
-    port = await freePort();
-    server = start({ PORT: String(port), DATA_DIR: path.join(dir, 'db') });
-    key = (await serving(server)).adminKey!;
+    // PORT=0: the server binds a free port itself and prints it (a port found free and handed
+    // over could be taken by another run in between).
+    server = start({ PORT: '0', DATA_DIR: path.join(dir, 'db') });
+    const up = await serving(server);
+    port = Number(new URL(up.url).port);
+    key = up.adminKey!;
   });
   afterAll(async () => {
     server?.child.kill('SIGTERM');

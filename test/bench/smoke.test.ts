@@ -1,21 +1,37 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { describeIf, hasPostgres, hasRedis, testRedisUrl } from '../support/services';
+import { spawnTracked, stopChild } from '../support/processes';
+import { createScratchDatabase, describeIf, hasPostgres, hasRedis, testRedisUrl } from '../support/services';
 
 // Runs `npm run bench` in its few-second smoke mode so the bench can never rot. It asserts that
 // it ran to completion and printed its table, never how fast anything was.
 const root = path.resolve(__dirname, '..', '..');
 describeIf(hasPostgres() && hasRedis(), 'Postgres and Redis', 'bench smoke run (BENCH_SMOKE=1)', () => {
   it('starts every variant, loads every workload, prints the table and writes the JSON', async () => {
-    const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => {
-      execFile(process.execPath, ['--import', 'tsx', path.join(__dirname, 'run.ts')], {
-        cwd: root,
-        // This worker's own Redis database (the bench flushes it), on whatever TEST_REDIS_URL names.
-        env: { ...process.env, BENCH_SMOKE: '1', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL, BENCH_REDIS_URL: testRedisUrl(), NODE_OPTIONS: '' },
-        timeout: 120_000,
-      }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve({ stdout })));
+    // A scratch database of its own: the bench's keys and rows are dropped with it.
+    const scratch = await createScratchDatabase();
+    // run.ts leads its own process group; on the timeout it is stopped with every server it
+    // started (a kill of run.ts alone left them holding this worker's stderr open).
+    const child = spawnTracked(process.execPath, ['--import', 'tsx', path.join(__dirname, 'run.ts')], {
+      cwd: root,
+      // This worker's own Redis database (the bench flushes it) in this run's own redis-server.
+      env: { ...process.env, BENCH_SMOKE: '1', BENCH_DATABASE_URL: scratch.url, BENCH_REDIS_URL: testRedisUrl(), NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c) => (stdout += c));
+    child.stderr!.on('data', (c) => (stderr = (stderr + c).slice(-20_000)));
+    // Generous: two runs at once on this 2-core machine take well over the minute one run takes alone.
+    const timer = setTimeout(() => void stopChild(child, 'SIGTERM', 5_000), 240_000);
+    try {
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+      if (code !== 0) throw new Error(`run.ts ended with ${signal ?? `exit ${code}`}\n${stderr}`);
+    } finally {
+      clearTimeout(timer);
+      await stopChild(child);
+      await scratch.drop();
+    }
     for (const variant of ['bare (PGlite)', 'protected, memory (PGlite)', 'bare (Postgres)', 'protected, Redis + Postgres']) {
       expect(stdout).toContain(`| ${variant} |`);
     }
@@ -29,5 +45,5 @@ describeIf(hasPostgres() && hasRedis(), 'Postgres and Redis', 'bench smoke run (
       expect(row.rps).toBeGreaterThan(0);
       expect(row.non2xx).toBe(0); // every request answered 2xx: the bench measured real work
     }
-  }, 150_000);
+  }, 270_000);
 });

@@ -88,10 +88,18 @@ describe('metrics protection', () => {
     }));
 
   it('serves on its own port when METRICS_PORT is set, and not on the API port', async () => {
-    const port = await freePort();
-    await withTestServer({ env: { METRICS_PORT: String(port) } }, async (t) => {
-      expect((await fetch(`${t.url}/metrics`)).status).toBe(404);
-      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
-    });
+    // The server does not report the metrics port it bound, so a free one is picked here; if
+    // another process takes it first, the server fails to bind it (EADDRINUSE) and another is tried.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      try {
+        return await withTestServer({ env: { METRICS_PORT: String(port) } }, async (t) => {
+          expect((await fetch(`${t.url}/metrics`)).status).toBe(404);
+          expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
+        });
+      } catch (error) {
+        if (attempt >= 5 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      }
+    }
   });
 });

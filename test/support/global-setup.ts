@@ -1,12 +1,22 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import postgres from 'postgres';
+import { childrenOf, reapRun } from './processes';
 import { startRedisCluster, type RedisCluster } from './redis-cluster';
+import { startRedisServer, type RedisServer } from './redis-server';
+import { hasRedisServerBinary } from './services';
 
 // Decides once per run which real services the suites can use. With CI=true an unreachable
 // Postgres or Redis fails the whole run; on a laptop without them the service suites are
 // skipped and this says so loudly.
+//
+// Every run gets names of its own, so two runs on one machine (two clones, a developer beside
+// CI) never share state: a Postgres database created here and dropped at the end, a redis-server
+// of its own (16 logical databases that no other run flushes), and a folder for its pids
+// (processes.ts). Its teardown — global-teardown.ts, or SIGINT/SIGTERM of the run — kills and
+// drops all of it.
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -20,33 +30,114 @@ function reachable(url: string, defaultPort: number): Promise<boolean> {
   });
 }
 
-export default async function globalSetup() {
-  // Suites append their skips here; the skip reporter prints them at the end of the run.
-  process.env.TOLLGATE_SKIP_LOG = path.join(mkdtempSync(path.join(os.tmpdir(), 'tollgate-skips-')), 'skips.jsonl');
-  process.env.TEST_DATABASE_URL ??= DEFAULT_DATABASE_URL;
-  process.env.TEST_REDIS_URL ??= DEFAULT_REDIS_URL;
-  const postgres = await reachable(process.env.TEST_DATABASE_URL, 5432);
-  const redis = await reachable(process.env.TEST_REDIS_URL, 6379);
-  const missing = [!postgres && `Postgres (${process.env.TEST_DATABASE_URL})`, !redis && `Redis (${process.env.TEST_REDIS_URL})`].filter(Boolean);
-  if (missing.length && process.env.CI === 'true') {
-    throw new Error(`CI=true and ${missing.join(' and ')} unreachable: the service suites must run in CI. Start them (see .ci/run).`);
+/** Postgres databases of this run: its own and the suites' scratch ones (named with the run id). */
+async function dropRunDatabases(adminUrl: string, runId: string) {
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  try {
+    const rows = await admin<{ datname: string }[]>`select datname from pg_database where datname like ${`tollgate\\_%${runId}%`}`;
+    for (const { datname } of rows) await admin.unsafe(`drop database if exists "${datname}" with (force)`);
+  } finally {
+    await admin.end({ timeout: 1 });
   }
-  if (missing.length) {
-    process.stdout.write(`\n*** SKIPPING service suites: ${missing.join(' and ')} unreachable. Embedded (PGlite + memory) suites still run. ***\n\n`);
-  }
-  process.env.TOLLGATE_TEST_POSTGRES = postgres ? '1' : '0';
-  process.env.TOLLGATE_TEST_REDIS = redis ? '1' : '0';
+}
 
-  // A Redis Cluster: the one given, or three masters and three replicas of our own for this run.
-  if (!process.env.TEST_REDIS_CLUSTER_NODES) {
-    try {
-      const cluster = await startRedisCluster();
-      (globalThis as { tollgateCluster?: RedisCluster }).tollgateCluster = cluster;
-      process.env.TEST_REDIS_CLUSTER_NODES = cluster.seeds;
-    } catch (error) {
-      if (process.env.CI === 'true') throw new Error(`CI=true and a local Redis Cluster could not start: ${(error as Error).message}`);
-      process.stdout.write(`\n*** SKIPPING Redis Cluster suites: a local cluster could not start (${(error as Error).message}). ***\n\n`);
+type RunState = { cluster?: RedisCluster; redis?: RedisServer; teardown(): Promise<void> };
+
+export default async function globalSetup() {
+  const runId = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const runDir = mkdtempSync(path.join(os.tmpdir(), `tollgate-run-${runId}-`));
+  process.env.TOLLGATE_RUN_ID = runId;
+  process.env.TOLLGATE_RUN_DIR = runDir;
+  // Suites append their skips here; the skip reporter prints them at the end of the run.
+  process.env.TOLLGATE_SKIP_LOG = path.join(runDir, 'skips.jsonl');
+
+  const state: RunState = { teardown: async () => {} };
+  let adminDatabaseUrl: string | undefined;
+  let tornDown = false;
+  state.teardown = async () => {
+    if (tornDown) return;
+    tornDown = true;
+    await state.cluster?.stop();
+    reapRun(); // the run's redis-server, and whatever a test or a dead worker left alive
+    if (adminDatabaseUrl) await dropRunDatabases(adminDatabaseUrl, runId).catch((e: Error) => process.stderr.write(`could not drop this run's databases: ${e.message}\n`));
+    rmSync(runDir, { recursive: true, force: true });
+  };
+  (globalThis as { tollgateRun?: RunState }).tollgateRun = state;
+
+  // Interrupted (Ctrl-C, a CI job cancelled): stop the workers first so none starts anything
+  // more, then the same teardown as a finished run, then exit as the signal would have.
+  const killWorkers = () => {
+    for (const worker of childrenOf(process.pid)) {
+      try {
+        process.kill(worker, 'SIGKILL');
+      } catch {
+        // gone
+      }
     }
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    killWorkers();
+    // Again on the way out: jest replaces a worker that died (Ctrl-C reaches them too), and the
+    // replacements, orphaned, would stay.
+    void state.teardown().finally(() => (killWorkers(), process.exit(signal === 'SIGINT' ? 130 : 143)));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    const givenDatabaseUrl = process.env.TEST_DATABASE_URL ?? DEFAULT_DATABASE_URL;
+    const givenRedisUrl = process.env.TEST_REDIS_URL;
+    const postgresUp = await reachable(givenDatabaseUrl, 5432);
+    if (postgresUp) {
+      // This run's own database on the given server; TEST_DATABASE_URL names it from here on.
+      adminDatabaseUrl = givenDatabaseUrl;
+      const name = `tollgate_run_${runId}`;
+      const admin = postgres(givenDatabaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+      try {
+        await admin.unsafe(`create database ${name}`);
+      } finally {
+        await admin.end({ timeout: 1 });
+      }
+      const url = new URL(givenDatabaseUrl);
+      url.pathname = `/${name}`;
+      process.env.TEST_DATABASE_URL = url.toString();
+    } else {
+      process.env.TEST_DATABASE_URL = givenDatabaseUrl;
+    }
+    // A redis-server of this run's own unless one is given (TEST_REDIS_URL) or none is installed.
+    if (!givenRedisUrl && hasRedisServerBinary()) {
+      const dir = path.join(runDir, 'redis');
+      mkdirSync(dir);
+      state.redis = await startRedisServer(dir);
+      process.env.TEST_REDIS_URL = `redis://127.0.0.1:${state.redis.port}`;
+    } else {
+      process.env.TEST_REDIS_URL = givenRedisUrl ?? DEFAULT_REDIS_URL;
+    }
+    const redisUp = await reachable(process.env.TEST_REDIS_URL, 6379);
+    const missing = [!postgresUp && `Postgres (${process.env.TEST_DATABASE_URL})`, !redisUp && `Redis (${process.env.TEST_REDIS_URL})`].filter(Boolean);
+    if (missing.length && process.env.CI === 'true') {
+      throw new Error(`CI=true and ${missing.join(' and ')} unreachable: the service suites must run in CI. Start them (see .ci/run).`);
+    }
+    if (missing.length) {
+      process.stdout.write(`\n*** SKIPPING service suites: ${missing.join(' and ')} unreachable. Embedded (PGlite + memory) suites still run. ***\n\n`);
+    }
+    process.env.TOLLGATE_TEST_POSTGRES = postgresUp ? '1' : '0';
+    process.env.TOLLGATE_TEST_REDIS = redisUp ? '1' : '0';
+
+    // A Redis Cluster: the one given, or three masters and three replicas of our own for this run.
+    if (!process.env.TEST_REDIS_CLUSTER_NODES) {
+      try {
+        state.cluster = await startRedisCluster();
+        process.env.TEST_REDIS_CLUSTER_NODES = state.cluster.seeds;
+      } catch (error) {
+        if (process.env.CI === 'true') throw new Error(`CI=true and a local Redis Cluster could not start: ${(error as Error).message}`);
+        process.stdout.write(`\n*** SKIPPING Redis Cluster suites: a local cluster could not start (${(error as Error).message}). ***\n\n`);
+      }
+    }
+    process.env.TOLLGATE_TEST_REDIS_CLUSTER = process.env.TEST_REDIS_CLUSTER_NODES ? '1' : '0';
+  } catch (error) {
+    // jest runs no teardown after a failed setup: undo what was made so far here.
+    await state.teardown();
+    throw error;
   }
-  process.env.TOLLGATE_TEST_REDIS_CLUSTER = process.env.TEST_REDIS_CLUSTER_NODES ? '1' : '0';
 }

@@ -1,6 +1,5 @@
-import type { RedisCluster } from './redis-cluster';
-
-// Stops what global-setup started for this run (the local Redis Cluster, when it made one).
+// Stops and drops what global-setup made for this run (its redis-server and cluster, its
+// databases, anything a test left running); see global-setup.ts.
 export default async function globalTeardown() {
-  await (globalThis as { tollgateCluster?: RedisCluster }).tollgateCluster?.stop();
+  await (globalThis as { tollgateRun?: { teardown(): Promise<void> } }).tollgateRun?.teardown();
 }

@@ -1,10 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { stopChild } from './processes';
+import { startRedisServer, type RedisServer } from './redis-server';
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago (asked of the kernel, then released). Only
+ * for a port that must stay *closed* (a "connection refused" case): another process may take it
+ * before it is used, so never hand it to a child to bind — let the child bind port 0 and read it back.
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -33,41 +39,31 @@ const answers = (port: number) => {
 };
 
 /**
- * A redis-server of the test's own, on a free port, that the test may kill, freeze (SIGSTOP) and
- * restore (SIGCONT) — the machine's shared Redis is never touched.
+ * A redis-server of the test's own, on a port it bound itself, that the test may kill, freeze
+ * (SIGSTOP) and restore (SIGCONT) — the machine's shared Redis is never touched. A tracked child
+ * (processes.ts): it dies with the test file or the run even if `stop` is never reached.
  */
 export async function startPrivateRedis() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-redis-'));
-  const port = await freePort();
-  const pidfile = path.join(dir, 'redis.pid');
-  const start = async () => {
-    execFileSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidfile, '--dir', dir, '--logfile', path.join(dir, 'log')]);
-    await waitFor(() => answers(port), 5000, `redis-server on ${port}`);
-  };
-  const pid = () => Number(readFileSync(pidfile, 'utf8').trim());
-  await start();
+  let server: RedisServer = await startRedisServer(dir);
+  const port = server.port;
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
     /** SIGSTOP: the process keeps its sockets open and answers nothing. */
-    freeze: () => process.kill(pid(), 'SIGSTOP'),
-    thaw: () => process.kill(pid(), 'SIGCONT'),
+    freeze: () => process.kill(server.pid, 'SIGSTOP'),
+    thaw: () => process.kill(server.pid, 'SIGCONT'),
     /** SIGKILL, then wait until the port is closed. */
     async kill() {
-      const p = pid();
-      process.kill(p, 'SIGCONT');
-      process.kill(p, 'SIGKILL');
+      await stopChild(server.child);
       await waitFor(() => !answers(port), 5000, 'redis to die');
     },
-    restart: start,
+    /** Starts it again on the same port. */
+    async restart() {
+      server = await startRedisServer(dir, [], port);
+    },
     async stop() {
-      try {
-        const p = pid();
-        process.kill(p, 'SIGCONT');
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      await stopChild(server.child);
       rmSync(dir, { recursive: true, force: true });
     },
   };

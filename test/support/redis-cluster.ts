@@ -1,9 +1,11 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { killGroup, stopChild } from './processes';
+import { startRedisServer, type RedisServer } from './redis-server';
 
 const run = promisify(execFile);
 
@@ -15,17 +17,6 @@ function listening(port: number): Promise<boolean> {
     socket.once('timeout', () => (socket.destroy(), resolve(false)));
     socket.once('error', () => resolve(false));
   });
-}
-
-/** `count` ports whose cluster bus ports (+10000) are free too. */
-async function freeClusterPorts(count: number): Promise<number[]> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 9000);
-    const ports = Array.from({ length: count }, (_, i) => base + i);
-    const taken = await Promise.all(ports.flatMap((p) => [listening(p), listening(p + 10000)]));
-    if (!taken.some(Boolean)) return ports;
-  }
-  throw new Error('no free ports for a Redis Cluster');
 }
 
 export type RedisCluster = {
@@ -48,39 +39,30 @@ export type RedisCluster = {
  */
 export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-cluster-'));
-  const ports = await freeClusterPorts(6);
-  const pidOf = (port: number) => Number(readFileSync(path.join(dir, `${port}.pid`), 'utf8').trim());
+  // Each node binds its own port (and bus port +10000), retried when taken: see redis-server.ts.
+  const servers: RedisServer[] = [];
+  const ports: number[] = [];
+  const pidOf = (port: number) => servers[ports.indexOf(port)].pid;
   const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args], { timeout: 2000 }).then((r) => r.stdout.trim());
-  const stopAll = () => {
-    for (const port of ports) {
-      try {
-        process.kill(pidOf(port), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+  const stopAll = async () => {
+    await Promise.all(servers.map((s) => stopChild(s.child)));
     rmSync(dir, { recursive: true, force: true });
   };
   const dead = new Set<number>();
   try {
-    for (const port of ports) {
-      execFileSync('redis-server', [
-        '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`),
+    for (let i = 0; i < 6; i++) {
+      const server = await startRedisServer(dir, [
+        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${i}.conf`),
         '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 2000),
         // Replicas sync at once (the default waits 5 s): a replica that never synced cannot take over.
         '--repl-diskless-sync-delay', '0',
-        '--daemonize', 'yes', '--pidfile', path.join(dir, `${port}.pid`), '--dir', dir, '--logfile', path.join(dir, `${port}.log`),
       ]);
-    }
-    const deadline = Date.now() + 5000;
-    while (!(await Promise.all(ports.map(listening))).every(Boolean)) {
-      if (Date.now() > deadline) throw new Error('redis-server nodes did not start');
-      await new Promise((r) => setTimeout(r, 25));
+      servers.push(server);
+      ports.push(server.port);
     }
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 20_000 });
   } catch (error) {
-    stopAll();
+    await stopAll();
     throw error;
   }
   const cluster: RedisCluster = {
@@ -101,7 +83,7 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
       throw new Error(`no master serves slot ${slot}`);
     },
     async kill(port) {
-      process.kill(pidOf(port), 'SIGKILL');
+      killGroup(pidOf(port));
       dead.add(port);
       while (await listening(port)) await new Promise((r) => setTimeout(r, 25));
     },
@@ -114,16 +96,21 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
         await new Promise((r) => setTimeout(r, 100));
       }
     },
-    stop: async () => stopAll(),
+    stop: stopAll,
   };
-  await cluster.healthy();
-  // …and every replica holds its master's data, so a killed master can be replaced.
-  const until = Date.now() + 20_000;
-  for (const port of ports) {
-    while (/role:slave/.test(await cli(port, 'info', 'replication')) && !/master_link_status:up/.test(await cli(port, 'info', 'replication'))) {
-      if (Date.now() > until) throw new Error(`the replica on ${port} did not sync`);
-      await new Promise((r) => setTimeout(r, 50));
+  try {
+    await cluster.healthy();
+    // …and every replica holds its master's data, so a killed master can be replaced.
+    const until = Date.now() + 20_000;
+    for (const port of ports) {
+      while (/role:slave/.test(await cli(port, 'info', 'replication')) && !/master_link_status:up/.test(await cli(port, 'info', 'replication'))) {
+        if (Date.now() > until) throw new Error(`the replica on ${port} did not sync`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
+  } catch (error) {
+    await stopAll();
+    throw error;
   }
   return cluster;
 }

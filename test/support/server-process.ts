@@ -1,14 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { spawnTracked } from './processes';
 
 // The real server process from source (node + tsx, src/main.ts): the code `npm start` runs compiled.
 const root = path.resolve(__dirname, '..', '..');
 
 type Running = { child: ChildProcess; stdout: string[]; stderr: string[]; exit: Promise<{ code: number | null; at: number }> };
 
-/** `command`: node's arguments, the sources through tsx unless a test runs something else (`npm start`'s src/start.cjs). */
+/**
+ * `command`: node's arguments, the sources through tsx unless a test runs something else (`npm start`'s src/start.cjs).
+ * A tracked child (processes.ts): killed with its test file if the test never stops it.
+ */
 export function start(env: Record<string, string>, command: string[] = ['--import', 'tsx', 'src/main.ts']): Running {
-  const child = spawn(process.execPath, command, {
+  const child = spawnTracked(process.execPath, command, {
     cwd: root,
     env: { PATH: process.env.PATH, NODE_OPTIONS: '', LOG_LEVEL: 'info', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

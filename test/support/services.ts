@@ -9,7 +9,10 @@ export const hasRedisCluster = () => process.env.TOLLGATE_TEST_REDIS_CLUSTER ===
 export const testClusterNodes = () => process.env.TEST_REDIS_CLUSTER_NODES ?? '';
 export const testDatabaseUrl = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-/** A Redis URL whose logical database belongs to this jest worker, so files never share counters. */
+/**
+ * A Redis URL whose logical database belongs to this jest worker, so files never share counters.
+ * The Redis is this run's own (global-setup starts it), so another run's workers never flush it.
+ */
 export function testRedisUrl(): string {
   const url = new URL(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
   url.pathname = `/${Number(process.env.JEST_WORKER_ID ?? 1) % 16}`;
@@ -77,10 +80,13 @@ export function hasRedisServerBinary(): boolean {
   }
 }
 
-/** A fresh, empty database on the test server for one test file; dropped by the returned function. */
+/**
+ * A fresh, empty database on the test server for one test file; dropped by the returned function.
+ * Named with the run's id, so the run's teardown drops it even if the file never got to.
+ */
 export async function createScratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const admin = postgres(testDatabaseUrl(), { max: 1, onnotice: () => {} });
-  const name = `tollgate_t_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const name = `tollgate_t_${process.env.TOLLGATE_RUN_ID ?? process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   await admin.unsafe(`create database ${name}`);
   const url = new URL(testDatabaseUrl());
   url.pathname = `/${name}`;
