@@ -1,5 +1,5 @@
 import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
-import { scriptPoints as points, type CounterState, type Group, type GroupOutcome } from './take';
+import { limitOf, scriptPoints as points, type CounterState, type Group, type GroupOutcome } from './take';
 
 /**
  * Leases (LIMITS_LEASE_PERCENT, off by default): when a take goes to Redis anyway, each of its
@@ -49,10 +49,10 @@ export class Leases {
    * slice, counting what calls in flight already asked. Every call that asked must report back
    * through `answered` (update calls it), so a lease never holds more than one slice.
    */
-  want(limiter: RateLimiterAbstract, counterKey: string, now: number): number {
-    const slice = Math.floor((limiter.points * this.percent) / 100);
+  want(counterKey: string, limit: number, now: number): number {
+    const slice = Math.floor((limit * this.percent) / 100);
     if (slice < 1) return 0;
-    const held = this.live(counterKey, limiter.points, now)?.remaining ?? 0;
+    const held = this.live(counterKey, limit, now)?.remaining ?? 0;
     const asked = this.asking.get(counterKey) ?? 0;
     const points = Math.max(0, slice - held - asked);
     if (points > 0) this.asking.set(counterKey, asked + points);
@@ -72,8 +72,8 @@ export class Leases {
    * counter before deciding: a request the lease alone could not cover may still fit in the lease
    * and what Redis has left together. The lease stays, at 0, for the grant to refill.
    */
-  giveBack(limiter: RateLimiterAbstract, counterKey: string, now: number): number {
-    const lease = this.live(counterKey, limiter.points, now);
+  giveBack(counterKey: string, limit: number, now: number): number {
+    const lease = this.live(counterKey, limit, now);
     if (!lease) return 0;
     const points = lease.remaining;
     lease.remaining = 0;
@@ -92,7 +92,7 @@ export class Leases {
     let i = 0;
     for (let g = 0; g < groups.length; g++) {
       for (const ask of groups[g].asks) {
-        const lease = this.live(ask.limiter.getKey(ask.key), ask.limiter.points, now);
+        const lease = this.live(ask.limiter.getKey(ask.key), limitOf(ask), now);
         if (!lease) return undefined;
         leases[i++] = lease;
       }
@@ -128,9 +128,9 @@ export class Leases {
    * and ms to reset, and the points it granted ahead. `newWindow`: the counter did not exist
    * before the take, so any lease held for it belongs to a window that is gone.
    */
-  update(limiter: RateLimiterAbstract, counterKey: string, wanted: number, redisUsed: number, msBeforeNext: number, granted: number, newWindow: boolean, now: number) {
+  update(limiter: RateLimiterAbstract, counterKey: string, limit: number, wanted: number, redisUsed: number, msBeforeNext: number, granted: number, newWindow: boolean, now: number) {
     this.answered(counterKey, wanted);
-    const lease = newWindow ? undefined : this.live(counterKey, limiter.points, now);
+    const lease = newWindow ? undefined : this.live(counterKey, limit, now);
     if (lease) {
       lease.remaining += granted;
       lease.redisUsed = redisUsed;
@@ -141,7 +141,7 @@ export class Leases {
       for (const [key, old] of this.byCounter) if (old.expiresAt <= now) this.byCounter.delete(key);
       this.sweepAbove = Math.max(SWEEP_ABOVE, this.byCounter.size * 2);
     }
-    this.byCounter.set(counterKey, { limiter, limit: limiter.points, remaining: granted, redisUsed, expiresAt: now + msBeforeNext });
+    this.byCounter.set(counterKey, { limiter, limit, remaining: granted, redisUsed, expiresAt: now + msBeforeNext });
   }
 
   /**
@@ -149,13 +149,13 @@ export class Leases {
    * here: this instance's unspent leased points are not used, so they are not counted as such.
    */
   view(limiter: RateLimiterAbstract, counterKey: string, res: RateLimiterRes | null): RateLimiterRes | null {
-    const lease = res && this.live(counterKey, limiter.points, leaseClock());
+    const lease = res && this.live(counterKey, undefined, leaseClock());
     if (!lease) return res;
     lease.redisUsed = res.consumedPoints;
     // Its fields have setters; the type declares them read-only.
     const seen = res as { consumedPoints: number; remainingPoints: number };
     seen.consumedPoints = res.consumedPoints - lease.remaining;
-    seen.remainingPoints = Math.max(0, limiter.points - seen.consumedPoints);
+    seen.remainingPoints = Math.max(0, lease.limit - seen.consumedPoints);
     return res;
   }
 
@@ -172,15 +172,16 @@ export class Leases {
   }
 
   /** A counter's points used as Redis reported them, seen from here (this instance's unspent leased points left out). */
-  seen(limiter: RateLimiterAbstract, counterKey: string, redisUsed: number): number {
-    const lease = this.live(counterKey, limiter.points, leaseClock());
+  seen(counterKey: string, redisUsed: number): number {
+    const lease = this.live(counterKey, undefined, leaseClock());
     if (!lease) return redisUsed;
     lease.redisUsed = redisUsed;
     return redisUsed - lease.remaining;
   }
 
-  private live(counterKey: string, limit: number, now: number): Lease | undefined {
+  /** A live lease of the counter; taken under `limit` (a read that knows no limit passes none). */
+  private live(counterKey: string, limit: number | undefined, now: number): Lease | undefined {
     const lease = this.byCounter.get(counterKey);
-    return lease && lease.expiresAt > now && lease.limit === limit ? lease : undefined;
+    return lease && lease.expiresAt > now && (limit === undefined || lease.limit === limit) ? lease : undefined;
   }
 }

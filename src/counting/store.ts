@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { serviceUnavailable } from '../errors';
 import { Leases } from './lease';
 import { OutageWatch } from '../outage-watch';
-import { MemoryTaker, RedisTaker, giveBackInMemory, takeInMemory, type CounterState, type GiveBack, type Group, type GroupOutcome, type Take } from './take';
+import { MemoryTaker, RedisTaker, giveBackInMemory, limitOf, takeInMemory, type CounterState, type GiveBack, type Group, type GroupOutcome, type Take } from './take';
 
 export type StoreFailureMode = 'insurance' | 'open' | 'closed';
 export type LimiterSpec = { keyPrefix: string; points: number; duration: number; blockDuration?: number };
@@ -206,7 +206,7 @@ export function createLimiterStore(options: {
     failed: (error, groups) => {
       watch.failed(error);
       options.onFailure?.('take');
-      return answerWithoutRedis(options.failureMode, groups, (limiter) => insuranceOf.get(limiter)!);
+      return answerWithoutRedis(options.failureMode, groups, (limiter) => insuranceOf.get(limiter)!, Math.max(1, options.instanceCount ?? 1));
     },
     observe: (seconds) => options.observe?.('redis', 'take', seconds),
   }, leases);
@@ -222,8 +222,7 @@ export function createLimiterStore(options: {
       const key = specKey(spec);
       let limiter = limiters.get(key);
       if (!limiter) {
-        const share = Math.max(1, Math.floor(spec.points / Math.max(1, options.instanceCount ?? 1)));
-        const insurance = options.failureMode === 'insurance' ? new RateLimiterMemory({ ...spec, points: share }) : undefined;
+        const insurance = options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined;
         limiter = instrument(
           new WatchedRateLimiterRedis(
             {
@@ -275,8 +274,9 @@ export function createLimiterStore(options: {
  * insurance limiter (this instance's share of the budget, as rate-limiter-flexible does for its own
  * calls), `open` admits, `closed` refuses with a 503.
  */
-function answerWithoutRedis(mode: StoreFailureMode, groups: readonly Group[], insuranceOf: (limiter: RateLimiterAbstract) => RateLimiterMemory): GroupOutcome[] {
+function answerWithoutRedis(mode: StoreFailureMode, groups: readonly Group[], insuranceOf: (limiter: RateLimiterAbstract) => RateLimiterMemory, instances: number): GroupOutcome[] {
   if (mode === 'closed') throw serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
-  if (mode === 'insurance') return takeInMemory(groups, (ask) => insuranceOf(ask.limiter));
+  // This instance's share of each limit (LIMITS_INSTANCE_COUNT), at least one point.
+  if (mode === 'insurance') return takeInMemory(groups, (ask) => insuranceOf(ask.limiter), (ask) => Math.max(1, Math.floor(limitOf(ask) / instances)));
   return groups.map((g) => ({ ok: true, states: g.asks.map((a) => ({ used: 0, msBeforeNext: a.limiter.duration * 1000 })) }));
 }

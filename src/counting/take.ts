@@ -13,7 +13,20 @@ import { leaseClock, type Leases } from './lease';
  * to be given back (animir/node-rate-limiter-flexible #280, #286) — and on Redis, every take of
  * one event-loop turn travels in ONE script call.
  */
-export type Ask = { limiter: RateLimiterAbstract; key: string; points: number };
+export type Ask = {
+  limiter: RateLimiterAbstract;
+  key: string;
+  points: number;
+  /**
+   * The limit this ask is decided against; the limiter's points when absent. Gates always give it:
+   * a counter is named by who, what and window length, never by the limit, so a changed limit
+   * counts on from what was spent.
+   */
+  limit?: number;
+};
+
+/** The limit an ask is decided against. */
+export const limitOf = (ask: Ask) => ask.limit ?? ask.limiter.points;
 
 /**
  * Asks decided together. A request is a list of groups, decided in order: a refused `required`
@@ -40,7 +53,11 @@ export const scriptPoints = (points: number) => Math.max(0, Math.round(points));
  * batch). Plain loops and arrays sized up front on purpose: this runs for every request, and what it
  * allocates is what GC pays (an array grown by push reserves 17 slots).
  */
-export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => RateLimiterMemory = (ask) => ask.limiter as RateLimiterMemory): GroupOutcome[] {
+export function takeInMemory(
+  groups: readonly Group[],
+  memoryOf: (ask: Ask) => RateLimiterMemory = (ask) => ask.limiter as RateLimiterMemory,
+  limitFor: (ask: Ask) => number = limitOf,
+): GroupOutcome[] {
   const outcomes = new Array<GroupOutcome>(groups.length);
   const now = Date.now();
   let stopped = false;
@@ -55,15 +72,13 @@ export function takeInMemory(groups: readonly Group[], memoryOf: (ask: Ask) => R
     let refusedAt = -1;
     for (let i = 0; i < asks.length; i++) {
       const ask = asks[i];
-      const memory = memoryOf(ask);
-      const counter = counterOf(memory, ask, now);
+      const counter = counterOf(memoryOf(ask), ask, now);
       counters[i] = counter;
       if (refusedAt >= 0 || ask.points <= 0) continue;
       // The same counter twice in one group (two identical windows) must fit both asks together.
       let already = 0;
       for (let j = 0; j < i; j++) if (counters[j].key === counter.key && asks[j].points > 0) already += asks[j].points;
-      // The memory limiter's own limit: an insurance limiter holds this instance's share.
-      if (counter.used + already + ask.points > memory.points) refusedAt = i;
+      if (counter.used + already + ask.points > limitFor(ask)) refusedAt = i;
     }
     if (refusedAt < 0) for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) add(counters[i], asks[i], now);
     const states = counters.map((counter): CounterState => ({ used: counter.record ? counter.record.value : 0, msBeforeNext: counter.msBeforeNext }));
@@ -296,7 +311,7 @@ export class RedisTaker extends TurnBatcher {
         const [used, ttl] = await this.redis.tollgateGiveBack!(key, scriptPoints(item.points), Math.round(left), sameWindowTolerance(item.limiter));
         this.options.succeeded();
         if (used < 0) return null;
-        return { used: this.leases ? this.leases.seen(item.limiter, key, used) : used, msBeforeNext: ttl };
+        return { used: this.leases ? this.leases.seen(key, used) : used, msBeforeNext: ttl };
       } catch {
         return null;
       }
@@ -335,8 +350,9 @@ export class RedisTaker extends TurnBatcher {
     /** Each ask's counter (0-based), in the order the script reads them: replay walks it again. */
     const counterOfAsk: number[] = [];
     const requests: number[] = [batch.length];
-    /** Points each counter asked to lease ahead (0 without leases). */
+    /** Points each counter asked to lease ahead (0 without leases), and the limit it was decided against. */
     const wanted: number[] = [];
+    const limits: number[] = [];
     // On the leases' monotonic clock: only leases read it.
     const sentAt = leaseClock();
     for (const { groups } of batch) {
@@ -352,10 +368,12 @@ export class RedisTaker extends TurnBatcher {
             counters.push(ask.limiter);
             // With leases, the counter's unspent leased points go back first (so this request can
             // use them: one instance stays exact), and a fresh slice comes back with the answer.
-            const back = this.leases ? this.leases.giveBack(ask.limiter, key, sentAt) : 0;
-            const want = this.leases ? this.leases.want(ask.limiter, key, sentAt) : 0;
+            const limit = limitOf(ask);
+            const back = this.leases ? this.leases.giveBack(key, limit, sentAt) : 0;
+            const want = this.leases ? this.leases.want(key, limit, sentAt) : 0;
             wanted.push(want);
-            windows.push(ask.limiter.points, ask.limiter.duration, want, back);
+            limits.push(limit);
+            windows.push(limit, ask.limiter.duration, want, back);
           }
           counterOfAsk.push(i);
           requests.push(i + 1, scriptPoints(ask.points));
@@ -385,7 +403,7 @@ export class RedisTaker extends TurnBatcher {
       // Expiry from when the call was sent: a lease never outlives its window in Redis.
       for (let i = 0; i < keys.length; i++) {
         const { used, msBeforeNext, granted, fresh } = after[i];
-        this.leases.update(counters[i], keys[i], wanted[i], used + granted, msBeforeNext, granted, fresh, sentAt);
+        this.leases.update(counters[i], keys[i], limits[i], wanted[i], used + granted, msBeforeNext, granted, fresh, sentAt);
       }
     }
   }

@@ -28,29 +28,32 @@ export class Refusal extends RateLimiterRes {
  * The counting itself is the store's `take` (take.ts): atomic, and one round trip per turn on Redis.
  */
 export class WindowGate {
-  /** limit → duration → limiter: found on every request without building a string. */
-  private readonly limiters = new Map<number, Map<number, RateLimiterAbstract>>();
+  /** duration → limiter: found on every request without building a string. */
+  private readonly limiters = new Map<number, RateLimiterAbstract>();
 
   constructor(
     private readonly store: LimiterStore,
     private readonly keyPrefix: string,
   ) {}
 
-  /** The rate-limiter-flexible limiter that keeps one window's counters (read and rewarded directly). */
+  /**
+   * The rate-limiter-flexible limiter that keeps one window length's counters (read directly).
+   * Named `prefix:duration`, never by the limit: the limit comes with each ask, so raising or
+   * lowering it — a key's override, BUDGET_POINTS, a deploy with a changed @rateLimit — counts on
+   * from what was spent, and instances with different limits during a rolling deploy share one count.
+   */
   limiterFor(window: Window): RateLimiterAbstract {
-    let byDuration = this.limiters.get(window.limit);
-    if (!byDuration) this.limiters.set(window.limit, (byDuration = new Map()));
-    let limiter = byDuration.get(window.duration);
+    let limiter = this.limiters.get(window.duration);
     if (!limiter) {
-      limiter = this.store.limiter({ keyPrefix: `${this.keyPrefix}:${window.limit}:${window.duration}`, points: window.limit, duration: window.duration });
-      byDuration.set(window.duration, limiter);
+      limiter = this.store.limiter({ keyPrefix: `${this.keyPrefix}:${window.duration}`, points: window.limit, duration: window.duration });
+      this.limiters.set(window.duration, limiter);
     }
     return limiter;
   }
 
   /** The asks that take `points` from every window of `key`, for a store take. */
   asks(key: string, windows: readonly Window[], points: number): Ask[] {
-    return windows.map((window) => ({ limiter: this.limiterFor(window), key, points }));
+    return windows.map((window) => ({ limiter: this.limiterFor(window), key, points, limit: window.limit }));
   }
 
   /** Takes `points` from every window of `key`, or nothing; throws a Refusal. */

@@ -95,11 +95,16 @@ function refuseRenamedDirectives(schema: GraphQLSchema) {
 }
 
 function windowsOf(directives: Record<string, any>[] | undefined): Window[] {
-  return (directives ?? []).map((d) => {
+  const windows: Window[] = [];
+  for (const d of directives ?? []) {
     const window = { limit: Number(d.limit), duration: Number(d.duration) };
     if (!(window.limit > 0 && window.duration > 0)) throw new Error(`@rateLimit needs a positive limit and duration, got ${JSON.stringify(d)}`);
-    return window;
-  });
+    // One counter per window length: two @rateLimit with one duration count as the tighter one.
+    const same = windows.find((w) => w.duration === window.duration);
+    if (same) same.limit = Math.min(same.limit, window.limit);
+    else windows.push(window);
+  }
+  return windows;
 }
 
 export class SlicingError extends Error {

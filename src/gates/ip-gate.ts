@@ -59,7 +59,7 @@ export class IpGate {
 
   /** The request's one point, to be taken together with other budgets in one store take. */
   ask(ip: string): Ask {
-    return { limiter: this.requests.limiterFor(this.window), key: ip, points: 1 };
+    return { limiter: this.requests.limiterFor(this.window), key: ip, points: 1, limit: this.window.limit };
   }
 
   /** The verdict for a take whose group was `[ask(ip)]`. */

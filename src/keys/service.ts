@@ -225,7 +225,12 @@ export class KeyService {
         return fail('BAD_USER_INPUT', '"expiresAt" must be in the future.', 'expiresAt');
       }
     }
+    const windowsSeen = new Set<string>();
     for (const [i, o] of (input.limits ?? []).entries()) {
+      // One counter per coordinate and window length: two limits on one window length would share it.
+      const window = `${o.coordinate}/${o.duration}`;
+      if (windowsSeen.has(window)) return fail('BAD_USER_INPUT', `"${o.coordinate}" has two limits with a ${o.duration}-second window; give one.`, `limits[${i}].duration`);
+      windowsSeen.add(window);
       if (!this.options.limitedCoordinates.has(o.coordinate)) {
         return fail('BAD_USER_INPUT', `"${o.coordinate}" carries no @rateLimit; limited fields: ${[...this.options.limitedCoordinates].join(', ')}.`, `limits[${i}].coordinate`);
       }

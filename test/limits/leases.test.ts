@@ -11,18 +11,18 @@ describe('lease bookkeeping', () => {
   it('asks a slice ahead once while a call is in flight: a lease never holds more than one slice', () => {
     const leases = new Leases(10);
     const limiter = { points: 100 } as never;
-    expect(leases.want(limiter, 'c', Date.now())).toBe(10);
-    expect(leases.want(limiter, 'c', Date.now())).toBe(0); // a second call while the first is out
-    leases.update(limiter, 'c', 10, 11, 60_000, 10, true, Date.now());
-    expect(leases.want(limiter, 'c', Date.now())).toBe(0); // the lease is full
+    expect(leases.want('c', 100, 1000)).toBe(10);
+    expect(leases.want('c', 100, 1000)).toBe(0); // a second call while the first is out
+    leases.update(limiter, 'c', 100, 10, 11, 60_000, 10, true, 1000);
+    expect(leases.want('c', 100, 1000)).toBe(0); // the lease is full
     leases.answered('c', 0);
-    expect(leases.want({ points: 100 } as never, 'other', Date.now())).toBe(10);
+    expect(leases.want('other', 100, 1000)).toBe(10);
     leases.answered('other', 10); // that call failed: the next may ask again
-    expect(leases.want({ points: 100 } as never, 'other', Date.now())).toBe(10);
+    expect(leases.want('other', 100, 1000)).toBe(10);
   });
 });
 
-// LIMITS_LEASE_PERCENT (src/limits/lease.ts): an instance takes a slice of a window ahead of need
+// LIMITS_LEASE_PERCENT (src/counting/lease.ts): an instance takes a slice of a window ahead of need
 // from Redis and spends it locally. These tests hold it to its stated bound: never more than the
 // limit on any number of instances, exact on one, at most one slice per other instance refused
 // early, and no lease outliving its window.
