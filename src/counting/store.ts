@@ -19,7 +19,7 @@ export type LimiterStore = {
   kind: 'memory' | 'redis';
   failureMode: StoreFailureMode;
   redis?: RedisClient;
-  /** One limiter per spec, cached: asking twice for the same spec returns the same limiter. */
+  /** One limiter per prefix and window length, cached: asking again returns the same limiter (whatever points it asks). */
   limiter(spec: LimiterSpec): RateLimiterAbstract;
   /** Takes points from several of those limiters' counters at once, all or nothing (take.ts). */
   take: Take;
@@ -165,7 +165,9 @@ export function createLimiterStore(options: {
   onFailure?: (call: string) => void;
 }): LimiterStore {
   const limiters = new Map<string, RateLimiterAbstract>();
-  const specKey = (s: LimiterSpec) => `${s.keyPrefix}|${s.points}|${s.duration}|${s.blockDuration ?? 0}`;
+  // A limiter is its counters: prefix and window length. Its points are only the default limit
+  // of asks that bring none (gates always bring theirs), so they are not part of its identity.
+  const specKey = (s: LimiterSpec) => `${s.keyPrefix}|${s.duration}|${s.blockDuration ?? 0}`;
 
   if (!options.redis) {
     return {

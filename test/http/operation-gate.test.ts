@@ -85,7 +85,7 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
     expect(status).toMatchObject({ limit: 50, remaining: 48, used: 2, cost: 1, window: 60 });
     expect(res.body.extensions.cost.throttleStatus).toMatchObject({ maximumAvailable: 50, currentlyAvailable: 48 });
     expect(res.headers.get('ratelimit')).toMatch(/^"budget";r=48;/);
-    const stored = await t.server.store.limiter({ keyPrefix: 'tg:budget:50:60', points: 50, duration: 60 }).get(keyTag(key.id));
+    const stored = await t.server.store.limiter({ keyPrefix: 'tg:budget:60', points: 50, duration: 60 }).get(keyTag(key.id));
     expect(stored?.consumedPoints).toBe(2);
     expect(Math.abs(Date.parse(status.resetAt) - Date.now() - stored!.msBeforeNext)).toBeLessThan(1500);
   });
@@ -141,7 +141,7 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
     }
     // and what that one command took is all there: the budget, the IP's requests, both fields' windows
     const fieldUsed = async (coordinate: string, limit: number, duration: number) =>
-      (await t.server.store.limiter({ keyPrefix: `tg:field:${limit}:${duration}`, points: limit, duration }).get(`${keyTag(key.id)}:${coordinate}`))?.consumedPoints;
+      (await t.server.store.limiter({ keyPrefix: `tg:field:${duration}`, points: limit, duration }).get(`${keyTag(key.id)}:${coordinate}`))?.consumedPoints;
     expect(await fieldUsed('Query.station', 300, 60)).toBe(4);
     expect(await fieldUsed('Query.forecast', 2000, 3600)).toBe(4 * 2 * 2); // 2 days × 2 points, four times
   });

@@ -169,11 +169,11 @@ describeWithRedis('leases: a slice of a window spent without a round trip', () =
       // Redis counts the leased points as used; what the key is told leaves out the unspent ones.
       const status = await t.gql('{ rateLimit { used remaining } }', {}, key.secret);
       expect(status.body.data.rateLimit).toEqual({ used: 6, remaining: 94 });
-      expect(Number(await t.server.store.redis!.get(`tg:budget:100:60:${keyTag(key.id)}`))).toBe(11);
+      expect(Number(await t.server.store.redis!.get(`tg:budget:60:${keyTag(key.id)}`))).toBe(11);
       // The same for a field's window read back from Redis (Query.station: 300 a minute, 30-point slices).
       const usage = await t.gql('query($id: ID!) { apiKey(id: $id) { usage { coordinate remaining } } }', { id: key.id });
       expect(usage.body.data.apiKey.usage).toContainEqual({ coordinate: 'Query.station', remaining: 294 });
-      expect(Number(await t.server.store.redis!.get(`tg:field:300:60:${keyTag(key.id)}:Query.station`))).toBe(31);
+      expect(Number(await t.server.store.redis!.get(`tg:field:60:${keyTag(key.id)}:Query.station`))).toBe(31);
     } finally {
       await t.close();
       await db.dispose();
