@@ -49,7 +49,14 @@ export class FieldLimits {
     let smallest = Infinity;
     for (const window of this.windowsFor(keyId, coordinate)) smallest = Math.min(smallest, window.limit);
     if (points > smallest) {
-      throw badUserInput(`${coordinate} asks for ${points} points here, but its budget is ${smallest} points per window.`);
+      // Say which arguments asked for so much: usually one the field would refuse anyway
+      // (`forecast(days: 30)` where 1..14 is documented), and the client should fix that, not wait.
+      const sizedBy = (policy.listSize?.slicingArguments ?? []).filter((name) => fieldArgs[name.split('.')[0]] !== undefined);
+      const shown = sizedBy.map((name) => `${name}: ${JSON.stringify(name.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], fieldArgs))}`).join(', ');
+      throw badUserInput(
+        `${coordinate} asks for ${points} points${shown ? ` with ${shown}` : ' here'}, but its budget is ${smallest} points per window: check ${sizedBy.length ? 'that argument against the field\'s documentation' : 'its arguments'}.`,
+        sizedBy[0],
+      );
     }
     return points;
   }

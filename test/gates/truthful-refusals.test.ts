@@ -53,3 +53,26 @@ describe.each(storeBackends())('refusals that tell the truth on the %s store', (
     expect(refusal.extensions).toMatchObject({ code: 'RATE_LIMITED', coordinate: 'Query.forecast', limit: 40, duration: 1, remaining: 4, cost: 12 });
   });
 });
+
+describe('a field asked for more than its budget can ever hold', () => {
+  let db: TestDatabase;
+  let t: TestServer;
+  beforeAll(async () => {
+    db = await openTestDatabase('pglite');
+    t = await startTestServer({ database: db });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.dispose();
+  });
+
+  it('forecast(days: 30) is BAD_USER_INPUT naming the argument that asked for it, and spends nothing', async () => {
+    const key = await t.createKey({ scopes: ['read'] });
+    const res = await t.gql('{ forecast(stationId: "LHR", days: 30) { date } }', {}, key.secret);
+    expect(res.body.data.forecast).toBeNull();
+    expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'days' });
+    expect(res.body.errors[0].message).toBe('Query.forecast asks for 60 points with days: 30, but its budget is 40 points per window: check that argument against the field\'s documentation.');
+    const usage = (await t.gql('{ me { usage { coordinate limit remaining } } }', {}, key.secret)).body.data.me.usage;
+    expect(usage.filter((u: { coordinate: string }) => u.coordinate === 'Query.forecast').map((u: { remaining: number }) => u.remaining)).toEqual([40, 2000]);
+  });
+});
