@@ -117,6 +117,11 @@ const LARGEST_CACHED_VARIABLES = 16 * 1024;
 const SHORT_KEY = 64;
 const prices = new LRUCache<string, number>({ maxSize: PRICE_CACHE_BYTES, sizeCalculation: (_value, key) => key.length * 2 + 48 });
 
+/** What the price cache holds, in bytes as it counts them (for tests and metrics). */
+export function priceCacheBytes(): number {
+  return prices.calculatedSize;
+}
+
 function pricedOnce(shape: OperationShape, input: CostInput): number {
   let key = `${shape.id}`;
   if (shape.hasVariables) {

@@ -2,7 +2,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import fc from 'fast-check';
 import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { fanOutDocument, fanOutShapes, type FanOut } from '../support/hostile-documents';
-import { storeBackends } from '../support/services';
+import { hasRedisCluster, storeBackends } from '../support/services';
 
 // Two bounds, neither a wall-clock race: the CPU time the process spends serving one document
 // (a busy machine does not inflate it), and the event loop's longest delay meanwhile — loose,
@@ -11,7 +11,9 @@ import { storeBackends } from '../support/services';
 const MAX_CPU_MS = 150;
 const MAX_EVENT_LOOP_DELAY_MS = 1000;
 
-describe.each(storeBackends())('hostile documents on the %s store', (store) => {
+const stores: ('memory' | 'redis' | 'cluster')[] = [...storeBackends(), ...(hasRedisCluster() ? ['cluster' as const] : [])];
+
+describe.each(stores)('hostile documents on the %s store', (store) => {
   let db: TestDatabase;
   let t: TestServer;
   let key: string;
