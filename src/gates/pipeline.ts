@@ -406,6 +406,9 @@ export class Admission {
 }
 
 class OpenAdmission extends Admission {
+  override forOperation(): Admission {
+    return this; // nothing per operation to keep apart
+  }
   override async chargeOperation(): Promise<void> {}
   override settle(): null {
     return null;
