@@ -65,6 +65,9 @@ function httpExtensions(status?: number, headers?: Record<string, string>) {
   return { http: headers ? { status, headers: new Map(Object.entries(headers)) } : { status } };
 }
 
+/** Codes of refusals that happen before a field does any work: whatever they took goes back, and they cost nothing. */
+export const FREE_REFUSALS: ReadonlySet<unknown> = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORBIDDEN]);
+
 export class ApiError extends GraphQLError {
   constructor(code: ErrorCode, message: string, extra: Extra = {}, status?: number, headers?: Record<string, string>) {
     super(message, { extensions: { code, ...extra, ...httpExtensions(status, headers) } });

@@ -2,7 +2,7 @@ import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { defaultFieldResolver, isObjectType, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
 import { rateLimitDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterCompatibleAbstract, RateLimiterRes, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { ApiError, ErrorCode, limitExtensions, rateLimited } from '../errors';
+import { ApiError, ErrorCode, FREE_REFUSALS, limitExtensions, rateLimited } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
 import type { FieldGate, Window } from '../gates/field-gate';
 import { verdict, type Refusal, type Taken } from '../counting/window-gate';
@@ -26,9 +26,6 @@ class Admitted extends RateLimiterRes {
 
 /** What the field gate reads from a resolver's context: the key, prepaid root fields, the request's log facts. */
 export type FieldLimitContext = PrepaidContext & { apiKey?: AuthenticatedKey; admission?: { meta: { gates?: string[] } } };
-
-/** Codes of refusals that happen before a field does any work: its points go back. */
-const FREE_REFUSALS = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORBIDDEN]);
 
 /**
  * The field gate (@rateLimit), in three layers:

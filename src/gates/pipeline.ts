@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { getVariableValues, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { ErrorCode, badRequest, badUserInput, limitExtensions, rateLimited, serviceUnavailable, tooComplex, unauthenticated, withHttpStatus } from '../errors';
+import { FREE_REFUSALS, badRequest, badUserInput, limitExtensions, rateLimited, serviceUnavailable, tooComplex, unauthenticated, withHttpStatus } from '../errors';
 import type { KeyAuthenticator } from '../keys/authenticator';
 import type { AuthenticatedKey } from '../keys/types';
 import { keyTag, type FieldGate } from './field-gate';
@@ -68,9 +68,6 @@ export type AdmissionOptions = {
   onRejected?: (gate: 'ip' | 'auth-failures' | 'operation') => void;
   onCost?: (points: number) => void;
 };
-
-/** Codes of refusals that happen before a field does any work: they cost nothing. */
-const FREE_REFUSALS = new Set<unknown>([ErrorCode.BAD_USER_INPUT, ErrorCode.FORBIDDEN]);
 
 /**
  * The pipeline one request passes, in order — this file is where to read it:

@@ -5,6 +5,7 @@ import { runKeysCli } from '../../src/cli/keys';
 import { openDatabase } from '../../src/db/client';
 import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { createScratchDatabase, databaseBackends, describeWithRedis, hasPostgres, hasRedis, testRedisUrl } from '../support/services';
+import { until } from '../support/wait';
 
 const ME = '{ me { id } }';
 
@@ -41,6 +42,19 @@ describeWithRedis('revocation reaches every instance through Redis', () => {
     expect(status).toBe(401); // only pub/sub can have told B: its cache TTL is 600 s
     console.info(`revocation reached the second instance after ${took} ms`);
     expect(took).toBeLessThan(2000); // the promise is 1 s; the slack is for a loaded CI machine
+  });
+
+  it('a budget changed on instance A applies on instance B at once, counting on from what was spent', async () => {
+    const key = await a.createKey({ budget: { points: 3, duration: 600 } });
+    const STATION = '{ station(id: "LHR") { name } }'; // 1 point
+    for (let i = 0; i < 3; i++) expect((await b.gql(STATION, {}, key.secret)).status).toBe(200);
+    expect((await b.gql(STATION, {}, key.secret)).status).toBe(429); // B has the key cached for 10 minutes
+    await a.gql('mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { id } }', { id: key.id, input: { budget: { points: 5, duration: 600 } } });
+    // only pub/sub can tell B; the order of events is the assertion, not a duration
+    await until(async () => (await b.gql('{ rateLimit { limit } }', {}, key.secret)).body.data.rateLimit.limit === 5, 5000);
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push((await b.gql(STATION, {}, key.secret)).status);
+    expect(answers).toEqual([200, 200, 429]); // 2 more, not 5
   });
 });
 
