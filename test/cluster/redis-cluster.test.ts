@@ -150,8 +150,12 @@ describeWithRedisCluster('a Redis Cluster master killed under load', () => {
       expect({ fivexx: [...counts.keys()].filter((status) => status >= 500), failures: failures.slice(0, 3), logged: t.logs.filter((l) => /"level":50/.test(l)).slice(0, 3) }).toMatchObject({ fivexx: [] });
       expect(counts.get(200)).toBeGreaterThan(0);
       const transitions = () => t.logs.map((l) => JSON.parse(l)).filter((l) => /limiter store \(Redis\)/.test(l.msg)).map((l) => l.msg);
-      await until(async () => (await t.gql(STATION, {}, key.secret), transitions().length >= 2), 5000);
-      expect(transitions()).toEqual(['limiter store (Redis) unreachable', 'limiter store (Redis) reachable again']);
+      await until(async () => (await t.gql(STATION, {}, key.secret), transitions().length >= 2 && transitions().at(-1) === 'limiter store (Redis) reachable again'), 10_000);
+      // Each transition once: an outage, then its end. On a CPU-starved machine a command may
+      // also pass the 200 ms timeout after the failover — a second outage, logged as its own pair.
+      const logged = transitions();
+      expect(logged.slice(0, 2)).toEqual(['limiter store (Redis) unreachable', 'limiter store (Redis) reachable again']);
+      expect(logged.filter((msg, i) => i > 0 && msg === logged[i - 1])).toEqual([]);
     } finally {
       await t.close();
     }
