@@ -251,6 +251,7 @@ export function createLimiterStore(options: {
         ? Promise.resolve(true)
         : new Promise<boolean>((resolve) => {
             const timer = setTimeout(() => (redis.off('ready', onReady), resolve(false)), timeoutMs);
+            timer.unref(); // a wait for Redis never keeps a process alive on its own
             const onReady = () => (clearTimeout(timer), resolve(true));
             redis.once('ready', onReady);
           }),
