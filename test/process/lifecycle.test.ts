@@ -31,6 +31,9 @@ async function statusesOf(url: string, count: number): Promise<Record<string, nu
 }
 
 describe('the server process', () => {
+  // Each test starts real server processes (and the CLI); on a 2-core machine running two suites
+  // at once one start can take ten seconds or more. A budget, not a timing assertion.
+  jest.setTimeout(90_000);
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-proc-'));
