@@ -42,11 +42,12 @@ describe.each(storeBackends())('refusals cost nothing, on the %s store', (store)
     expect(res.body.extensions.cost.actualQueryCost).toBe(0);
     expect(await fieldLeft(key.id, 'Query.forecast')).toEqual([40, 2000]);
     expect(await remaining(key.secret)).toBe(before);
-    // So the burst window still admits its full 40 points: 20 calls of one day (2 points each),
-    // sent together so they land within the one-second window however slow the machine is...
+    // So the windows still admit their full points: 20 calls of one day (2 points each) all pass,
+    // and the hour window holds exactly their 40 (the one-second window may have rolled over
+    // meanwhile on a loaded machine, so it is not read back).
     const calls = await Promise.all(Array.from({ length: 20 }, () => s.t.gql('{ forecast(stationId: "LHR", days: 1) { highC } }', {}, key.secret)));
     for (const ok of calls) expect(ok.body.errors).toBeUndefined();
-    expect(await fieldLeft(key.id, 'Query.forecast')).toEqual([0, 1960]);
+    expect((await fieldLeft(key.id, 'Query.forecast'))[1]).toBe(1960);
   });
 
   it('a refused nested field gives back its points while its siblings are charged', async () => {
