@@ -145,7 +145,7 @@ export class Leases {
   }
 
   /**
-   * A counter as Redis just reported it (a `get`, or a `reward` giving points back), seen from
+   * A counter as Redis just reported it (a `get`), seen from
    * here: this instance's unspent leased points are not used, so they are not counted as such.
    */
   view(limiter: RateLimiterAbstract, counterKey: string, res: RateLimiterRes | null): RateLimiterRes | null {

@@ -123,10 +123,6 @@ class WatchedRateLimiterRedis extends RateLimiterRedis {
     const res = await super.get(key, options);
     return this.leases ? this.leases.view(this, this.getKey(key), res) : res;
   }
-  async reward(key: string | number, points?: number, options?: Record<string, unknown>) {
-    const res = await super.reward(key, points, options);
-    return this.leases ? this.leases.view(this, this.getKey(key), res)! : res;
-  }
   private watched<T>(call: string, pending: Promise<T>): Promise<T> {
     return pending.then(
       (value) => (this.watch.succeeded(), value),

@@ -5,10 +5,11 @@ import { leaseClock, type Leases } from './lease';
 
 /**
  * Taking points from several windows at once, all or nothing — the one operation every gate is
- * built on. rate-limiter-flexible stays the limiter: an ask names a window by its limiter (whose
- * keyPrefix, points and duration define the window) and the key inside it, and the counters are
- * the ones that library reads and writes (`prefix:key` → points used, expiring with the window),
- * so its `get`, `reward` and `block` see what a take did. What this adds is what its
+ * built on. rate-limiter-flexible stays the limiter: an ask names a counter by its limiter (whose
+ * keyPrefix and duration name the window length; the limit comes with the ask) and the key inside
+ * it, and the counters are the ones that library reads and writes (`prefix:key` → points used,
+ * expiring with the window), so its `get` sees what a take did. Points go back only through
+ * giveBack (below), to the window they came from. What this adds is what its
  * RateLimiterUnion lacks: nothing is taken unless every window of a group admits, so nothing has
  * to be given back (animir/node-rate-limiter-flexible #280, #286) — and on Redis, every take of
  * one event-loop turn travels in ONE script call.
