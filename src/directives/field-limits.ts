@@ -4,7 +4,7 @@ import { argumentsCost, costWeights } from '../document/operation-cost';
 import { badUserInput } from '../errors';
 import type { AuthenticatedKey } from '../keys/types';
 import type { Window } from '../gates/field-gate';
-import { SlicingError, fieldPoints, type FieldPolicy } from './field-policies';
+import { SlicingError, fieldPoints, slicingValue, type FieldPolicy } from './field-policies';
 
 /**
  * What a field's @rateLimit asks of one key: its windows (the SDL's, or the key's own overrides)
@@ -51,8 +51,8 @@ export class FieldLimits {
     if (points > smallest) {
       // Say which arguments asked for so much: usually one the field would refuse anyway
       // (`forecast(days: 30)` where 1..14 is documented), and the client should fix that, not wait.
-      const sizedBy = (policy.listSize?.slicingArguments ?? []).filter((name) => fieldArgs[name.split('.')[0]] !== undefined);
-      const shown = sizedBy.map((name) => `${name}: ${JSON.stringify(name.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], fieldArgs))}`).join(', ');
+      const sizedBy = (policy.listSize?.slicingArguments ?? []).filter((name) => slicingValue(fieldArgs, name) != null);
+      const shown = sizedBy.map((name) => `${name}: ${JSON.stringify(slicingValue(fieldArgs, name))}`).join(', ');
       throw badUserInput(
         `${coordinate} asks for ${points} points${shown ? ` with ${shown}` : ' here'}, but its budget is ${smallest} points per window: check ${sizedBy.length ? 'that argument against the field\'s documentation' : 'its arguments'}.`,
         sizedBy[0],

@@ -114,7 +114,7 @@ export class SlicingError extends Error {
 }
 
 /** The value of a slicing argument: an argument, or a path into an input object argument. */
-function slicingValue(args: Record<string, unknown>, slicing: string): unknown {
+export function slicingValue(args: Record<string, unknown>, slicing: string): unknown {
   return slicing.split('.').reduce<unknown>((value, key) => (value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined), args);
 }
 
