@@ -99,7 +99,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     onRejected: (gate) => metrics.rejected(gate),
     onCost: (points) => metrics.cost(points),
   });
-  const usage = new FieldUsageReader(services.fieldGate, new Map());
+  const usage = new FieldUsageReader(store, services.fieldGate, new Map());
   const built = new WeakMap<GraphQLSchema, BuiltSchema>();
   let latest: BuiltSchema | undefined;
 

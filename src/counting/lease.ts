@@ -1,5 +1,4 @@
-import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
-import { limitOf, scriptPoints as points, type CounterState, type Group, type GroupOutcome } from './take';
+import { limitOf, scriptPoints as points, type CounterFamily, type CounterState, type Group, type GroupOutcome } from './take';
 
 /**
  * Leases (LIMITS_LEASE_PERCENT, off by default): when a take goes to Redis anyway, each of its
@@ -8,26 +7,28 @@ import { limitOf, scriptPoints as points, type CounterState, type Group, type Gr
  * counter has a live lease that covers it is decided here, without a round trip; any other goes
  * to Redis whole, as without leases.
  *
- * The bound: Redis never grants more than the limit, so no window ever admits more than its
- * limit, on any number of instances. The price is refusing early: points leased by one instance
- * and not spent are not available to the others until the window resets — at most one slice per
+ * The bound: Redis never grants more than the limit, so leases never let a window admit more
+ * than it would without them, on any number of instances. The price is refusing early: points leased by one instance
+ * and not spent are not available to the others until their bucket fades out — at most one slice per
  * other instance, per window (with 1 % and three instances, 2 % of the window). One instance alone
  * stays exact: a take its lease cannot cover gives the lease back in the same script call, so the
  * lease and what Redis has left count together. A slice below one point (a small limit) means
  * no lease, so small budgets stay exact everywhere. Redis counts leased points as used; what this
- * instance reads back (`view`) leaves its own unspent ones out. A graceful stop gives unspent
+ * instance reads back (`seen`) leaves its own unspent ones out. A graceful stop gives unspent
  * leases back, so a rolling restart strands nothing.
  */
 type Lease = {
-  limiter: RateLimiterAbstract;
+  limiter: CounterFamily;
   /** The limit the lease was taken under: a key whose override changed it decides remotely again. */
   limit: number;
   /** Leased points not yet spent. */
   remaining: number;
   /** The counter's value in Redis when this instance last heard from it (leased points included). */
   redisUsed: number;
-  /** On leaseClock(): a lease never depends on the wall clock not stepping back. */
+  /** When the lease's bucket ends, on leaseClock(): a lease never depends on the wall clock not stepping back. */
   expiresAt: number;
+  /** The bucket the points were leased from (sliding-window.ts): unspent ones go back to it. */
+  bucket: number;
 };
 
 /** The clock leases live on: monotonic (the wall clock may be stepped back by NTP or an operator). */
@@ -35,6 +36,8 @@ export const leaseClock = () => performance.now();
 
 /** Above this many leases, expired ones are swept — then not again until the map has doubled (amortised O(1)). */
 const SWEEP_ABOVE = 10_000;
+
+const NOTHING = { points: 0, bucket: 0 };
 
 export class Leases {
   private readonly byCounter = new Map<string, Lease>();
@@ -72,12 +75,12 @@ export class Leases {
    * counter before deciding: a request the lease alone could not cover may still fit in the lease
    * and what Redis has left together. The lease stays, at 0, for the grant to refill.
    */
-  giveBack(counterKey: string, limit: number, now: number): number {
+  giveBack(counterKey: string, limit: number, now: number): { points: number; bucket: number } {
     const lease = this.live(counterKey, limit, now);
-    if (!lease) return 0;
+    if (!lease) return NOTHING;
     const points = lease.remaining;
     lease.remaining = 0;
-    return points;
+    return { points, bucket: lease.bucket };
   }
 
   /**
@@ -113,7 +116,8 @@ export class Leases {
       const states = new Array<CounterState>(group.length);
       for (let a = 0; a < group.length; a++) {
         const lease = leases[first + a];
-        states[a] = { used: lease.redisUsed - lease.remaining, msBeforeNext: lease.expiresAt - now };
+        const used = lease.redisUsed - lease.remaining;
+        states[a] = { used, bucket: lease.bucket, previous: 0, current: used, msLeft: lease.expiresAt - now };
       }
       outcomes[g] = { ok: true, states };
     }
@@ -124,13 +128,14 @@ export class Leases {
   }
 
   /**
-   * Records what Redis said about a counter after a remote take: its value (`granted` included)
-   * and ms to reset, and the points it granted ahead. `newWindow`: the counter did not exist
-   * before the take, so any lease held for it belongs to a window that is gone.
+   * Records what Redis said about a counter after a remote take: its points used (`granted`
+   * included), its bucket and the ms to that bucket's end, and the points it granted ahead. A
+   * lease held from another bucket is gone: its points count in Redis, not here.
    */
-  update(limiter: RateLimiterAbstract, counterKey: string, limit: number, wanted: number, redisUsed: number, msBeforeNext: number, granted: number, newWindow: boolean, now: number) {
+  update(limiter: CounterFamily, counterKey: string, limit: number, wanted: number, redisUsed: number, msLeft: number, bucket: number, granted: number, now: number) {
     this.answered(counterKey, wanted);
-    const lease = newWindow ? undefined : this.live(counterKey, limit, now);
+    const held = this.live(counterKey, limit, now);
+    const lease = held?.bucket === bucket ? held : undefined;
     if (lease) {
       lease.remaining += granted;
       lease.redisUsed = redisUsed;
@@ -141,32 +146,17 @@ export class Leases {
       for (const [key, old] of this.byCounter) if (old.expiresAt <= now) this.byCounter.delete(key);
       this.sweepAbove = Math.max(SWEEP_ABOVE, this.byCounter.size * 2);
     }
-    this.byCounter.set(counterKey, { limiter, limit, remaining: granted, redisUsed, expiresAt: now + msBeforeNext });
-  }
-
-  /**
-   * A counter as Redis just reported it (a `get`), seen from
-   * here: this instance's unspent leased points are not used, so they are not counted as such.
-   */
-  view(limiter: RateLimiterAbstract, counterKey: string, res: RateLimiterRes | null): RateLimiterRes | null {
-    const lease = res && this.live(counterKey, undefined, leaseClock());
-    if (!lease) return res;
-    lease.redisUsed = res.consumedPoints;
-    // Its fields have setters; the type declares them read-only.
-    const seen = res as { consumedPoints: number; remainingPoints: number };
-    seen.consumedPoints = res.consumedPoints - lease.remaining;
-    seen.remainingPoints = Math.max(0, lease.limit - seen.consumedPoints);
-    return res;
+    this.byCounter.set(counterKey, { limiter, limit, remaining: granted, redisUsed, expiresAt: now + msLeft, bucket });
   }
 
   /**
    * Takes every unspent lease back, for a graceful stop: the counter, the points to give back to
-   * it and the ms its window has left. Only leases a second or more from their end; the give-back
-   * script still checks that the counter is the same window when it arrives.
+   * it and the bucket they were leased from (the give-back script gives only to a bucket that
+   * still counts).
    */
-  surrender(now: number): [limiter: RateLimiterAbstract, counterKey: string, points: number, msLeft: number][] {
-    const back: [RateLimiterAbstract, string, number, number][] = [];
-    for (const [key, lease] of this.byCounter) if (lease.remaining > 0 && lease.expiresAt > now + 1000) back.push([lease.limiter, key, lease.remaining, lease.expiresAt - now]);
+  surrender(now: number): [limiter: CounterFamily, counterKey: string, points: number, bucket: number][] {
+    const back: [CounterFamily, string, number, number][] = [];
+    for (const [key, lease] of this.byCounter) if (lease.remaining > 0 && lease.expiresAt > now) back.push([lease.limiter, key, lease.remaining, lease.bucket]);
     this.byCounter.clear();
     return back;
   }

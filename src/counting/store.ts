@@ -4,26 +4,31 @@ import type { Logger } from 'pino';
 import { serviceUnavailable } from '../errors';
 import { Leases } from './lease';
 import { OutageWatch } from '../outage-watch';
-import { MemoryTaker, RedisTaker, giveBackInMemory, limitOf, takeInMemory, type CounterState, type GiveBack, type Group, type GroupOutcome, type Take } from './take';
+import { MemoryCounters, bucketOf, usedOf } from './sliding-window';
+import { MemoryTaker, RedisTaker, counterFamily, giveBackInMemory, limitOf, takeInMemory, windowMs, type CounterFamily, type CounterState, type GiveBack, type Group, type GroupOutcome, type Take } from './take';
 
 export type StoreFailureMode = 'insurance' | 'open' | 'closed';
 export type LimiterSpec = { keyPrefix: string; points: number; duration: number; blockDuration?: number };
 
 /**
  * Where every gate keeps its counters: process memory by default, Redis when REDIS_URL is
- * set so that all instances share one budget. Limiters are created here and nowhere else,
- * so each gets its own keyPrefix and, on Redis in `insurance` mode, its own in-memory
- * insurance limiter (rate-limiter-flexible mutates it, so it cannot be shared).
+ * set so that all instances share one budget. Window counters (sliding, take.ts) are Tollgate's
+ * own; rate-limiter-flexible limiters are made here too, for the one counter that is a block
+ * rather than a budget (failed authentications).
  */
 export type LimiterStore = {
   kind: 'memory' | 'redis';
   failureMode: StoreFailureMode;
   redis?: RedisClient;
-  /** One limiter per prefix and window length, cached: asking again returns the same limiter (whatever points it asks). */
-  limiter(spec: LimiterSpec): RateLimiterAbstract;
-  /** Takes points from several of those limiters' counters at once, all or nothing (take.ts). */
+  /** One family of window counters per prefix and window length (its points are only a default limit). */
+  counters(spec: LimiterSpec): CounterFamily;
+  /** A rate-limiter-flexible limiter, one per prefix and window length: a fixed window, with blocks (failed authentications). */
+  fixedWindowLimiter(spec: LimiterSpec): RateLimiterAbstract;
+  /** Takes points from several counters at once, all or nothing (take.ts). */
   take: Take;
-  /** Gives points back to the windows they were taken from, never below zero (take.ts, GiveBack); null where nothing was given. */
+  /** Where a counter stands, taking nothing. */
+  read(family: CounterFamily, key: string): Promise<CounterState>;
+  /** Gives points back to the buckets they were taken from, never below zero (take.ts, GiveBack); null where nothing was given. */
   giveBack(items: readonly GiveBack[]): Promise<(CounterState | null)[]>;
   /** Counters of one take must share a hash slot (Redis Cluster). */
   sharded: boolean;
@@ -114,14 +119,8 @@ class WatchedRateLimiterRedis extends RateLimiterRedis {
     options: ConstructorParameters<typeof RateLimiterRedis>[0],
     private readonly watch: OutageWatch,
     private readonly onFailure?: (call: string) => void,
-    private readonly leases?: Leases,
   ) {
     super(options);
-  }
-  // With leases, what Redis counts as used includes this instance's unspent leased points.
-  async get(key: string | number, options?: Record<string, unknown>) {
-    const res = await super.get(key, options);
-    return this.leases ? this.leases.view(this, this.getKey(key), res) : res;
   }
   private watched<T>(call: string, pending: Promise<T>): Promise<T> {
     return pending.then(
@@ -161,22 +160,36 @@ export function createLimiterStore(options: {
   onFailure?: (call: string) => void;
 }): LimiterStore {
   const limiters = new Map<string, RateLimiterAbstract>();
-  // A limiter is its counters: prefix and window length. Its points are only the default limit
+  // A family is its counters: prefix and window length. Its points are only the default limit
   // of asks that bring none (gates always bring theirs), so they are not part of its identity.
   const specKey = (s: LimiterSpec) => `${s.keyPrefix}|${s.duration}|${s.blockDuration ?? 0}`;
+  const families = new Map<string, CounterFamily>();
+  const counters = (spec: LimiterSpec) => {
+    const key = specKey(spec);
+    let family = families.get(key);
+    if (!family) families.set(key, (family = counterFamily(spec.keyPrefix, spec.duration, spec.points)));
+    return family;
+  };
 
   if (!options.redis) {
+    const memory = new MemoryCounters();
     return {
       kind: 'memory',
       failureMode: options.failureMode,
-      limiter(spec) {
+      counters,
+      fixedWindowLimiter(spec) {
         const key = specKey(spec);
         let limiter = limiters.get(key);
         if (!limiter) limiters.set(key, (limiter = instrument(new RateLimiterMemory(spec), 'memory', options.observe)));
         return limiter;
       },
-      take: new MemoryTaker().take,
-      giveBack: async (items) => items.map((item) => giveBackInMemory(item)),
+      take: new MemoryTaker(memory).take,
+      read: async (family, key) => {
+        const ms = windowMs(family);
+        const count = memory.read(family.getKey(key), ms, Date.now());
+        return { ...count, used: usedOf(count.previous, count.current, count.msLeft, ms) };
+      },
+      giveBack: async (items) => items.map((item) => giveBackInMemory(item, memory)),
       sharded: false,
       commands: () => 0,
       ready: async () => true,
@@ -192,8 +205,8 @@ export function createLimiterStore(options: {
   // after a replica replaced it; there, the outcome of commands says whether it serves.
   redis.on('error', (err: Error) => (sharded ? undefined : watch.failed(err)));
   redis.on('ready', () => watch.succeeded());
-  // Each Redis limiter's insurance limiter: what a take falls back to in `insurance` mode.
-  const insuranceOf = new WeakMap<RateLimiterAbstract, RateLimiterMemory>();
+  // What a take falls back to in `insurance` mode: counters in this process's memory.
+  const insurance = new MemoryCounters();
   let commands = 0;
   const send = redis.sendCommand.bind(redis) as (...args: unknown[]) => unknown;
   (redis as { sendCommand: unknown }).sendCommand = (...args: unknown[]) => (commands++, send(...args));
@@ -204,7 +217,7 @@ export function createLimiterStore(options: {
     failed: (error, groups) => {
       watch.failed(error);
       options.onFailure?.('take');
-      return answerWithoutRedis(options.failureMode, groups, (limiter) => insuranceOf.get(limiter)!, Math.max(1, options.instanceCount ?? 1));
+      return answerWithoutRedis(options.failureMode, groups, insurance, Math.max(1, options.instanceCount ?? 1));
     },
     observe: (seconds) => options.observe?.('redis', 'take', seconds),
   }, leases);
@@ -213,14 +226,22 @@ export function createLimiterStore(options: {
     failureMode: options.failureMode,
     redis,
     take: taker.take,
+    read: async (family, key) => {
+      try {
+        return await taker.read(family, key);
+      } catch (error) {
+        watch.failed(error as Error);
+        throw error;
+      }
+    },
     giveBack: (items) => taker.giveBack(items),
     sharded,
     commands: () => commands,
-    limiter(spec) {
+    counters,
+    fixedWindowLimiter(spec) {
       const key = specKey(spec);
       let limiter = limiters.get(key);
       if (!limiter) {
-        const insurance = options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined;
         limiter = instrument(
           new WatchedRateLimiterRedis(
             {
@@ -228,17 +249,15 @@ export function createLimiterStore(options: {
               storeClient: redis,
               // Without this a command sent while disconnected waits for a reconnect.
               rejectIfRedisNotReady: true,
-              insuranceLimiter: insurance,
+              insuranceLimiter: options.failureMode === 'insurance' ? new RateLimiterMemory(spec) : undefined,
             },
             watch,
             options.onFailure,
-            leases,
           ),
           'redis',
           options.observe,
         );
         limiters.set(key, limiter);
-        if (insurance) insuranceOf.set(limiter, insurance);
       }
       return limiter;
     },
@@ -269,13 +288,20 @@ export function createLimiterStore(options: {
 }
 
 /**
- * What a take answers while Redis cannot: `insurance` decides on each limiter's in-memory
- * insurance limiter (this instance's share of the budget, as rate-limiter-flexible does for its own
- * calls), `open` admits, `closed` refuses with a 503.
+ * What a take answers while Redis cannot: `insurance` decides on counters in this process's
+ * memory (this instance's share of the budget, as rate-limiter-flexible's insurance limiters do
+ * for its own calls), `open` admits, `closed` refuses with a 503.
  */
-function answerWithoutRedis(mode: StoreFailureMode, groups: readonly Group[], insuranceOf: (limiter: RateLimiterAbstract) => RateLimiterMemory, instances: number): GroupOutcome[] {
+function answerWithoutRedis(mode: StoreFailureMode, groups: readonly Group[], insurance: MemoryCounters, instances: number): GroupOutcome[] {
   if (mode === 'closed') throw serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
   // This instance's share of each limit (LIMITS_INSTANCE_COUNT), at least one point.
-  if (mode === 'insurance') return takeInMemory(groups, (ask) => insuranceOf(ask.limiter), (ask) => Math.max(1, Math.floor(limitOf(ask) / instances)));
-  return groups.map((g) => ({ ok: true, states: g.asks.map((a) => ({ used: 0, msBeforeNext: a.limiter.duration * 1000 })) }));
+  if (mode === 'insurance') return takeInMemory(groups, insurance, (ask) => Math.max(1, Math.floor(limitOf(ask) / instances)));
+  const now = Date.now();
+  return groups.map((g) => ({
+    ok: true,
+    states: g.asks.map((a) => {
+      const ms = windowMs(a.limiter);
+      return { used: 0, previous: 0, current: 0, bucket: bucketOf(now, ms), msLeft: (bucketOf(now, ms) + 1) * ms - now };
+    }),
+  }));
 }

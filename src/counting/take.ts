@@ -1,25 +1,46 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
-import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { leaseClock, type Leases } from './lease';
+import { MemoryCounters, usedOf, type WindowCount } from './sliding-window';
 
 /**
  * Taking points from several windows at once, all or nothing — the one operation every gate is
- * built on. rate-limiter-flexible stays the limiter: an ask names a counter by its limiter (whose
- * keyPrefix and duration name the window length; the limit comes with the ask) and the key inside
- * it, and the counters are the ones that library reads and writes (`prefix:key` → points used,
- * expiring with the window), so its `get` sees what a take did. Points go back only through
- * giveBack (below), to the window they came from. What this adds is what its
- * RateLimiterUnion lacks: nothing is taken unless every window of a group admits, so nothing has
- * to be given back (animir/node-rate-limiter-flexible #280, #286) — and on Redis, every take of
- * one event-loop turn travels in ONE script call.
+ * built on. An ask names a counter by its family (a prefix and a window length; the limit comes
+ * with the ask) and the key inside it. Windows slide (sliding-window.ts): each counter keeps two
+ * epoch-aligned buckets, in process memory or in one Redis hash. Points go back only through
+ * giveBack (below), to the bucket they came from. Nothing is taken unless every window of a group
+ * admits, so nothing has to be given back (what rate-limiter-flexible's RateLimiterUnion lacks:
+ * animir/node-rate-limiter-flexible #280, #286) — and on Redis, every take of one event-loop turn
+ * travels in ONE script call.
  */
+
+/** A family of counters: one prefix, one window length. Its points are only a default limit. */
+export type CounterFamily = {
+  readonly keyPrefix: string;
+  /** The window's length, in seconds. */
+  readonly duration: number;
+  readonly points: number;
+  /** The counter's name in the store: `prefix:key`. */
+  getKey(key: string): string;
+  parseKey(counterKey: string): string;
+};
+
+export function counterFamily(keyPrefix: string, duration: number, points: number): CounterFamily {
+  return {
+    keyPrefix,
+    duration,
+    points,
+    getKey: (key) => `${keyPrefix}:${key}`,
+    parseKey: (counterKey) => counterKey.slice(keyPrefix.length + 1),
+  };
+}
+
 export type Ask = {
-  limiter: RateLimiterAbstract;
+  limiter: CounterFamily;
   key: string;
   points: number;
   /**
-   * The limit this ask is decided against; the limiter's points when absent. Gates always give it:
+   * The limit this ask is decided against; the family's points when absent. Gates always give it:
    * a counter is named by who, what and window length, never by the limit, so a changed limit
    * counts on from what was spent.
    */
@@ -36,29 +57,31 @@ export const limitOf = (ask: Ask) => ask.limit ?? ask.limiter.points;
  */
 export type Group = { asks: readonly Ask[]; required?: boolean };
 
-/** Where one counter stands after the group was decided: points used and ms until its window resets. */
-export type CounterState = { used: number; msBeforeNext: number };
+/**
+ * Where one counter stands after the group was decided: its buckets (sliding-window.ts), and
+ * `used`, the points it holds now (the previous bucket weighted), from which a gate reports what
+ * is left.
+ */
+export type CounterState = WindowCount & { used: number };
 
 /** `refusedAt` is the index of the ask that did not fit, or -1 when a required group before it refused. */
 export type GroupOutcome = { ok: true; states: CounterState[] } | { ok: false; refusedAt: number; states: CounterState[] };
 
 export type Take = (groups: readonly Group[]) => Promise<GroupOutcome[]>;
 
-const windowMs = (limiter: RateLimiterAbstract) => limiter.duration * 1000;
+export const windowMs = (family: CounterFamily) => family.duration * 1000;
 
 /** An ask's points as the Redis take counts them: whole, never negative. */
 export const scriptPoints = (points: number) => Math.max(0, Math.round(points));
+
+const stateOf = (count: WindowCount, ms: number): CounterState => ({ ...count, used: usedOf(count.previous, count.current, count.msLeft, ms) });
 
 /**
  * Decides takes on counters in process memory, synchronously (MemoryTaker calls it for each turn's
  * batch). Plain loops and arrays sized up front on purpose: this runs for every request, and what it
  * allocates is what GC pays (an array grown by push reserves 17 slots).
  */
-export function takeInMemory(
-  groups: readonly Group[],
-  memoryOf: (ask: Ask) => RateLimiterMemory = (ask) => ask.limiter as RateLimiterMemory,
-  limitFor: (ask: Ask) => number = limitOf,
-): GroupOutcome[] {
+export function takeInMemory(groups: readonly Group[], counters: MemoryCounters, limitFor: (ask: Ask) => number = limitOf): GroupOutcome[] {
   const outcomes = new Array<GroupOutcome>(groups.length);
   const now = Date.now();
   let stopped = false;
@@ -69,116 +92,127 @@ export function takeInMemory(
       continue;
     }
     const { asks } = group;
-    const counters = new Array<Counter>(asks.length);
+    const keys = new Array<string>(asks.length);
+    const states = new Array<CounterState>(asks.length);
     let refusedAt = -1;
     for (let i = 0; i < asks.length; i++) {
       const ask = asks[i];
-      const counter = counterOf(memoryOf(ask), ask, now);
-      counters[i] = counter;
+      const ms = windowMs(ask.limiter);
+      keys[i] = ask.limiter.getKey(ask.key);
+      states[i] = stateOf(counters.read(keys[i], ms, now), ms);
       if (refusedAt >= 0 || ask.points <= 0) continue;
       // The same counter twice in one group (two identical windows) must fit both asks together.
       let already = 0;
-      for (let j = 0; j < i; j++) if (counters[j].key === counter.key && asks[j].points > 0) already += asks[j].points;
-      if (counter.used + already + ask.points > limitFor(ask)) refusedAt = i;
+      for (let j = 0; j < i; j++) if (keys[j] === keys[i] && asks[j].points > 0) already += asks[j].points;
+      if (states[i].used + already + ask.points > limitFor(ask)) refusedAt = i;
     }
-    if (refusedAt < 0) for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) add(counters[i], asks[i], now);
-    const states = counters.map((counter): CounterState => ({ used: counter.record ? counter.record.value : 0, msBeforeNext: counter.msBeforeNext }));
+    if (refusedAt < 0) {
+      for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) counters.add(keys[i], windowMs(asks[i].limiter), states[i], asks[i].points);
+      // Where each counter stands after the group (a counter asked twice shows both).
+      for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) states[i] = stateOf(counters.read(keys[i], windowMs(asks[i].limiter), now), windowMs(asks[i].limiter));
+    }
     outcomes[g] = refusedAt < 0 ? { ok: true, states } : { ok: false, refusedAt, states };
     if (refusedAt >= 0 && group.required) stopped = true;
   }
   return outcomes;
 }
 
-type MemoryRecord = { value: number; expiresAt: number | null };
-type MemoryStorage = {
-  _storage: Map<string, MemoryRecord>;
-  incrby(key: string, points: number, durationSec: number): unknown;
-};
-const storageOf = (limiter: RateLimiterMemory) => (limiter as unknown as { _memoryStorage: MemoryStorage })._memoryStorage;
+/**
+ * Points given back to the bucket they were taken from (`bucket`, from the take's answer), never
+ * below zero. A bucket that is neither the current one nor the previous one counts nothing any
+ * more and gets nothing: a refund never crosses into a later bucket.
+ */
+export type GiveBack = { limiter: CounterFamily; key: string; points: number; bucket: number };
 
-/** One counter of a memory limiter as the take found it: its live record (none if expired or never set). */
-type Counter = { storage: MemoryStorage; key: string; record: MemoryRecord | undefined; used: number; msBeforeNext: number };
-
-function counterOf(limiter: RateLimiterMemory, ask: Ask, now: number): Counter {
-  const storage = storageOf(limiter);
-  const key = ask.limiter.getKey(ask.key);
-  let record = storage._storage.get(key);
-  const left = record?.expiresAt ? record.expiresAt - now : -1;
-  // A record past its expiry is gone (its timer just has not run yet).
-  if (record && record.expiresAt && left <= 0) record = undefined;
-  return { storage, key, record, used: record ? record.value : 0, msBeforeNext: record ? left : windowMs(ask.limiter) };
-}
-
-/** Adds an ask's points: to the live record, or through the library's incrby, which starts a window (and its expiry timer). */
-function add(counter: Counter, ask: Ask, now: number) {
-  if (counter.record) {
-    counter.record.value = counter.record.value + ask.points;
-    return;
-  }
-  counter.storage.incrby(counter.key, ask.points, ask.limiter.duration);
-  counter.record = counter.storage._storage.get(counter.key);
-  counter.msBeforeNext = counter.record?.expiresAt ? counter.record.expiresAt - now : windowMs(ask.limiter);
+export function giveBackInMemory(item: GiveBack, counters: MemoryCounters): CounterState | null {
+  if (item.points <= 0) return null;
+  const ms = windowMs(item.limiter);
+  const count = counters.giveBack(item.limiter.getKey(item.key), ms, item.bucket, item.points, Date.now());
+  return count && stateOf(count, ms);
 }
 
 /**
- * Points given back to the window they were taken from — the one that ends at `expiresAt` (as
- * the taker computed it from the take's answer) — and never below zero. A window that ended, or a
- * counter that is not that window any more, gets nothing: a refund never crosses into the next
- * window. `expiresAt` is read on the caller's clock, so it may be a little off the store's.
+ * The Lua shared by the scripts: Redis's clock (one clock for every instance), and a counter's
+ * two buckets as of now — a hash {b: bucket, c: its points, p: the bucket before's}. A counter
+ * whose bucket is the one before now's has rolled: its points are the previous bucket's.
  */
-export type GiveBack = { limiter: RateLimiterAbstract; key: string; points: number; expiresAt: number };
+const READ_COUNTER = `
+local function clock()
+  local t = redis.call('time')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function counter(key, now, wms)
+  local b = math.floor(now / wms)
+  local h = redis.call('hmget', key, 'b', 'c', 'p')
+  local hb = tonumber(h[1])
+  if hb == b then return b, tonumber(h[3]), tonumber(h[2]) end
+  if hb == b - 1 then return b, tonumber(h[2]), 0 end
+  return b, 0, 0
+end
+local function weighted(prev, cur, left, wms)
+  if prev > 0 then return cur + math.floor((prev * left + wms - 1) / wms) end
+  return cur
+end
+`;
 
-/** How far a counter's expiry may be from the one the taker saw and still be the same window. */
-export const sameWindowTolerance = (limiter: RateLimiterAbstract) => Math.min(250, windowMs(limiter) / 4);
+/** The read script: KEYS[1] the counter, ARGV[1] its window in ms. Returns previous, current, ms left, bucket. */
+const READ_SCRIPT = `${READ_COUNTER}
+local now = clock()
+local wms = tonumber(ARGV[1])
+local b, prev, cur = counter(KEYS[1], now, wms)
+return {prev, cur, (b + 1) * wms - now, b}
+`;
 
-export function giveBackInMemory(item: GiveBack, limiter: RateLimiterMemory = item.limiter as RateLimiterMemory): CounterState | null {
-  const now = Date.now();
-  if (item.expiresAt <= now || item.points <= 0) return null;
-  const record = storageOf(limiter)._storage.get(limiter.getKey(item.key));
-  if (!record?.expiresAt || record.expiresAt <= now || Math.abs(record.expiresAt - item.expiresAt) > sameWindowTolerance(limiter)) return null;
-  record.value = Math.max(0, record.value - item.points);
-  return { used: record.value, msBeforeNext: record.expiresAt - now };
-}
-
-/** The give-back script: KEYS[1] the counter; ARGV its points, the ms it should have left, the tolerance. */
-const GIVE_BACK_SCRIPT = `
-local v = redis.call('get', KEYS[1])
-if not v then return {-1, -1} end
-local ttl = redis.call('pttl', KEYS[1])
-if ttl <= 0 or math.abs(ttl - tonumber(ARGV[2])) > tonumber(ARGV[3]) then return {-1, -1} end
-local left = math.max(0, tonumber(v) - tonumber(ARGV[1]))
-redis.call('set', KEYS[1], left, 'PX', ttl)
-return {left, ttl}
+/**
+ * The give-back script: KEYS[1] the counter; ARGV its points, the bucket they came from, the
+ * window in ms. To the current bucket or the previous one, never below zero; {-1} for any other.
+ */
+const GIVE_BACK_SCRIPT = `${READ_COUNTER}
+local now = clock()
+local pts, from, wms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local b, prev, cur = counter(KEYS[1], now, wms)
+if from == b then cur = math.max(0, cur - pts)
+elseif from == b - 1 and prev > 0 then prev = math.max(0, prev - pts)
+else return {-1} end
+redis.call('hset', KEYS[1], 'b', b, 'c', cur, 'p', prev)
+redis.call('pexpireat', KEYS[1], (b + 2) * wms)
+return {prev, cur, (b + 1) * wms - now, b}
 `;
 
 /**
  * The script behind a Redis take. KEYS are the distinct counters; ARGV holds, per counter, its
- * limit, its window (seconds), the points to lease ahead for it and the unspent leased points the
- * caller gives back first (lease.ts; both 0 without leases); then the requests as one JSON array of
- * numbers: for each, its groups, and for each group whether it is required and its asks as
- * (counter index, points). One argument rather than one per number: the client's cost per
- * argument was most of a take's CPU, and Redis decodes JSON in C (measured: 18k script calls/s
- * against 16k with an argument per number). Counters are read once, every request is decided in
- * order against what the requests before it took, and each counter is written once. It returns
- * one code per group (0 admitted, n the 1-based ask that did not fit, -1 skipped) and then, per
- * counter, its points used before the batch (after the give-back), its ms to reset and the
- * points leased ahead (taken after every request of the batch, never past the limit), from which
- * the caller replays the decisions to tell every request where it stands.
+ * limit, its window (ms), the points to lease ahead for it, and the unspent leased points the
+ * caller gives back first with the bucket they were leased from (lease.ts; 0 without leases); then
+ * the requests as one JSON array of numbers: for each, its groups, and for each group whether it is
+ * required and its asks as (counter index, points). One argument rather than one per number: the
+ * client's cost per argument was most of a take's CPU, and Redis decodes JSON in C (measured: 18k
+ * script calls/s against 16k with an argument per number). Counters are read once, every request
+ * is decided in order against what the requests before it took, and each counter is written once.
+ * It returns one code per group (0 admitted, n the 1-based ask that did not fit, -1 skipped) and
+ * then, per counter, its previous and current buckets' points before the batch (after the
+ * give-back), its ms to the bucket's end, the bucket, and the points leased ahead (taken after
+ * every request of the batch, never past the limit), from which the caller replays the decisions
+ * to tell every request where it stands.
  */
-const TAKE_SCRIPT = `
+const TAKE_SCRIPT = `${READ_COUNTER}
 local n = #KEYS
-local used, ttl, added, back, limit = {}, {}, {}, {}, {}
+local now = clock()
+local used, prev, cur, bucket, left, added, limit, wms, dirty = {}, {}, {}, {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  local v = redis.call('get', KEYS[i])
-  if v then used[i] = tonumber(v); ttl[i] = redis.call('pttl', KEYS[i]) else used[i] = 0; ttl[i] = -2 end
-  limit[i] = tonumber(ARGV[4 * i - 3])
-  -- a give-back (a lease's unspent points) counts only while its window lives
-  back[i] = 0
-  if v then back[i] = math.min(used[i], tonumber(ARGV[4 * i])) end
-  used[i] = used[i] - back[i]
+  local a = 5 * (i - 1)
+  limit[i] = tonumber(ARGV[a + 1])
+  wms[i] = tonumber(ARGV[a + 2])
+  bucket[i], prev[i], cur[i] = counter(KEYS[i], now, wms[i])
+  left[i] = (bucket[i] + 1) * wms[i] - now
+  -- a lease's unspent points go back to the bucket they were leased from, if it still counts
+  local back, from = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  dirty[i] = false
+  if back > 0 and from == bucket[i] then cur[i] = math.max(0, cur[i] - back); dirty[i] = true
+  elseif back > 0 and from == bucket[i] - 1 and prev[i] > 0 then prev[i] = math.max(0, prev[i] - back); dirty[i] = true end
+  used[i] = weighted(prev[i], cur[i], left[i], wms[i])
   added[i] = 0
 end
-local t = cjson.decode(ARGV[4 * n + 1])
+local t = cjson.decode(ARGV[5 * n + 1])
 local out = {}
 local p = 2
 for r = 1, t[1] do
@@ -214,18 +248,19 @@ for r = 1, t[1] do
 end
 for i = 1, n do
   local grant = 0
-  local want = tonumber(ARGV[4 * i - 1])
+  local want = tonumber(ARGV[5 * i - 2])
   if want > 0 then
     grant = math.max(0, math.min(want, limit[i] - used[i] - added[i]))
     added[i] = added[i] + grant
   end
-  if ttl[i] < 0 then
-    if added[i] > 0 then redis.call('set', KEYS[i], used[i] + added[i], 'EX', ARGV[4 * i - 2]) end
-  elseif added[i] ~= back[i] then
-    redis.call('incrby', KEYS[i], added[i] - back[i])
+  if added[i] > 0 or dirty[i] then
+    redis.call('hset', KEYS[i], 'b', bucket[i], 'c', cur[i] + added[i], 'p', prev[i])
+    redis.call('pexpireat', KEYS[i], (bucket[i] + 2) * wms[i])
   end
-  out[#out + 1] = used[i]
-  out[#out + 1] = ttl[i]
+  out[#out + 1] = prev[i]
+  out[#out + 1] = cur[i]
+  out[#out + 1] = left[i]
+  out[#out + 1] = bucket[i]
   out[#out + 1] = grant
 end
 return out
@@ -235,6 +270,7 @@ type Pending = { groups: readonly Group[]; resolve(outcomes: GroupOutcome[]): vo
 type RedisClient = (Redis | Cluster) & {
   tollgateTake?: (...args: (string | number)[]) => Promise<number[]>;
   tollgateGiveBack?: (...args: (string | number)[]) => Promise<number[]>;
+  tollgateRead?: (...args: (string | number)[]) => Promise<number[]>;
 };
 
 /**
@@ -270,10 +306,16 @@ abstract class TurnBatcher {
 
 /** Memory takes, decided in turn batches (see TurnBatcher). */
 export class MemoryTaker extends TurnBatcher {
+  constructor(private readonly counters: MemoryCounters) {
+    super();
+  }
   protected async decide(batch: Pending[]) {
-    for (const pending of batch) pending.resolve(takeInMemory(pending.groups));
+    for (const pending of batch) pending.resolve(takeInMemory(pending.groups, this.counters));
   }
 }
+
+/** A script's reply for one counter (READ_SCRIPT, GIVE_BACK_SCRIPT) as a counter's state. */
+const stateFromReply = (reply: number[], ms: number): CounterState => stateOf({ previous: Number(reply[0]), current: Number(reply[1]), msLeft: Number(reply[2]), bucket: Number(reply[3]) }, ms);
 
 /**
  * Redis takes: a turn's batch in one script call (per hash slot on a cluster; a request's
@@ -296,36 +338,46 @@ export class RedisTaker extends TurnBatcher {
     super();
     redis.defineCommand('tollgateTake', { lua: TAKE_SCRIPT });
     redis.defineCommand('tollgateGiveBack', { numberOfKeys: 1, lua: GIVE_BACK_SCRIPT });
+    redis.defineCommand('tollgateRead', { numberOfKeys: 1, lua: READ_SCRIPT });
+  }
+
+  /** Where a counter stands, without taking (this instance's unspent leased points are not used, so not counted). */
+  async read(family: CounterFamily, key: string): Promise<CounterState> {
+    const counterKey = family.getKey(key);
+    const state = stateFromReply(await this.redis.tollgateRead!(counterKey, windowMs(family)), windowMs(family));
+    this.options.succeeded();
+    return this.seen(counterKey, state);
   }
 
   /**
-   * Gives points back to the windows they were taken from (see GiveBack): one script call each,
-   * pipelined. Null for a window that ended, or a call that failed (the points stay spent).
+   * Gives points back to the buckets they were taken from (see GiveBack): one script call each,
+   * pipelined. Null for a bucket that counts nothing any more, or a call that failed (the points
+   * stay spent).
    */
   async giveBack(items: readonly GiveBack[]): Promise<(CounterState | null)[]> {
-    const now = Date.now();
     return Promise.all(items.map(async (item) => {
-      const left = item.expiresAt - now;
-      if (left <= 0 || item.points <= 0) return null;
+      if (item.points <= 0) return null;
       const key = item.limiter.getKey(item.key);
       try {
-        const [used, ttl] = await this.redis.tollgateGiveBack!(key, scriptPoints(item.points), Math.round(left), sameWindowTolerance(item.limiter));
+        const reply = await this.redis.tollgateGiveBack!(key, scriptPoints(item.points), item.bucket, windowMs(item.limiter));
         this.options.succeeded();
-        if (used < 0) return null;
-        return { used: this.leases ? this.leases.seen(key, used) : used, msBeforeNext: ttl };
+        if (Number(reply[0]) < 0) return null;
+        return this.seen(key, stateFromReply(reply, windowMs(item.limiter)));
       } catch {
         return null;
       }
     }));
   }
 
-  /** Gives unspent leases back to Redis (a graceful stop); a failure only strands them until their windows end. */
+  private seen(counterKey: string, state: CounterState): CounterState {
+    if (this.leases) state.used = this.leases.seen(counterKey, state.used);
+    return state;
+  }
+
+  /** Gives unspent leases back to Redis (a graceful stop); a failure only strands them until their buckets end. */
   async returnLeases(): Promise<void> {
     if (!this.leases) return;
-    const now = Date.now();
-    // Through the give-back script: a lease's window that ended meanwhile gets nothing (a bare
-    // DECRBY on a counter gone would leave a negative one without expiry).
-    await this.giveBack(this.leases.surrender(leaseClock()).map(([limiter, key, points, msLeft]) => ({ limiter, key: limiter.parseKey(key), points, expiresAt: now + msLeft })));
+    await this.giveBack(this.leases.surrender(leaseClock()).map(([limiter, key, points, bucket]) => ({ limiter, key: limiter.parseKey(key), points, bucket })));
   }
 
   protected async decide(batch: Pending[]) {
@@ -345,7 +397,7 @@ export class RedisTaker extends TurnBatcher {
 
   private async send(batch: Pending[]) {
     const index = new Map<string, number>();
-    const counters: Ask['limiter'][] = [];
+    const counters: CounterFamily[] = [];
     const keys: string[] = [];
     const windows: number[] = [];
     /** Each ask's counter (0-based), in the order the script reads them: replay walks it again. */
@@ -370,11 +422,11 @@ export class RedisTaker extends TurnBatcher {
             // With leases, the counter's unspent leased points go back first (so this request can
             // use them: one instance stays exact), and a fresh slice comes back with the answer.
             const limit = limitOf(ask);
-            const back = this.leases ? this.leases.giveBack(key, limit, sentAt) : 0;
+            const back = this.leases ? this.leases.giveBack(key, limit, sentAt) : NOTHING_BACK;
             const want = this.leases ? this.leases.want(key, limit, sentAt) : 0;
             wanted.push(want);
             limits.push(limit);
-            windows.push(limit, ask.limiter.duration, want, back);
+            windows.push(limit, windowMs(ask.limiter), want, back.points, back.bucket);
           }
           counterOfAsk.push(i);
           requests.push(i + 1, scriptPoints(ask.points));
@@ -401,37 +453,37 @@ export class RedisTaker extends TurnBatcher {
     this.options.succeeded();
     const after = replay(batch, reply, counterOfAsk, counters);
     if (this.leases) {
-      // Expiry from when the call was sent: a lease never outlives its window in Redis.
+      // Expiry from when the call was sent: a lease never outlives its bucket in Redis.
       for (let i = 0; i < keys.length; i++) {
-        const { used, msBeforeNext, granted, fresh } = after[i];
-        this.leases.update(counters[i], keys[i], limits[i], wanted[i], used + granted, msBeforeNext, granted, fresh, sentAt);
+        const { state, granted } = after[i];
+        this.leases.update(counters[i], keys[i], limits[i], wanted[i], state.used + granted, state.msLeft, state.bucket, granted, sentAt);
       }
     }
   }
 }
 
-/**
- * A counter as the script reported it, once the batch's requests are replayed: points used after
- * them (before any lease granted), ms to reset, points leased ahead, and whether the counter's
- * window began with this call.
- */
-type CounterAfter = { used: number; msBeforeNext: number; granted: number; fresh: boolean };
+const NOTHING_BACK = { points: 0, bucket: 0 };
+
+/** A counter as the script reported it, once the batch's requests are replayed, and the points leased ahead. */
+type CounterAfter = { state: CounterState; granted: number };
+
+/** Values per counter at the end of the take script's reply. */
+const PER_COUNTER = 5;
 
 /**
  * Turns the script's codes and counters back into each request's outcomes, in the script's order,
  * and returns each counter as it stands after them.
  */
-function replay(batch: Pending[], reply: number[], counterOfAsk: number[], counters: RateLimiterAbstract[]): CounterAfter[] {
+function replay(batch: Pending[], reply: number[], counterOfAsk: number[], counters: CounterFamily[]): CounterAfter[] {
   let groupCount = 0;
   for (const pending of batch) groupCount += pending.groups.length;
-  const used: number[] = [];
-  const ttl: number[] = [];
+  // Each counter as the batch goes: requests admitted add to its current bucket.
+  const counts = new Array<CounterState>(counters.length);
   const after = new Array<CounterAfter>(counters.length);
   for (let i = 0; i < counters.length; i++) {
-    used.push(Number(reply[groupCount + 3 * i]));
-    const ms = Number(reply[groupCount + 3 * i + 1]);
-    ttl.push(ms < 0 ? windowMs(counters[i]) : ms);
-    after[i] = { used: 0, msBeforeNext: ttl[i], granted: Number(reply[groupCount + 3 * i + 2]), fresh: ms < 0 };
+    const at = groupCount + PER_COUNTER * i;
+    counts[i] = stateFromReply([reply[at], reply[at + 1], reply[at + 2], reply[at + 3]], windowMs(counters[i]));
+    after[i] = { state: counts[i], granted: Number(reply[at + 4]) };
   }
   let code = 0;
   let ask = 0;
@@ -441,14 +493,20 @@ function replay(batch: Pending[], reply: number[], counterOfAsk: number[], count
       const result = Number(reply[code++]);
       const first = ask;
       ask += group.asks.length;
-      if (result === 0) for (let a = 0; a < group.asks.length; a++) used[counterOfAsk[first + a]] += scriptPoints(group.asks[a].points);
+      if (result === 0) {
+        for (let a = 0; a < group.asks.length; a++) {
+          const count = counts[counterOfAsk[first + a]];
+          const points = scriptPoints(group.asks[a].points);
+          counts[counterOfAsk[first + a]] = { ...count, current: count.current + points, used: count.used + points };
+        }
+      }
       const states = new Array<CounterState>(ask - first);
-      for (let a = first; a < ask; a++) states[a - first] = { used: used[counterOfAsk[a]], msBeforeNext: ttl[counterOfAsk[a]] };
+      for (let a = first; a < ask; a++) states[a - first] = counts[counterOfAsk[a]];
       outcomes.push(result === 0 ? { ok: true, states } : { ok: false, refusedAt: result > 0 ? result - 1 : -1, states });
     }
     pending.resolve(outcomes);
   }
-  for (let i = 0; i < counters.length; i++) after[i].used = used[i];
+  for (let i = 0; i < counters.length; i++) after[i].state = counts[i];
   return after;
 }
 

@@ -1,15 +1,20 @@
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import { msUntilFits } from './sliding-window';
 import type { LimiterStore } from './store';
-import type { Ask, CounterState, GroupOutcome } from './take';
+import type { Ask, CounterFamily, CounterState, GroupOutcome } from './take';
 
 export type Window = { limit: number; duration: number };
 
-/** Where a key stands after an admitted call: the tightest window's numbers, and when each window ends (for a give-back). */
-export type Taken = { remaining: number; msBeforeNext: number; window: Window; expiresAt: number[] };
+/**
+ * Where a key stands after an admitted call: the tightest window's numbers (`msBeforeNext`: when
+ * its current bucket ends), and the bucket each window took from (for a give-back).
+ */
+export type Taken = { remaining: number; msBeforeNext: number; window: Window; buckets: number[] };
 
 /**
  * Thrown (as rate-limiter-flexible does, so graphql-rate-limit-directive recognises it) when a
- * call is refused; carries the window that said no and what is left in it.
+ * call is refused; carries the window that said no, what is left in it, and (`msBeforeNext`)
+ * how long until the call would fit.
  */
 export class Refusal extends RateLimiterRes {
   constructor(
@@ -28,8 +33,8 @@ export class Refusal extends RateLimiterRes {
  * The counting itself is the store's `take` (take.ts): atomic, and one round trip per turn on Redis.
  */
 export class WindowGate {
-  /** duration → limiter: found on every request without building a string. */
-  private readonly limiters = new Map<number, RateLimiterAbstract>();
+  /** duration → counter family: found on every request without building a string. */
+  private readonly limiters = new Map<number, CounterFamily>();
 
   constructor(
     private readonly store: LimiterStore,
@@ -37,15 +42,16 @@ export class WindowGate {
   ) {}
 
   /**
-   * The rate-limiter-flexible limiter that keeps one window length's counters (read directly).
-   * Named `prefix:duration`, never by the limit: the limit comes with each ask, so raising or
-   * lowering it — a key's override, BUDGET_POINTS, a deploy with a changed @rateLimit — counts on
-   * from what was spent, and instances with different limits during a rolling deploy share one count.
+   * The counters of one window length. Named `prefix:<duration>s`, never by the limit: the limit
+   * comes with each ask, so raising or lowering it — a key's override, BUDGET_POINTS, a deploy
+   * with a changed @rateLimit — counts on from what was spent, and instances with different limits
+   * during a rolling deploy share one count. (The `s` is the sliding counters' hash; the fixed
+   * windows of earlier releases were strings named without it.)
    */
-  limiterFor(window: Window): RateLimiterAbstract {
+  limiterFor(window: Window): CounterFamily {
     let limiter = this.limiters.get(window.duration);
     if (!limiter) {
-      limiter = this.store.limiter({ keyPrefix: `${this.keyPrefix}:${window.duration}`, points: window.limit, duration: window.duration });
+      limiter = this.store.counters({ keyPrefix: `${this.keyPrefix}:${window.duration}s`, points: window.limit, duration: window.duration });
       this.limiters.set(window.duration, limiter);
     }
     return limiter;
@@ -59,31 +65,32 @@ export class WindowGate {
   /** Takes `points` from every window of `key`, or nothing; throws a Refusal. */
   async consume(key: string, windows: readonly Window[], points: number): Promise<Taken> {
     const [outcome] = await this.store.take([{ asks: this.asks(key, windows, points), required: true }]);
-    return verdict(outcome, windows);
+    return verdict(outcome, windows, points);
   }
 
-  /** Gives points back to every window they were taken from (a refusal found after the take); a window that ended gets nothing. */
-  async release(key: string, windows: readonly Window[], points: number, expiresAt: readonly number[]): Promise<void> {
-    await this.store.giveBack(windows.map((w, i) => ({ limiter: this.limiterFor(w), key, points, expiresAt: expiresAt[i] ?? 0 }))).catch(() => undefined);
+  /** Gives points back to every window, to the bucket they were taken from (a refusal found after the take). */
+  async release(key: string, windows: readonly Window[], points: number, buckets: readonly number[]): Promise<void> {
+    await this.store.giveBack(windows.map((w, i) => ({ limiter: this.limiterFor(w), key, points, bucket: buckets[i] ?? -1 }))).catch(() => undefined);
   }
 }
 
-/** A take's outcome for one key's windows: where the tightest window stands, or the Refusal. */
-export function verdict(outcome: GroupOutcome, windows: readonly Window[]): Taken {
+/** How long until `points` fit in a window, from a take's answer (its whole length if the take said nothing). */
+export const retryAfterMs = (state: CounterState | undefined, points: number, window: Window) =>
+  state ? msUntilFits(state, points, window.limit, window.duration * 1000) : window.duration * 1000;
+
+/** A take's outcome for one key's windows, each asked `points`: where the tightest window stands, or the Refusal. */
+export function verdict(outcome: GroupOutcome, windows: readonly Window[], points: number): Taken {
   if (!outcome.ok) {
     const at = Math.max(0, outcome.refusedAt);
     const window = windows[at];
     const state: CounterState | undefined = outcome.states[at];
-    throw new Refusal(window, state?.msBeforeNext ?? window.duration * 1000, Math.max(0, window.limit - (state?.used ?? 0)));
+    throw new Refusal(window, retryAfterMs(state, points, window), Math.max(0, window.limit - (state?.used ?? 0)));
   }
   let tightest = 0;
   const left = (i: number) => windows[i].limit - outcome.states[i].used;
   for (let i = 1; i < windows.length; i++) if (left(i) < left(tightest)) tightest = i;
-  return { remaining: Math.max(0, left(tightest)), msBeforeNext: outcome.states[tightest].msBeforeNext, window: windows[tightest], expiresAt: expiriesOf(outcome.states) };
+  return { remaining: Math.max(0, left(tightest)), msBeforeNext: outcome.states[tightest].msLeft, window: windows[tightest], buckets: bucketsOf(outcome.states) };
 }
 
-/** When each counter's window ends, on this process's clock, from a take's answer. */
-export function expiriesOf(states: readonly CounterState[]): number[] {
-  const now = Date.now();
-  return states.map((state) => now + state.msBeforeNext);
-}
+/** The bucket each counter took from, from a take's answer (for a give-back). */
+export const bucketsOf = (states: readonly CounterState[]): number[] => states.map((state) => state.bucket);

@@ -14,8 +14,8 @@ export type { Prepaid, PrepaidField, PrepayRootFields } from './prepay';
 
 const CHARGES = Symbol('tollgate.fieldCharges');
 
-/** Points one resolution took from a field's windows (given back if the resolver refuses its input, to the windows that end at `expiresAt`). */
-export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number; expiresAt?: readonly number[] };
+/** Points one resolution took from a field's windows (given back if the resolver refuses its input, to the buckets they came from). */
+export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number; buckets?: readonly number[] };
 
 /** What GateLimiter answers an admitted consume with: the library hands it to setState, which keeps the windows' ends. */
 class Admitted extends RateLimiterRes {
@@ -111,7 +111,7 @@ function chargeOnResolve(schema: GraphQLSchema, limits: FieldLimits, gate: Field
     setState: (response, _args, _source, _fieldArgs, context, info) => {
       if (!(response instanceof Admitted)) return;
       const charge = chargesOf(context).get(info.path);
-      if (charge) charge.expiresAt = response.taken.expiresAt;
+      if (charge) charge.buckets = response.taken.buckets;
     },
     onLimit: (response, _args, _source, _fieldArgs, context, info) => {
       throw refusal(response as Refusal, `${info.parentType.name}.${info.fieldName}`, context, chargesOf(context).get(info.path)?.points);
@@ -134,17 +134,17 @@ function resolveOrRefund(charged: GraphQLSchema, owners: ReadonlyMap<string, Gra
   const admitted = (prepaid: Prepaid, context: FieldLimitContext) => {
     if (prepaid.outcome.ok) return;
     try {
-      verdict(prepaid.outcome, prepaid.field.windows);
+      verdict(prepaid.outcome, prepaid.field.windows, prepaid.field.points);
     } catch (refused) {
       throw refused instanceof RateLimiterRes ? refusal(refused as Refusal, prepaid.field.coordinate, context, prepaid.field.points) : refused;
     }
   };
   const refund = async (error: unknown, context: FieldLimitContext, info: GraphQLResolveInfo): Promise<never> => {
     const prepaid = prepaidOf(context, info);
-    const charge: FieldCharge | undefined = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? { ...prepaid.field, expiresAt: prepaid.expiresAt } : undefined);
+    const charge: FieldCharge | undefined = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? { ...prepaid.field, buckets: prepaid.buckets } : undefined);
     const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
-    if (charge?.expiresAt && charge.points > 0 && context.apiKey && FREE_REFUSALS.has(code)) {
-      await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points, charge.expiresAt);
+    if (charge?.buckets && charge.points > 0 && context.apiKey && FREE_REFUSALS.has(code)) {
+      await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points, charge.buckets);
     }
     throw error;
   };

@@ -37,8 +37,8 @@ export class FieldGate {
   }
 
   /** Gives back points taken by `consume` to the windows they came from (a field whose resolver refused its input). */
-  async release(keyId: string, coordinate: string, windows: readonly Window[], points: number, expiresAt: readonly number[]): Promise<void> {
-    await this.gate.release(FieldGate.storeKey(keyId, coordinate), windows, points, expiresAt);
+  async release(keyId: string, coordinate: string, windows: readonly Window[], points: number, buckets: readonly number[]): Promise<void> {
+    await this.gate.release(FieldGate.storeKey(keyId, coordinate), windows, points, buckets);
   }
 }
 

@@ -1,7 +1,7 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { LimiterStore } from '../counting/store';
 import type { Ask, GroupOutcome } from '../counting/take';
-import { Refusal, WindowGate } from '../counting/window-gate';
+import { Refusal, WindowGate, retryAfterMs } from '../counting/window-gate';
 
 /** One request's IP check (see IpGate.check). */
 export type IpCheck = {
@@ -45,7 +45,7 @@ export class IpGate {
 
   private get failures() {
     const { points, duration } = this.options.authFailures;
-    return this.store.limiter({ keyPrefix: 'tg:authfail', points, duration });
+    return this.store.fixedWindowLimiter({ keyPrefix: 'tg:authfail', points, duration });
   }
 
   async admit(ip: string): Promise<IpVerdict> {
@@ -65,7 +65,7 @@ export class IpGate {
   /** The verdict for a take whose group was `[ask(ip)]`. */
   verdictOf(outcome: GroupOutcome): IpVerdict {
     if (outcome.ok || outcome.refusedAt !== 0) return { ok: true };
-    return this.refusal(new Refusal(this.window, outcome.states[0].msBeforeNext, 0));
+    return this.refusal(new Refusal(this.window, retryAfterMs(outcome.states[0], 1, this.window), 0));
   }
 
   /**

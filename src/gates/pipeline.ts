@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { getVariableValues, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
-import { RateLimiterRes } from 'rate-limiter-flexible';
 import { FREE_REFUSALS, badRequest, badUserInput, limitExtensions, rateLimited, serviceUnavailable, tooComplex, unauthenticated, withHttpStatus } from '../errors';
 import type { KeyAuthenticator } from '../keys/authenticator';
 import type { AuthenticatedKey } from '../keys/types';
@@ -12,8 +11,8 @@ import { analyseOperation, type OperationAnalysis } from '../document/operation-
 import { actualCost, type CostRules } from '../document/operation-cost';
 import type { Prepaid, PrepayRootFields } from '../directives/prepay';
 import type { LimiterStore } from '../counting/store';
-import type { Group, GroupOutcome } from '../counting/take';
-import { Refusal, WindowGate, expiriesOf, type Window } from '../counting/window-gate';
+import type { CounterState, Group, GroupOutcome } from '../counting/take';
+import { WindowGate, bucketsOf, retryAfterMs, type Window } from '../counting/window-gate';
 
 /** What the HTTP layer knows about a request, whatever server received it. */
 export type RequestInfo = { requestId: string; ip: string; headers: IncomingHttpHeaders };
@@ -159,8 +158,8 @@ export class Admission {
   private analysis?: OperationAnalysis;
   /** Whether an operation of this request has this admission already (a batch shares one request's context). */
   private taken = false;
-  /** When the budget window the operation's points were taken from ends: a refund goes there or nowhere. */
-  private prepaidUntil = 0;
+  /** The bucket the prepaid points came from: a refund goes back to it. */
+  private prepaidBucket = -1;
   /** The key's operation budget window. */
   private readonly budget: Window;
 
@@ -307,16 +306,16 @@ export class Admission {
 
     const charge = outcomes[first];
     const used = charge.states[0];
-    this.record(used && { remaining: Math.max(0, budget.limit - used.used), msBeforeNext: used.msBeforeNext });
+    this.record(used);
     if (charge.ok && !reading) {
       this.cost.prepaid = cost;
-      this.prepaidUntil = Date.now() + (used?.msBeforeNext ?? 0);
+      this.prepaidBucket = used?.bucket ?? -1;
     }
     if (!charge.ok && settings.mode === 'enforce') {
       settings.onRejected?.('operation');
       this.refused('operation');
       const remaining = this.cost.remaining ?? 0;
-      const ext = limitExtensions({ limit: budget.limit, duration: budget.duration, remaining, msBeforeNext: used?.msBeforeNext ?? budget.duration * 1000 });
+      const ext = limitExtensions({ limit: budget.limit, duration: budget.duration, remaining, msBeforeNext: retryAfterMs(used, cost, budget) });
       throw rateLimited(
         `This operation costs ${cost} points and ${remaining} of ${budget.limit} remain in this ${budget.duration}-second window; retry in ${ext.retryAfter} s.`,
         { gate: 'operation', cost, ...ext },
@@ -327,7 +326,7 @@ export class Admission {
       this.prepaid = new Map();
       fields.forEach((field, i) => {
         const outcome = outcomes[first + 1 + i];
-        this.prepaid!.set(field.responseKey, { field, outcome, expiresAt: expiriesOf(outcome.states) });
+        this.prepaid!.set(field.responseKey, { field, outcome, buckets: bucketsOf(outcome.states) });
       });
     }
   }
@@ -354,12 +353,13 @@ export class Admission {
 
   private async settleWithStore(refund: number): Promise<null> {
     const limiter = this.admissions.gate.limiterFor(this.budget);
-    if (this.cost.remaining === undefined) this.record(await limiter.get(keyTag(this.key.id)).catch(() => null));
+    const { store } = this.admissions.settings;
+    const read = () => store.read(limiter, keyTag(this.key.id)).catch(() => null);
+    if (this.cost.remaining === undefined) this.record(await read());
     if (refund > 0) {
-      // To the window the points came from; one that ended since gets nothing (and reports as is).
-      const [after] = await this.admissions.settings.store.giveBack([{ limiter, key: keyTag(this.key.id), points: refund, expiresAt: this.prepaidUntil }]).catch(() => [null]);
-      if (after) this.record({ remaining: Math.max(0, this.budget.limit - after.used), msBeforeNext: after.msBeforeNext });
-      else this.record(await limiter.get(keyTag(this.key.id)).catch(() => null));
+      // To the bucket the points came from; one that counts nothing any more gets nothing (and reports as is).
+      const [after] = await store.giveBack([{ limiter, key: keyTag(this.key.id), points: refund, bucket: this.prepaidBucket }]).catch(() => [null]);
+      this.record(after ?? (await read()));
     }
     return null;
   }
@@ -386,19 +386,17 @@ export class Admission {
     };
   }
 
-  /** Records where the key stands: from a limiter read (`res`, null when nothing is spent yet) or a gate answer. */
-  private record(state: { remaining: number; msBeforeNext: number } | RateLimiterRes | null) {
+  /**
+   * Records where the key stands, from its budget counter as a take, a read or a give-back left
+   * it (none: nothing known, so the whole budget). `resetAt` is when the counter's current bucket
+   * ends: what it holds then starts to fade (sliding-window.ts).
+   */
+  private record(state: CounterState | null | undefined) {
     const budget = this.budget;
     this.cost.limit = budget.limit;
     this.cost.window = budget.duration;
-    if (state instanceof RateLimiterRes && !(state instanceof Refusal)) {
-      this.cost.remaining = Math.max(0, budget.limit - state.consumedPoints);
-    } else if (state) {
-      this.cost.remaining = state instanceof Refusal ? state.remainingPoints : state.remaining;
-    } else {
-      this.cost.remaining = budget.limit;
-    }
-    this.cost.resetAt = new Date(Date.now() + (state ? state.msBeforeNext : budget.duration * 1000));
+    this.cost.remaining = state ? Math.max(0, budget.limit - state.used) : budget.limit;
+    this.cost.resetAt = new Date(Date.now() + (state ? state.msLeft : budget.duration * 1000));
   }
 }
 

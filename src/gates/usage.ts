@@ -1,12 +1,14 @@
 import { FieldGate, type Window } from './field-gate';
 import type { FieldPolicy } from '../directives/field-policies';
 import type { LimitOverride } from '../db/schema';
+import type { LimiterStore } from '../counting/store';
 
 export type FieldUsage = { coordinate: string; limit: number; duration: number; remaining: number; resetAt: Date | null };
 
-/** Reads a key's remaining field budgets without spending them (limiter.get, never consume). */
+/** Reads a key's remaining field budgets without spending them (a store read, never a take). */
 export class FieldUsageReader {
   constructor(
+    private readonly store: LimiterStore,
     private readonly gate: FieldGate,
     private policies: ReadonlyMap<string, FieldPolicy>,
   ) {}
@@ -25,13 +27,14 @@ export class FieldUsageReader {
     }
     return Promise.all(
       rows.map(async ({ coordinate, window }) => {
-        const res = await this.gate.limiterFor(window).get(FieldGate.storeKey(keyId, coordinate)).catch(() => null);
+        const state = await this.store.read(this.gate.limiterFor(window), FieldGate.storeKey(keyId, coordinate)).catch(() => null);
         return {
           coordinate,
           limit: window.limit,
           duration: window.duration,
-          remaining: Math.max(0, window.limit - (res?.consumedPoints ?? 0)),
-          resetAt: res ? new Date(Date.now() + res.msBeforeNext) : null,
+          remaining: Math.max(0, window.limit - (state?.used ?? 0)),
+          // When the current bucket ends (what it holds then fades); null when nothing is spent.
+          resetAt: state && state.used > 0 ? new Date(Date.now() + state.msLeft) : null,
         };
       }),
     );

@@ -2,9 +2,9 @@ import { createLimiterStore, type LimiterStore } from '../../src/counting/store'
 import { hasRedis, hasRedisCluster, testClusterNodes, testRedisUrl } from '../support/services';
 import { until } from '../support/wait';
 
-// A refund gives points back to the window they were taken from, and a counter never goes below
-// zero: a refund that arrives after its window ended gives nothing to the next one (else an
-// over-priced operation sent just before a reset banks points for the next window).
+// A refund gives points back to the bucket they were taken from, and a counter never goes below
+// zero: a refund that arrives once that bucket counts nothing any more gives nothing to a later
+// one (else an over-priced operation sent just before a bucket's end banks points for the next).
 const stores: [string, () => LimiterStore][] = [['memory', () => createLimiterStore({ failureMode: 'closed' })]];
 if (hasRedis()) stores.push(['redis', () => createLimiterStore({ redis: testRedisUrl(), failureMode: 'closed', commandTimeoutMs: 1000 })]);
 if (hasRedisCluster()) {
@@ -19,36 +19,44 @@ describe.each(stores)('giving points back on the %s store', (_name, open) => {
   });
   afterAll(() => store.close());
 
-  const fresh = (duration: number) => store.limiter({ keyPrefix: `tg:test:giveback:${process.pid}:${Math.random().toString(36).slice(2)}`, points: 10, duration });
-  const takeOne = async (limiter: ReturnType<typeof fresh>, points: number) => {
-    const [outcome] = await store.take([{ asks: [{ limiter, key: '{k}', points }], required: true }]);
-    return { outcome, expiresAt: Date.now() + outcome.states[0].msBeforeNext };
-  };
-  const used = async (limiter: ReturnType<typeof fresh>) => (await limiter.get('{k}'))?.consumedPoints ?? 0;
+  const fresh = (duration: number) => store.counters({ keyPrefix: `tg:test:giveback:${process.pid}:${Math.random().toString(36).slice(2)}`, points: 10, duration });
+  const takeOne = async (limiter: ReturnType<typeof fresh>, points: number) => (await store.take([{ asks: [{ limiter, key: '{k}', points }], required: true }]))[0];
+  const used = async (limiter: ReturnType<typeof fresh>) => (await store.read(limiter, '{k}')).used;
 
-  it('gives back to the same window, never below zero', async () => {
-    const limiter = fresh(60);
-    const { outcome, expiresAt } = await takeOne(limiter, 6);
+  it('gives back to the same bucket, never below zero', async () => {
+    const limiter = fresh(3600);
+    const outcome = await takeOne(limiter, 6);
     expect(outcome.ok).toBe(true);
-    const [after] = await store.giveBack([{ limiter, key: '{k}', points: 4, expiresAt }]);
+    const [after] = await store.giveBack([{ limiter, key: '{k}', points: 4, bucket: outcome.states[0].bucket }]);
     expect(after?.used).toBe(2);
-    await store.giveBack([{ limiter, key: '{k}', points: 9, expiresAt }]);
+    await store.giveBack([{ limiter, key: '{k}', points: 9, bucket: outcome.states[0].bucket }]);
     expect(await used(limiter)).toBe(0);
   });
 
-  it('a refund that arrives after its window ended gives nothing to the next window', async () => {
+  it('a refund that arrives after its bucket stopped counting gives nothing to a later one', async () => {
     const limiter = fresh(1);
-    const { expiresAt } = await takeOne(limiter, 8);
-    // the window ends; the next one begins with one point
-    await until(async () => (await takeOne(limiter, 0)).outcome.states[0].used === 0, 5000);
+    const taken = await takeOne(limiter, 8);
+    // two buckets on, the points taken count nothing; the bucket now begins with one point
+    await until(async () => (await takeOne(limiter, 0)).states[0].bucket >= taken.states[0].bucket + 2, 5000);
     const next = await takeOne(limiter, 1);
-    expect(next.outcome.ok).toBe(true);
-    const [after] = await store.giveBack([{ limiter, key: '{k}', points: 7, expiresAt }]);
+    expect(next.ok).toBe(true);
+    const [after] = await store.giveBack([{ limiter, key: '{k}', points: 7, bucket: taken.states[0].bucket }]);
     expect(after).toBeNull();
-    expect(await used(limiter)).toBe(1);
-    // and the next window still holds exactly 10 − 1
-    const rest = await takeOne(limiter, 9);
-    expect(rest.outcome.ok).toBe(true);
-    expect((await takeOne(limiter, 1)).outcome.ok).toBe(false);
+    expect(next.states[0]).toMatchObject({ previous: 0, current: 1 });
+    // the one point is still there, in the current bucket (or the previous one, if a bucket just ended)
+    const state = await store.read(limiter, '{k}');
+    expect(state.bucket === next.states[0].bucket ? state.current : state.previous).toBe(1);
+  });
+
+  it('a refund to the previous bucket lowers what it still counts, and never reaches the current one', async () => {
+    const limiter = fresh(2);
+    // take early in a bucket, so the next take lands in the next bucket
+    await until(async () => Date.now() % 2000 < 500, 5000);
+    const taken = await takeOne(limiter, 6);
+    await until(async () => (await takeOne(limiter, 0)).states[0].bucket === taken.states[0].bucket + 1, 5000);
+    const now = await takeOne(limiter, 2);
+    expect(now.states[0]).toMatchObject({ previous: 6, current: 2 });
+    const [after] = await store.giveBack([{ limiter, key: '{k}', points: 9, bucket: taken.states[0].bucket }]);
+    expect(after).toMatchObject({ previous: 0, current: 2, used: 2 });
   });
 });

@@ -18,7 +18,7 @@ describe('insurance while Redis is down', () => {
   ])('with %i instance(s) configured, one instance admits %i of a 100-point window', async (instances, admitted) => {
     const store = createLimiterStore({ redis: `redis://127.0.0.1:${await deadPort()}`, failureMode: 'insurance', commandTimeoutMs: 100, instanceCount: instances });
     try {
-      const limiter = store.limiter({ keyPrefix: `tg:test:insurance:${instances}`, points: 100, duration: 60 });
+      const limiter = store.counters({ keyPrefix: `tg:test:insurance:${instances}`, points: 100, duration: 60 });
       const outcomes = [];
       for (let i = 0; i < 101; i++) outcomes.push((await store.take([{ asks: [{ limiter, key: 'k', points: 1 }], required: true }]))[0].ok);
       expect(outcomes.filter(Boolean)).toHaveLength(admitted);

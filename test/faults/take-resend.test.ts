@@ -16,20 +16,20 @@ describeWithRedis('a take whose reply was lost', () => {
     try {
       expect(await store.ready(5000)).toBe(true);
       const prefix = `tg:test:resend:${process.pid}:${Date.now()}`;
-      const limiter = store.limiter({ keyPrefix: prefix, points: 100, duration: 60 });
+      const limiter = store.counters({ keyPrefix: prefix, points: 100, duration: 60 });
       const counter = limiter.getKey('k');
       proxy.dropReplies();
       // The take reaches Redis and runs; its reply never comes back: insurance answers after 200 ms.
       const [outcome] = await store.take([{ asks: [{ limiter, key: 'k', points: 7 }], required: true }]);
       expect(outcome.ok).toBe(true);
-      await until(async () => (await direct.get(counter)) === '7', 5000);
+      await until(async () => (await direct.hget(counter, 'c')) === '7', 5000);
       // The connection dies; the client reconnects through the restored proxy.
       await proxy.cut();
       await proxy.restore();
       await until(async () => store.ready(100), 10_000);
       // Another take goes through on the new connection; a resent take would have run before it.
-      await until(async () => (await store.take([{ asks: [{ limiter, key: 'other', points: 1 }], required: true }]))[0].ok && (await direct.get(limiter.getKey('other'))) !== null, 10_000);
-      expect(await direct.get(counter)).toBe('7');
+      await until(async () => (await store.take([{ asks: [{ limiter, key: 'other', points: 1 }], required: true }]))[0].ok && (await direct.hget(limiter.getKey('other'), 'c')) !== null, 10_000);
+      expect(await direct.hget(counter, 'c')).toBe('7');
     } finally {
       await store.close();
       direct.disconnect();

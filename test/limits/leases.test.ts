@@ -13,7 +13,7 @@ describe('lease bookkeeping', () => {
     const limiter = { points: 100 } as never;
     expect(leases.want('c', 100, 1000)).toBe(10);
     expect(leases.want('c', 100, 1000)).toBe(0); // a second call while the first is out
-    leases.update(limiter, 'c', 100, 10, 11, 60_000, 10, true, 1000);
+    leases.update(limiter, 'c', 100, 10, 11, 60_000, 7, 10, 1000);
     expect(leases.want('c', 100, 1000)).toBe(0); // the lease is full
     leases.answered('c', 0);
     expect(leases.want('other', 100, 1000)).toBe(10);
@@ -41,11 +41,15 @@ describeWithRedis('leases: a slice of a window spent without a round trip', () =
     client.sendCommand = (command) => (command.name === 'evalsha' && calls++, original(command));
     return { store, calls: () => calls };
   }
-  /** One window: `limit` points per `duration` seconds, under a prefix of this test's own. */
-  const windowOf = (store: LimiterStore, prefix: string, limit: number, duration = 60) => store.limiter({ keyPrefix: prefix, points: limit, duration });
+  /**
+   * One window: `limit` points per `duration` seconds, under a prefix of this test's own. An hour
+   * by default: a minute's bucket can end mid-test, and what it held then starts to fade.
+   */
+  const windowOf = (store: LimiterStore, prefix: string, limit: number, duration = 3600) => store.counters({ keyPrefix: prefix, points: limit, duration });
   const one = (store: LimiterStore, prefix: string, limit: number, duration?: number): Group[] => [{ asks: [{ limiter: windowOf(store, prefix, limit, duration), key: 'k', points: 1 }], required: true }];
   const admitted = (outcomes: { ok: boolean }[][]) => outcomes.filter(([o]) => o.ok).length;
-  const inRedis = async (store: LimiterStore, prefix: string) => Number(await store.redis!.get(`${prefix}:k`));
+  /** The points Redis holds in the counter's current bucket (leased ones included). */
+  const inRedis = async (store: LimiterStore, prefix: string) => Number(await store.redis!.hget(`${prefix}:k`, 'c'));
 
   it('one instance stays exact: of 1 200 takes against 1 000, the 1 000th passes and the 1 001st is refused — in a third of the round trips', async () => {
     const { store, calls } = await instance(1); // a slice of 10 points
@@ -92,12 +96,14 @@ describeWithRedis('leases: a slice of a window spent without a round trip', () =
     expect(await inRedis(a.store, prefix)).toBeLessThanOrEqual(1000);
   });
 
-  it('a lease dies with its window: the next window is asked of Redis and counted from zero', async () => {
-    // A 3-second window, and no fixed sleep: the second take only has to follow the first within
-    // 3 s (a loaded machine can stall for a second), and the third waits for both ends of the
-    // window — Redis's (the counter expired) and the lease's (at most 3 s after the first answer).
+  it('a lease dies with its bucket: once the counter is gone the next take is asked of Redis and counted from zero', async () => {
+    // A 3-second window, and no fixed sleep: buckets are aligned to the epoch, so the first take
+    // waits for a bucket's first second; the second only has to follow it within that bucket,
+    // and the third waits for both ends — Redis's (the counter expired, two buckets on) and the
+    // lease's (at most 3 s after the first answer).
     const { store, calls } = await instance(10); // 10 points of 100, in a 3-second window
     const prefix = `lease-window-${randomUUID()}`;
+    await until(async () => Date.now() % 3000 < 1000, 5000);
     expect(admitted([await store.take(one(store, prefix, 100, 3))])).toBe(1);
     const leaseEndsBy = Date.now() + 3_000;
     expect(await inRedis(store, prefix)).toBe(11); // the take's point and a 10-point lease
@@ -169,11 +175,11 @@ describeWithRedis('leases: a slice of a window spent without a round trip', () =
       // Redis counts the leased points as used; what the key is told leaves out the unspent ones.
       const status = await t.gql('{ rateLimit { used remaining } }', {}, key.secret);
       expect(status.body.data.rateLimit).toEqual({ used: 6, remaining: 94 });
-      expect(Number(await t.server.store.redis!.get(`tg:budget:60:${keyTag(key.id)}`))).toBe(11);
+      expect(Number(await t.server.store.redis!.hget(`tg:budget:60s:${keyTag(key.id)}`, 'c'))).toBe(11);
       // The same for a field's window read back from Redis (Query.station: 300 a minute, 30-point slices).
       const usage = await t.gql('query($id: ID!) { apiKey(id: $id) { usage { coordinate remaining } } }', { id: key.id });
       expect(usage.body.data.apiKey.usage).toContainEqual({ coordinate: 'Query.station', remaining: 294 });
-      expect(Number(await t.server.store.redis!.get(`tg:field:60:${keyTag(key.id)}:Query.station`))).toBe(31);
+      expect(Number(await t.server.store.redis!.hget(`tg:field:60s:${keyTag(key.id)}:Query.station`, 'c'))).toBe(31);
     } finally {
       await t.close();
       await db.dispose();
