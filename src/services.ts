@@ -11,6 +11,7 @@ import { IpGate } from './gates/ip-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from './counting/store';
 import { boundedStdout } from './log-destination';
 import { OutageWatch, describeFailure } from './outage-watch';
+import { ConsumerService } from './consumers/service';
 
 export type ServiceOptions = {
   /** An already open database (tests share one per file); otherwise opened from config. */
@@ -32,6 +33,7 @@ export type Services = {
   store: LimiterStore;
   authenticator: KeyAuthenticator;
   keys: KeyService;
+  consumers: ConsumerService;
   ipGate: IpGate;
   fieldGate: FieldGate;
   /** Coordinates carrying @rateLimit (the ones a key may override); filled when a schema is built. */
@@ -110,15 +112,18 @@ export async function createServices(config: Config, options: ServiceOptions = {
     subscriber.on('message', (_channel: string, keyId: string) => authenticator.invalidate(keyId));
     subscriber.on('ready', () => void subscriber!.subscribe(KEY_CHANGED_CHANNEL).catch(() => undefined));
   }
+  // A change to a key, or to a consumer or plan (every key under it), reaches every instance's cache within a second.
+  const announce = async (id: string) => {
+    authenticator.invalidate(id);
+    await store.redis?.publish(KEY_CHANGED_CHANNEL, id).catch((err: Error) => logger.error({ err: { message: err.message } }, 'could not publish key change'));
+  };
+  const consumers = new ConsumerService({ db: database.db, limitedCoordinates, maxQueryCost: config.maxQueryCost, onChanged: announce });
   const keys = new KeyService({
     db: database.db,
     prefix: config.keyPrefix,
     scopes: config.scopes,
     limitedCoordinates,
-    onKeyChanged: async (keyId) => {
-      authenticator.invalidate(keyId);
-      await store.redis?.publish(KEY_CHANGED_CHANNEL, keyId).catch((err: Error) => logger.error({ err: { message: err.message } }, 'could not publish key change'));
-    },
+    onKeyChanged: announce,
   });
 
   return {
@@ -130,6 +135,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     store,
     authenticator,
     keys,
+    consumers,
     ipGate: new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit }),
     fieldGate: new FieldGate(store),
     limitedCoordinates,

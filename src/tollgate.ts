@@ -120,7 +120,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   const schema = (spec: SchemaSpec): GraphQLSchema => {
     const result = buildSchema(spec, {
       fieldGate: gates.fieldGate,
-      admin: options.adminApi === false ? null : adminResolvers({ keys, usage }),
+      admin: options.adminApi === false ? null : adminResolvers({ keys, consumers: services.consumers, usage }),
       onRejected: (coordinate) => metrics.rejected('field', coordinate),
       defaultListSize: config.cost.defaultListSize,
     });
@@ -208,7 +208,7 @@ type Gates = {
 
 /** No gate at all: every request is admitted as one built-in key and charged nothing. Never in production. */
 function openGates(config: Config): Gates {
-  const bareKey: AuthenticatedKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), budget: null };
+  const bareKey: AuthenticatedKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), limitCaps: new Map(), owner: '00000000-0000-4000-8000-000000000000', consumerId: null, planId: null, budgets: null, budgetCaps: [], maxOperationCost: null };
   return {
     admit: async (_request, meta) => Admission.open(bareKey, meta),
     fieldGate: null,

@@ -1,6 +1,8 @@
 import { ApiError, ErrorCode, unauthenticated } from '../errors';
 import type { TollgateContext } from '../graphql/context';
 import type { KeyService } from '../keys/service';
+import type { ConsumerInput, ConsumerService, PlanInput } from '../consumers/service';
+import type { ConsumerRow } from '../keys/repository';
 import type { FieldUsageReader } from '../gates/usage';
 import type { ApiKeyRow } from '../keys/repository';
 import type { KeyInput, Page, Result } from '../keys/service';
@@ -24,7 +26,7 @@ function connection<T>(page: Page<T>) {
 type Args<T> = { input: T };
 
 /** The admin API's resolvers, over the key service and usage reader they are given. */
-export const adminResolvers = (services: { keys: KeyService; usage: FieldUsageReader }) => ({
+export const adminResolvers = (services: { keys: KeyService; consumers: ConsumerService; usage: FieldUsageReader }) => ({
   Query: {
     async me(_: unknown, __: unknown, ctx: Context) {
       const row = await services.keys.get(ctx.apiKey.id);
@@ -36,8 +38,16 @@ export const adminResolvers = (services: { keys: KeyService; usage: FieldUsageRe
     async apiKeys(_: unknown, args: { first: number; after?: string; includeRevoked: boolean }) {
       return connection(unwrap(await services.keys.list(args)));
     },
-    async auditEvents(_: unknown, args: { first: number; after?: string; keyId?: string }) {
+    async auditEvents(_: unknown, args: { first: number; after?: string; keyId?: string; targetId?: string }) {
       return connection(unwrap(await services.keys.auditEvents(args)));
+    },
+    consumer: (_: unknown, args: { id: string }) => services.consumers.consumer(args.id),
+    async consumers(_: unknown, args: { first: number; after?: string; search?: string }) {
+      return connection(unwrap(await services.consumers.consumers(args)));
+    },
+    plan: (_: unknown, args: { id: string }) => services.consumers.plan(args.id),
+    async plans(_: unknown, args: { first: number; after?: string }) {
+      return connection(unwrap(await services.consumers.plans(args)));
     },
   },
   Mutation: {
@@ -51,6 +61,18 @@ export const adminResolvers = (services: { keys: KeyService; usage: FieldUsageRe
     async revokeApiKey(_: unknown, args: { id: string }, ctx: Context) {
       return unwrap(await services.keys.revoke(args.id, ctx.apiKey.id));
     },
+    async createPlan(_: unknown, { input }: Args<PlanInput & { name: string }>, ctx: Context) {
+      return unwrap(await services.consumers.createPlan(input, ctx.apiKey.id));
+    },
+    async updatePlan(_: unknown, args: Args<PlanInput> & { id: string }, ctx: Context) {
+      return unwrap(await services.consumers.updatePlan(args.id, args.input, ctx.apiKey.id));
+    },
+    async createConsumer(_: unknown, { input }: Args<ConsumerInput & { name: string }>, ctx: Context) {
+      return unwrap(await services.consumers.createConsumer(input, ctx.apiKey.id));
+    },
+    async updateConsumer(_: unknown, args: Args<ConsumerInput> & { id: string }, ctx: Context) {
+      return unwrap(await services.consumers.updateConsumer(args.id, args.input, ctx.apiKey.id));
+    },
     async rotateApiKey(_: unknown, args: { id: string; gracePeriodSeconds: number }, ctx: Context) {
       const { secret, key } = unwrap(await services.keys.rotate(args.id, args.gracePeriodSeconds, ctx.apiKey.id));
       return { secret, apiKey: key };
@@ -60,7 +82,17 @@ export const adminResolvers = (services: { keys: KeyService; usage: FieldUsageRe
     budget: (key: ApiKeyRow) => (key.budgetPoints && key.budgetDuration ? { points: key.budgetPoints, duration: key.budgetDuration } : null),
     previousSecretValidUntil: (key: ApiKeyRow) =>
       key.previousHashExpiresAt && key.previousHashExpiresAt.getTime() > Date.now() ? key.previousHashExpiresAt : null,
-    usage: (key: ApiKeyRow) => services.usage.forKey(key.id, key.limits),
+    consumer: (key: ApiKeyRow) => (key.consumerId ? services.consumers.consumer(key.consumerId) : null),
+    async usage(key: ApiKeyRow) {
+      const standing = await services.keys.standing(key.id);
+      return standing ? services.usage.forKey(standing) : [];
+    },
+  },
+  Consumer: {
+    plan: (consumer: ConsumerRow) => (consumer.planId ? services.consumers.plan(consumer.planId) : null),
+    async keys(consumer: ConsumerRow, args: { first: number; after?: string }) {
+      return connection(unwrap(await services.keys.list({ ...args, includeRevoked: false, consumerId: consumer.id })));
+    },
   },
   AuditEvent: {
     id: (event: { id: number }) => String(event.id),

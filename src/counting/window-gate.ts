@@ -3,7 +3,8 @@ import { msUntilFits } from './sliding-window';
 import type { LimiterStore } from './store';
 import type { Ask, CounterFamily, CounterState, GroupOutcome } from './take';
 
-export type Window = { limit: number; duration: number };
+/** `limit` points per `duration` seconds; `cap`: counted under the ask's cap key (a key's own cap under its consumer). */
+export type Window = { limit: number; duration: number; cap?: true };
 
 /**
  * Where a key stands after an admitted call: the tightest window's numbers (`msBeforeNext`: when
@@ -57,20 +58,21 @@ export class WindowGate {
     return limiter;
   }
 
-  /** The asks that take `points` from every window of `key`, for a store take. */
-  asks(key: string, windows: readonly Window[], points: number): Ask[] {
-    return windows.map((window) => ({ limiter: this.limiterFor(window), key, points, limit: window.limit }));
+  /** The asks that take `points` from every window of `key` (a `cap` window: of `capKey`), for a store take. */
+  asks(key: string, windows: readonly Window[], points: number, capKey = key): Ask[] {
+    return windows.map((window) => ({ limiter: this.limiterFor(window), key: window.cap ? capKey : key, points, limit: window.limit }));
   }
 
   /** Takes `points` from every window of `key`, or nothing; throws a Refusal. */
-  async consume(key: string, windows: readonly Window[], points: number): Promise<Taken> {
-    const [outcome] = await this.store.take([{ asks: this.asks(key, windows, points), required: true }]);
+  async consume(key: string, windows: readonly Window[], points: number, capKey = key): Promise<Taken> {
+    const [outcome] = await this.store.take([{ asks: this.asks(key, windows, points, capKey), required: true }]);
     return verdict(outcome, windows, points);
   }
 
   /** Gives points back to every window, to the bucket they were taken from (a refusal found after the take). */
-  async release(key: string, windows: readonly Window[], points: number, buckets: readonly number[]): Promise<void> {
-    await this.store.giveBack(windows.map((w, i) => ({ limiter: this.limiterFor(w), key, points, bucket: buckets[i] ?? -1 }))).catch(() => undefined);
+  async release(key: string, windows: readonly Window[], points: number, buckets: readonly number[], capKey = key): Promise<void> {
+    const asks = this.asks(key, windows, points, capKey);
+    await this.store.giveBack(asks.map((ask, i) => ({ limiter: ask.limiter, key: ask.key, points, bucket: buckets[i] ?? -1 }))).catch(() => undefined);
   }
 }
 

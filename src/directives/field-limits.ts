@@ -11,8 +11,8 @@ import { SlicingError, fieldPoints, slicingValue, type FieldPolicy } from './fie
  * and the points one resolution spends (the same weights as the operation budget).
  */
 export class FieldLimits {
-  // Keys with per-coordinate overrides, as last authenticated (refreshed with the key cache).
-  private readonly overrides = new LRUCache<string, AuthenticatedKey['limits']>({ max: 100_000 });
+  // Keys with per-coordinate overrides or caps, as last authenticated (refreshed with the key cache).
+  private readonly overrides = new LRUCache<string, Pick<AuthenticatedKey, 'limits' | 'limitCaps'>>({ max: 100_000 });
 
   constructor(
     private readonly schema: GraphQLSchema,
@@ -20,12 +20,16 @@ export class FieldLimits {
     private readonly defaultListSize?: number,
   ) {}
 
+  /** A field's windows for a key: its owner's overrides or the schema's, then the key's own caps. */
   windowsFor(keyId: string, coordinate: string): readonly Window[] {
-    return this.overrides.get(keyId)?.get(coordinate) ?? this.policies.get(coordinate)?.windows ?? [];
+    const key = this.overrides.get(keyId);
+    const windows = key?.limits.get(coordinate) ?? this.policies.get(coordinate)?.windows ?? [];
+    const caps = key?.limitCaps.get(coordinate);
+    return caps ? [...windows, ...caps] : windows;
   }
 
   rememberKey(key: AuthenticatedKey): void {
-    if (key.limits.size > 0) this.overrides.set(key.id, key.limits);
+    if (key.limits.size > 0 || key.limitCaps.size > 0) this.overrides.set(key.id, { limits: key.limits, limitCaps: key.limitCaps });
     else if (this.overrides.has(key.id)) this.overrides.delete(key.id);
   }
 

@@ -86,11 +86,13 @@ function chargeOnResolve(schema: GraphQLSchema, limits: FieldLimits, gate: Field
   class GateLimiter extends RateLimiterCompatibleAbstract {
     override readonly keyPrefix = 'tg:field';
     override consume(key: string | number, points = 1): Promise<RateLimiterRes> {
+      // owner:keyId:coordinate (ids are UUIDs, without colons)
       const text = String(key);
-      const split = text.indexOf(':');
-      const keyId = text.slice(0, split);
-      const coordinate = text.slice(split + 1);
-      return gate.consume(keyId, coordinate, limits.windowsFor(keyId, coordinate), points).then((taken) => new Admitted(taken));
+      const first = text.indexOf(':');
+      const second = text.indexOf(':', first + 1);
+      const identity = { owner: text.slice(0, first), id: text.slice(first + 1, second) };
+      const coordinate = text.slice(second + 1);
+      return gate.consume(identity, coordinate, limits.windowsFor(identity.id, coordinate), points).then((taken) => new Admitted(taken));
     }
   }
   const { rateLimitDirectiveTransformer } = rateLimitDirective<FieldLimitContext, IRateLimiterOptions>({
@@ -98,8 +100,8 @@ function chargeOnResolve(schema: GraphQLSchema, limits: FieldLimits, gate: Field
     keyGenerator: (_args, _source, _fieldArgs, context, info) => {
       // Unauthenticated requests never reach resolvers; this guards direct schema use.
       if (!context.apiKey) throw new ApiError(ErrorCode.UNAUTHENTICATED, 'An API key is required.');
-      // key id and coordinate, split again by GateLimiter (FieldGate forms the counter key).
-      return `${context.apiKey.id}:${info.parentType.name}.${info.fieldName}`;
+      // owner, key id and coordinate, split again by GateLimiter (FieldGate forms the counter keys).
+      return `${context.apiKey.owner}:${context.apiKey.id}:${info.parentType.name}.${info.fieldName}`;
     },
     pointsCalculator: (_args, _source, fieldArgs, context, info) => {
       const coordinate = `${info.parentType.name}.${info.fieldName}`;
@@ -144,7 +146,7 @@ function resolveOrRefund(charged: GraphQLSchema, owners: ReadonlyMap<string, Gra
     const charge: FieldCharge | undefined = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? { ...prepaid.field, buckets: prepaid.buckets } : undefined);
     const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
     if (charge?.buckets && charge.points > 0 && context.apiKey && FREE_REFUSALS.has(code)) {
-      await gate.release(context.apiKey.id, charge.coordinate, charge.windows, charge.points, charge.buckets);
+      await gate.release(context.apiKey, charge.coordinate, charge.windows, charge.points, charge.buckets);
     }
     throw error;
   };

@@ -2,8 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { getVariableValues, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { FREE_REFUSALS, badRequest, badUserInput, limitExtensions, rateLimited, serviceUnavailable, tooComplex, unauthenticated, withHttpStatus } from '../errors';
 import type { KeyAuthenticator } from '../keys/authenticator';
-import type { AuthenticatedKey } from '../keys/types';
-import { keyTag, type FieldGate } from './field-gate';
+import type { AuthenticatedKey, KeyWindow } from '../keys/types';
+import { budgetCounterKeys, type FieldGate } from './field-gate';
 import { SlicingError, type FieldPolicy } from '../directives/field-policies';
 import type { IpCheck, IpGate, IpVerdict } from './ip-gate';
 import { DocumentTooComplex, type FieldGroup } from '../document/collect-fields';
@@ -158,10 +158,15 @@ export class Admission {
   private analysis?: OperationAnalysis;
   /** Whether an operation of this request has this admission already (a batch shares one request's context). */
   private taken = false;
-  /** The bucket the prepaid points came from: a refund goes back to it. */
-  private prepaidBucket = -1;
-  /** The key's operation budget window. */
-  private readonly budget: Window;
+  /** The bucket each window's prepaid points came from: a refund goes back to them. */
+  private prepaidBuckets: readonly number[] = [];
+  /**
+   * The operation budget's windows: the owner's (the key's, or its consumer's, shared by all the
+   * consumer's keys), then the key's own caps under a consumer. All are taken or none.
+   */
+  private readonly windows: readonly KeyWindow[];
+  /** The window the client is told about: the tightest after the last take or read. */
+  private budget: Window;
 
   constructor(
     private readonly admissions: Admissions,
@@ -169,8 +174,14 @@ export class Admission {
     readonly meta: RequestMeta,
     private readonly ip: IpCheck,
   ) {
-    const budget = key.budget ?? admissions?.settings.defaultBudget ?? { points: 0, duration: 1 };
-    this.budget = { limit: budget.points, duration: budget.duration };
+    const fallback = admissions?.settings.defaultBudget ?? { points: 0, duration: 1 };
+    this.windows = [...(key.budgets ?? [{ limit: fallback.points, duration: fallback.duration }]), ...key.budgetCaps];
+    this.budget = this.windows[0];
+  }
+
+  /** Where the key's budget counters are: the owner's name, and the key's own for its caps. */
+  private get counterKeys(): [owner: string, cap: string] {
+    return budgetCounterKeys(this.key);
   }
 
   /** An admission through no gates at all: the bench's bare baseline. */
@@ -257,21 +268,22 @@ export class Admission {
     settings.onCost?.(cost);
     const dryRun = analysis.dryRun;
     this.cost.dryRun = dryRun;
-    const budget = this.budget;
     // A dry run, or an operation that costs nothing, only reads where the key stands.
     const reading = dryRun || cost === 0;
-    if (!reading && cost > settings.maxCost && settings.mode === 'enforce') {
+    const maxCost = this.key.maxOperationCost ?? settings.maxCost;
+    if (!reading && cost > maxCost && settings.mode === 'enforce') {
       settings.onRejected?.('operation');
       this.refused('operation:too-complex');
-      throw tooComplex(`This operation costs ${cost} points; the most one operation may cost is ${settings.maxCost}.`, { cost, maxCost: settings.maxCost });
+      throw tooComplex(`This operation costs ${cost} points; the most one operation may cost is ${maxCost}.`, { cost, maxCost });
     }
     // More than a whole window holds can never be admitted: not a 429 a client would retry for ever.
-    if (!reading && cost > budget.limit && settings.mode === 'enforce') {
+    const smallest = this.windows.reduce((a, b) => (b.limit < a.limit ? b : a));
+    if (!reading && cost > smallest.limit && settings.mode === 'enforce') {
       settings.onRejected?.('operation');
       this.refused('operation:over-budget');
       throw tooComplex(
-        `This operation costs ${cost} points; this key's budget holds ${budget.limit} points per ${budget.duration}-second window, so it can never be admitted. Ask for less.`,
-        { cost, limit: budget.limit, duration: budget.duration },
+        `This operation costs ${cost} points; this key's budget holds ${smallest.limit} points per ${smallest.duration}-second window, so it can never be admitted. Ask for less.`,
+        { cost, limit: smallest.limit, duration: smallest.duration },
       );
     }
     // A dry run executes nothing but the status field; anything else takes its root fields' budgets now.
@@ -289,8 +301,9 @@ export class Admission {
     const first = withIp ? 1 : 0;
     const groups = new Array<Group>(first + 1 + fields.length); // sized up front: a pushed array reserves 17 slots
     if (withIp) groups[0] = { asks: [this.ip.ask()], required: true };
-    groups[first] = { asks: gate.asks(keyTag(this.key.id), [budget], reading ? 0 : cost), required: settings.mode === 'enforce' };
-    for (let i = 0; i < fields.length; i++) groups[first + 1 + i] = { asks: settings.fieldGate.asks(this.key.id, fields[i].coordinate, fields[i].windows, fields[i].points) };
+    const [owner, cap] = this.counterKeys;
+    groups[first] = { asks: gate.asks(owner, this.windows, reading ? 0 : cost, cap), required: settings.mode === 'enforce' };
+    for (let i = 0; i < fields.length; i++) groups[first + 1 + i] = { asks: settings.fieldGate.asks(this.key, fields[i].coordinate, fields[i].windows, fields[i].points) };
     const started = performance.now();
     let outcomes: GroupOutcome[];
     try {
@@ -305,22 +318,27 @@ export class Admission {
     }
 
     const charge = outcomes[first];
-    const used = charge.states[0];
-    this.record(used);
     if (charge.ok && !reading) {
       this.cost.prepaid = cost;
-      this.prepaidBucket = used?.bucket ?? -1;
+      this.prepaidBuckets = bucketsOf(charge.states);
     }
     if (!charge.ok && settings.mode === 'enforce') {
+      // The window that refused is the one the client must hear about.
+      const at = Math.max(0, charge.refusedAt);
+      const refusedBy = this.windows[at];
+      const used = charge.states[at];
+      this.record(charge.states, at);
       settings.onRejected?.('operation');
       this.refused('operation');
       const remaining = this.cost.remaining ?? 0;
-      const ext = limitExtensions({ limit: budget.limit, duration: budget.duration, remaining, msBeforeNext: retryAfterMs(used, cost, budget) });
+      const ext = limitExtensions({ limit: refusedBy.limit, duration: refusedBy.duration, remaining, msBeforeNext: retryAfterMs(used, cost, refusedBy) });
+      const whose = refusedBy.cap ? "this key's own cap" : this.key.consumerId ? "its consumer's budget" : 'its budget';
       throw rateLimited(
-        `This operation costs ${cost} points and ${remaining} of ${budget.limit} remain in this ${budget.duration}-second window; retry in ${ext.retryAfter} s.`,
-        { gate: 'operation', cost, ...ext },
+        `This operation costs ${cost} points and ${remaining} of ${refusedBy.limit} remain in ${whose} of ${refusedBy.duration} seconds; retry in ${ext.retryAfter} s.`,
+        { gate: 'operation', cost, ...ext, ...(refusedBy.cap ? { cap: true } : {}) },
       );
     }
+    this.record(charge.states);
     // Measured, or admitted: each limited root field resolves with what its own take decided.
     if (fields.length) {
       this.prepaid = new Map();
@@ -352,14 +370,16 @@ export class Admission {
   }
 
   private async settleWithStore(refund: number): Promise<null> {
-    const limiter = this.admissions.gate.limiterFor(this.budget);
+    const { gate } = this.admissions;
     const { store } = this.admissions.settings;
-    const read = () => store.read(limiter, keyTag(this.key.id)).catch(() => null);
+    const [owner, cap] = this.counterKeys;
+    const asks = gate.asks(owner, this.windows, 0, cap);
+    const read = () => Promise.all(asks.map((ask) => store.read(ask.limiter, ask.key).catch(() => null)));
     if (this.cost.remaining === undefined) this.record(await read());
     if (refund > 0) {
-      // To the bucket the points came from; one that counts nothing any more gets nothing (and reports as is).
-      const [after] = await store.giveBack([{ limiter, key: keyTag(this.key.id), points: refund, bucket: this.prepaidBucket }]).catch(() => [null]);
-      this.record(after ?? (await read()));
+      // To the buckets the points came from; one that counts nothing any more gets nothing (and reports as is).
+      const after = await store.giveBack(asks.map((ask, i) => ({ limiter: ask.limiter, key: ask.key, points: refund, bucket: this.prepaidBuckets[i] ?? -1 }))).catch(() => null);
+      this.record(after && after.every((state) => state) ? after : await read());
     }
     return null;
   }
@@ -370,7 +390,7 @@ export class Admission {
     const requested = this.cost.requested ?? 0;
     // Refused before the budget was read (the IP gate): what is not known is left out.
     if (this.cost.remaining === undefined) {
-      return { extension: { requestedQueryCost: requested, actualQueryCost: 0 }, headers: { 'ratelimit-policy': `"budget";q=${budget.limit};w=${budget.duration}` } };
+      return { extension: { requestedQueryCost: requested, actualQueryCost: 0 }, headers: { 'ratelimit-policy': this.policyHeader() } };
     }
     const secondsToReset = Math.max(0, Math.ceil(((this.cost.resetAt?.getTime() ?? Date.now()) - Date.now()) / 1000));
     return {
@@ -380,22 +400,32 @@ export class Admission {
         throttleStatus: { maximumAvailable: this.cost.limit, currentlyAvailable: this.cost.remaining, resetAt: this.cost.resetAt && isoTime(this.cost.resetAt) },
       },
       headers: {
-        'ratelimit-policy': `"budget";q=${budget.limit};w=${budget.duration}`,
-        ratelimit: `"budget";r=${this.cost.remaining};t=${secondsToReset}`,
+        'ratelimit-policy': this.policyHeader(),
+        ratelimit: `"${policyName(budget, this.windows.indexOf(budget))}";r=${this.cost.remaining};t=${secondsToReset}`,
       },
     };
   }
 
+  /** RateLimit-Policy: every window of the budget, the first named `budget`. */
+  private policyHeader(): string {
+    return this.windows.map((w, i) => `"${policyName(w, i)}";q=${w.limit};w=${w.duration}`).join(', ');
+  }
+
   /**
-   * Records where the key stands, from its budget counter as a take, a read or a give-back left
-   * it (none: nothing known, so the whole budget). `resetAt` is when the counter's current bucket
-   * ends: what it holds then starts to fade (sliding-window.ts).
+   * Records where the key stands, from its budget counters (one state per window) as a take, a
+   * read or a give-back left them — reporting the tightest window, or `at` (the one that refused).
+   * A window not read is taken as unspent. `resetAt` is when that counter's current bucket ends:
+   * what it holds then starts to fade (sliding-window.ts).
    */
-  private record(state: CounterState | null | undefined) {
-    const budget = this.budget;
+  private record(states: readonly (CounterState | null | undefined)[], at?: number) {
+    const left = (i: number) => this.windows[i].limit - (states[i]?.used ?? 0);
+    let chosen = at ?? 0;
+    if (at === undefined) for (let i = 1; i < this.windows.length; i++) if (left(i) < left(chosen)) chosen = i;
+    const budget = (this.budget = this.windows[chosen]);
+    const state = states[chosen];
     this.cost.limit = budget.limit;
     this.cost.window = budget.duration;
-    this.cost.remaining = state ? Math.max(0, budget.limit - state.used) : budget.limit;
+    this.cost.remaining = Math.max(0, left(chosen));
     this.cost.resetAt = new Date(Date.now() + (state ? state.msLeft : budget.duration * 1000));
   }
 }
@@ -423,6 +453,9 @@ function isoTime(date: Date): string {
   if (ms !== lastIso.ms) lastIso = { ms, text: date.toISOString() };
   return lastIso.text;
 }
+
+/** A budget window's name in the RateLimit headers: the first is `budget`; others say their length and whether they cap the key. */
+const policyName = (window: Window, index: number) => (index === 0 ? 'budget' : `${window.cap ? 'key' : 'budget'}-${window.duration}s`);
 
 const NO_VARIABLES: Record<string, unknown> = Object.freeze({});
 const NO_FIELDS: readonly never[] = [];

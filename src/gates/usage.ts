@@ -1,9 +1,9 @@
 import { FieldGate, type Window } from './field-gate';
 import type { FieldPolicy } from '../directives/field-policies';
-import type { LimitOverride } from '../db/schema';
+import type { AuthenticatedKey } from '../keys/types';
 import type { LimiterStore } from '../counting/store';
 
-export type FieldUsage = { coordinate: string; limit: number; duration: number; remaining: number; resetAt: Date | null };
+export type FieldUsage = { coordinate: string; limit: number; duration: number; cap: boolean; remaining: number; resetAt: Date | null };
 
 /** Reads a key's remaining field budgets without spending them (a store read, never a take). */
 export class FieldUsageReader {
@@ -18,20 +18,22 @@ export class FieldUsageReader {
     this.policies = policies;
   }
 
-  async forKey(keyId: string, overrides: readonly LimitOverride[]): Promise<FieldUsage[]> {
+  /** Every field window that applies to the key: its owner's (shared with the consumer's other keys), then its own caps. */
+  async forKey(key: AuthenticatedKey): Promise<FieldUsage[]> {
     const rows: { coordinate: string; window: Window }[] = [];
     for (const policy of this.policies.values()) {
-      const own = overrides.filter((o) => o.coordinate === policy.coordinate);
-      const windows = own.length ? own : policy.windows;
-      for (const window of windows) rows.push({ coordinate: policy.coordinate, window: { limit: window.limit, duration: window.duration } });
+      const windows = [...(key.limits.get(policy.coordinate) ?? policy.windows), ...(key.limitCaps.get(policy.coordinate) ?? [])];
+      for (const window of windows) rows.push({ coordinate: policy.coordinate, window });
     }
     return Promise.all(
       rows.map(async ({ coordinate, window }) => {
-        const state = await this.store.read(this.gate.limiterFor(window), FieldGate.storeKey(keyId, coordinate)).catch(() => null);
+        const [owner, cap] = FieldGate.storeKeys(key, coordinate);
+        const state = await this.store.read(this.gate.limiterFor(window), window.cap ? cap : owner).catch(() => null);
         return {
           coordinate,
           limit: window.limit,
           duration: window.duration,
+          cap: !!window.cap,
           remaining: Math.max(0, window.limit - (state?.used ?? 0)),
           // When the current bucket ends (what it holds then fades); null when nothing is spent.
           resetAt: state && state.used > 0 ? new Date(Date.now() + state.msLeft) : null,

@@ -29,6 +29,8 @@ export const directiveTypeDefs = sdl('directives.graphql');
 const coreTypeDefs = [directiveTypeDefs, sdl('common.graphql'), sdl('rate-limit.graphql')];
 /** The key-administration API (`me`, `createApiKey`, …), merged in unless turned off. */
 export const adminTypeDefs = sdl('admin.graphql');
+/** Consumers and plans, part of the admin API. */
+export const consumerTypeDefs = sdl('consumers.graphql');
 
 export type SchemaSpec = Pick<IExecutableSchemaDefinition, 'typeDefs' | 'resolvers'>;
 
@@ -57,7 +59,7 @@ export function buildSchema(spec: SchemaSpec, options: {
 }): BuiltSchema {
   const owners = (v: unknown) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
   const base = makeExecutableSchema({
-    typeDefs: [...coreTypeDefs, ...(options.admin ? [adminTypeDefs] : []), ...owners(spec.typeDefs)],
+    typeDefs: [...coreTypeDefs, ...(options.admin ? [adminTypeDefs, consumerTypeDefs] : []), ...owners(spec.typeDefs)],
     resolvers: [{ DateTime: DateTimeResolver, JSONObject: JSONObjectResolver }, rateLimitStatusResolvers, ...owners(options.admin ?? undefined), ...owners(spec.resolvers)],
   });
   const policies = readFieldPolicies(base);

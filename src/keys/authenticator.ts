@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Database } from '../db/client';
 import { hashKey, MAX_KEY_LENGTH, parseKey } from './format';
-import { findActiveKeyByHash, toAuthenticatedKey, touchLastUsed, type ApiKeyRow } from './repository';
+import { findActiveKeyByHash, toAuthenticatedKey, touchLastUsed, type ApiKeyRow, type KeyRecord } from './repository';
 import type { AuthenticatedKey } from './types';
 import { serviceUnavailable } from '../errors';
 import { withTimeout } from '../timeout';
@@ -107,27 +107,30 @@ export class KeyAuthenticator {
    * is a 503, never a 500 and never a wait.
    */
   private async lookup(hash: string, now: number, stale: Entry | undefined): Promise<Entry> {
-    let row: ApiKeyRow | null;
+    let found: KeyRecord | null;
     try {
       const timeoutMs = this.options.databaseTimeoutMs ?? 2000;
-      row = await withTimeout(findActiveKeyByHash(this.options.db, hash, new Date(now)), timeoutMs, 'the API key lookup');
+      found = await withTimeout(findActiveKeyByHash(this.options.db, hash, new Date(now)), timeoutMs, 'the API key lookup');
       this.options.onDatabaseResult?.(null);
     } catch (error) {
       this.options.onDatabaseResult?.(error);
       if (stale?.key && now - stale.fetchedAt < this.options.cacheTtlMs + (this.options.staleIfErrorMs ?? 0)) return stale;
       throw serviceUnavailable('The API key store is temporarily unavailable; try again shortly.', 5);
     }
-    const entry: Entry = { key: row ? toAuthenticatedKey(row) : null, until: row ? validUntil(row, hash) : Infinity, fetchedAt: now };
+    const entry: Entry = { key: found ? toAuthenticatedKey(found) : null, until: found ? validUntil(found.key, hash) : Infinity, fetchedAt: now };
     if (this.options.cacheTtlMs > 0) {
       this.cache.set(hash, entry, entry.key ? undefined : { ttl: Math.max(this.options.negativeCacheTtlMs, 1) });
     }
     return entry;
   }
 
-  /** Drops every cached entry of a key (revoked, rotated, changed), and all negative entries. */
-  invalidate(keyId: string): void {
+  /**
+   * Drops every cached entry of a key (revoked, rotated, changed) — or of every key under a
+   * consumer or a plan, when `id` is one (their budgets changed) — and all negative entries.
+   */
+  invalidate(id: string): void {
     for (const [hash, entry] of this.cache.entries()) {
-      if (!entry.key || entry.key.id === keyId) this.cache.delete(hash);
+      if (!entry.key || entry.key.id === id || entry.key.owner === id || entry.key.planId === id) this.cache.delete(hash);
     }
   }
 

@@ -1,5 +1,6 @@
 /**
- * Redis pub/sub channel on which a key change (revoke, rotate, update) is announced with the key
- * id, so every instance drops that key from its cache within a second.
+ * Redis pub/sub channel on which a change is announced with the id it touched — a key (revoke,
+ * rotate, update), or a consumer or plan (every key under it) — so every instance drops the keys
+ * it names from its cache within a second.
  */
 export const KEY_CHANGED_CHANNEL = 'tollgate:key-changed';

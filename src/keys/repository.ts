@@ -1,24 +1,57 @@
 import { and, eq, gt, or, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { apiKeys } from '../db/schema';
-import type { AuthenticatedKey, LimitOverride } from './types';
+import { apiKeys, consumers, plans } from '../db/schema';
+import type { AuthenticatedKey, BudgetWindow, KeyWindow, LimitOverride } from './types';
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type ConsumerRow = typeof consumers.$inferSelect;
+export type PlanRow = typeof plans.$inferSelect;
 
-export function toAuthenticatedKey(row: ApiKeyRow): AuthenticatedKey {
-  const limits = new Map<string, { limit: number; duration: number }[]>();
-  for (const o of row.limits as LimitOverride[]) {
-    const windows = limits.get(o.coordinate) ?? [];
-    windows.push({ limit: o.limit, duration: o.duration });
-    limits.set(o.coordinate, windows);
+/** A key as it was found: its row, and its consumer's and plan's when it has them. */
+export type KeyRecord = { key: ApiKeyRow; consumer: ConsumerRow | null; plan: PlanRow | null };
+
+const byCoordinate = (overrides: readonly LimitOverride[], cap?: true) => {
+  const windows = new Map<string, KeyWindow[]>();
+  for (const o of overrides) windows.set(o.coordinate, [...(windows.get(o.coordinate) ?? []), cap ? { limit: o.limit, duration: o.duration, cap } : { limit: o.limit, duration: o.duration }]);
+  return windows;
+};
+const asWindows = (budgets: readonly BudgetWindow[], cap?: true): KeyWindow[] => budgets.map((b) => (cap ? { limit: b.points, duration: b.duration, cap } : { limit: b.points, duration: b.duration }));
+const ownBudget = (row: ApiKeyRow): BudgetWindow[] => (row.budgetPoints && row.budgetDuration ? [{ points: row.budgetPoints, duration: row.budgetDuration }] : []);
+
+/**
+ * What the gates decide on. A key without a consumer spends its own budgets, as it always did. A
+ * key under a consumer spends the consumer's — the consumer's own windows and limits, else its
+ * plan's, coordinate by coordinate, else the server's defaults — and its own budget and limits
+ * cap it on top, taken in the same take.
+ */
+export function toAuthenticatedKey({ key: row, consumer, plan }: KeyRecord): AuthenticatedKey {
+  let limits: Map<string, KeyWindow[]>;
+  let budgets: KeyWindow[] | null;
+  let budgetCaps: KeyWindow[] = [];
+  let limitCaps = new Map<string, KeyWindow[]>();
+  if (!consumer) {
+    limits = byCoordinate(row.limits);
+    budgets = ownBudget(row).length ? asWindows(ownBudget(row)) : null;
+  } else {
+    limits = new Map([...byCoordinate(plan?.limits ?? []), ...byCoordinate(consumer.limits)]);
+    const shared = consumer.budgets.length ? consumer.budgets : plan?.budgets ?? [];
+    budgets = shared.length ? asWindows(shared) : null;
+    budgetCaps = asWindows(ownBudget(row), true);
+    limitCaps = byCoordinate(row.limits, true);
   }
   return Object.freeze({
     id: row.id,
     name: row.name,
     scopes: Object.freeze([...row.scopes]),
     expiresAt: row.expiresAt,
+    owner: consumer?.id ?? row.id,
+    consumerId: consumer?.id ?? null,
+    planId: plan?.id ?? null,
     limits,
-    budget: row.budgetPoints && row.budgetDuration ? { points: row.budgetPoints, duration: row.budgetDuration } : null,
+    limitCaps,
+    budgets,
+    budgetCaps,
+    maxOperationCost: plan?.maxOperationCost ?? null,
   });
 }
 
@@ -26,10 +59,13 @@ export function toAuthenticatedKey(row: ApiKeyRow): AuthenticatedKey {
  * The key whose current secret hashes to `hash`, or whose previous secret does while its
  * rotation grace period lasts. Revoked and expired keys are filtered here, in one indexed query.
  */
-export async function findActiveKeyByHash(db: Database, hash: string, now = new Date()): Promise<ApiKeyRow | null> {
+export async function findActiveKeyByHash(db: Database, hash: string, now = new Date()): Promise<KeyRecord | null> {
+  // One statement: the key with its consumer and plan.
   const rows = await db
-    .select()
+    .select({ key: apiKeys, consumer: consumers, plan: plans })
     .from(apiKeys)
+    .leftJoin(consumers, eq(consumers.id, apiKeys.consumerId))
+    .leftJoin(plans, eq(plans.id, consumers.planId))
     .where(
       and(
         or(eq(apiKeys.hash, hash), and(eq(apiKeys.previousHash, hash), gt(apiKeys.previousHashExpiresAt, now))),
@@ -37,6 +73,18 @@ export async function findActiveKeyByHash(db: Database, hash: string, now = new 
         or(sql`${apiKeys.expiresAt} is null`, gt(apiKeys.expiresAt, now)),
       ),
     )
+    .limit(1);
+  return rows[0] ?? null;
+}
+
+/** A key's record by id (its consumer and plan with it), for reading its standing. */
+export async function findKeyRecord(db: Database, id: string): Promise<KeyRecord | null> {
+  const rows = await db
+    .select({ key: apiKeys, consumer: consumers, plan: plans })
+    .from(apiKeys)
+    .leftJoin(consumers, eq(consumers.id, apiKeys.consumerId))
+    .leftJoin(plans, eq(plans.id, consumers.planId))
+    .where(eq(apiKeys.id, id))
     .limit(1);
   return rows[0] ?? null;
 }

@@ -1,11 +1,12 @@
 import { and, desc, asc, eq, gt, or, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { apiKeys, auditEvents, type LimitOverride } from '../db/schema';
+import { apiKeys, auditEvents, consumers, type LimitOverride } from '../db/schema';
+import { decodeCursor, diff, encodeCursor, fail, invalidBudgets, invalidLimits, invalidName, isUuid, type Failure, type Result } from './limits-input';
 import { displayStart, generateKey, hashKey } from './format';
-import type { ApiKeyRow } from './repository';
+import { findKeyRecord, toAuthenticatedKey, type ApiKeyRow } from './repository';
+import type { AuthenticatedKey } from './types';
 
-export type Failure = { ok: false; code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'FORBIDDEN'; message: string; field?: string; reason?: string };
-export type Result<T> = { ok: true; value: T } | Failure;
+export type { Failure, Result };
 
 export type KeyInput = {
   name?: string;
@@ -13,6 +14,8 @@ export type KeyInput = {
   expiresAt?: Date | null;
   limits?: LimitOverride[];
   budget?: { points: number; duration: number } | null;
+  /** The consumer whose budgets the key spends (its own budget and limits then cap it); null: none. */
+  consumerId?: string | null;
 };
 
 export type Page<T> = { nodes: { cursor: string; node: T }[]; hasNextPage: boolean; totalCount: number };
@@ -21,8 +24,6 @@ export type AuditEvent = typeof auditEvents.$inferSelect;
 /** Arbitrary, fixed: the advisory lock id that serialises first-start bootstraps. */
 const FIRST_ADMIN_LOCK = 7_411_001;
 type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
-const fail = (code: Failure['code'], message: string, field?: string): Failure => ({ ok: false, code, message, field });
-const MAX_DURATION = 366 * 24 * 3600;
 
 /**
  * Key administration, shared by the GraphQL admin API and the `keys` CLI. Every change writes
@@ -46,7 +47,7 @@ export class KeyService {
   }
 
   async create(input: KeyInput & { name: string }, actorKeyId: string | null): Promise<Result<{ secret: string; key: ApiKeyRow }>> {
-    const invalid = this.validate(input, true);
+    const invalid = this.validate(input, true) ?? (await this.unknownConsumer(input));
     if (invalid) return invalid;
     return { ok: true, value: await this.db.transaction((tx) => this.insert(tx, input, actorKeyId)) };
   }
@@ -76,6 +77,7 @@ export class KeyService {
         limits: input.limits ?? [],
         budgetPoints: input.budget?.points ?? null,
         budgetDuration: input.budget?.duration ?? null,
+        consumerId: input.consumerId ?? null,
       })
       .returning();
     await tx.insert(auditEvents).values({ actorKeyId, action: 'key.created', targetKeyId: key.id, details: { after: publicView(key) } });
@@ -83,7 +85,7 @@ export class KeyService {
   }
 
   async update(id: string, input: KeyInput, actorKeyId: string | null): Promise<Result<ApiKeyRow>> {
-    const invalid = this.validate(input, false);
+    const invalid = this.validate(input, false) ?? (await this.unknownConsumer(input));
     if (invalid) return invalid;
     return this.change(id, actorKeyId, 'key.updated', () => ({
       ...(input.name !== undefined ? { name: input.name } : {}),
@@ -91,7 +93,17 @@ export class KeyService {
       ...(input.expiresAt !== undefined ? { expiresAt: input.expiresAt } : {}),
       ...(input.limits !== undefined ? { limits: input.limits } : {}),
       ...(input.budget !== undefined ? { budgetPoints: input.budget?.points ?? null, budgetDuration: input.budget?.duration ?? null } : {}),
+      ...(input.consumerId !== undefined ? { consumerId: input.consumerId } : {}),
     }));
+  }
+
+  /** A consumerId that names no consumer: BAD_USER_INPUT, nothing written. */
+  private async unknownConsumer(input: KeyInput): Promise<Failure | null> {
+    if (!input.consumerId) return null;
+    const unknown = fail('BAD_USER_INPUT', `No consumer with id "${input.consumerId}".`, 'consumerId');
+    if (!isUuid(input.consumerId)) return unknown;
+    const [found] = await this.db.select({ id: consumers.id }).from(consumers).where(eq(consumers.id, input.consumerId));
+    return found ? null : unknown;
   }
 
   /** Idempotent: revoking a revoked key returns it unchanged and writes no second audit row. */
@@ -117,15 +129,22 @@ export class KeyService {
     return result.ok ? { ok: true, value: { secret, key: result.value } } : result;
   }
 
+  /** What the gates decide a key's requests on (its consumer and plan applied), for reading its standing. */
+  async standing(id: string): Promise<AuthenticatedKey | null> {
+    if (!isUuid(id)) return null;
+    const record = await findKeyRecord(this.db, id);
+    return record && toAuthenticatedKey(record);
+  }
+
   async get(id: string): Promise<ApiKeyRow | null> {
     if (!isUuid(id)) return null;
     const [row] = await this.db.select().from(apiKeys).where(eq(apiKeys.id, id));
     return row ?? null;
   }
 
-  async list(args: { first: number; after?: string | null; includeRevoked: boolean }): Promise<Result<Page<ApiKeyRow>>> {
+  async list(args: { first: number; after?: string | null; includeRevoked: boolean; consumerId?: string }): Promise<Result<Page<ApiKeyRow>>> {
     if (!Number.isInteger(args.first) || args.first < 1 || args.first > 100) return fail('BAD_USER_INPUT', '"first" must be from 1 to 100.', 'first');
-    const filter = args.includeRevoked ? undefined : sql`${apiKeys.revokedAt} is null`;
+    const filter = and(args.includeRevoked ? undefined : sql`${apiKeys.revokedAt} is null`, args.consumerId ? eq(apiKeys.consumerId, args.consumerId) : undefined);
     let position: SQL | undefined;
     if (args.after) {
       const cursor = decodeCursor(args.after);
@@ -144,16 +163,17 @@ export class KeyService {
     };
   }
 
-  async auditEvents(args: { first: number; after?: string | null; keyId?: string | null }): Promise<Result<Page<AuditEvent>>> {
+  async auditEvents(args: { first: number; after?: string | null; keyId?: string | null; targetId?: string | null }): Promise<Result<Page<AuditEvent>>> {
     if (!Number.isInteger(args.first) || args.first < 1 || args.first > 100) return fail('BAD_USER_INPUT', '"first" must be from 1 to 100.', 'first');
     if (args.keyId && !isUuid(args.keyId)) return fail('BAD_USER_INPUT', '"keyId" is not a key id.', 'keyId');
+    if (args.targetId && !isUuid(args.targetId)) return fail('BAD_USER_INPUT', '"targetId" is not a consumer or plan id.', 'targetId');
     let before: number | undefined;
     if (args.after) {
       const match = /^audit:(\d{1,15})$/.exec(Buffer.from(args.after, 'base64url').toString('utf8'));
       if (!match) return fail('BAD_USER_INPUT', '"after" is not a cursor returned by this API.', 'after');
       before = Number(match[1]);
     }
-    const filter = args.keyId ? eq(auditEvents.targetKeyId, args.keyId) : undefined;
+    const filter = and(args.keyId ? eq(auditEvents.targetKeyId, args.keyId) : undefined, args.targetId ? eq(auditEvents.targetId, args.targetId) : undefined);
     const rows = await this.db
       .select()
       .from(auditEvents)
@@ -211,9 +231,8 @@ export class KeyService {
 
   private validate(input: KeyInput, creating: boolean): Failure | null {
     if (input.name !== undefined || creating) {
-      const name = input.name?.trim() ?? '';
-      if (name.length < 1 || name.length > 100) return fail('BAD_USER_INPUT', '"name" must be 1 to 100 characters.', 'name');
-      if (/[\u0000-\u001f\u007f]/.test(name)) return fail('BAD_USER_INPUT', '"name" may not contain control characters.', 'name');
+      const invalid = invalidName(input.name);
+      if (invalid) return invalid;
     }
     for (const scope of input.scopes ?? []) {
       if (!this.options.scopes.includes(scope)) {
@@ -225,27 +244,7 @@ export class KeyService {
         return fail('BAD_USER_INPUT', '"expiresAt" must be in the future.', 'expiresAt');
       }
     }
-    const windowsSeen = new Set<string>();
-    for (const [i, o] of (input.limits ?? []).entries()) {
-      // One counter per coordinate and window length: two limits on one window length would share it.
-      const window = `${o.coordinate}/${o.duration}`;
-      if (windowsSeen.has(window)) return fail('BAD_USER_INPUT', `"${o.coordinate}" has two limits with a ${o.duration}-second window; give one.`, `limits[${i}].duration`);
-      windowsSeen.add(window);
-      if (!this.options.limitedCoordinates.has(o.coordinate)) {
-        return fail('BAD_USER_INPUT', `"${o.coordinate}" carries no @rateLimit; limited fields: ${[...this.options.limitedCoordinates].join(', ')}.`, `limits[${i}].coordinate`);
-      }
-      if (!Number.isInteger(o.limit) || o.limit < 1) return fail('BAD_USER_INPUT', '"limit" must be a positive integer.', `limits[${i}].limit`);
-      if (!Number.isInteger(o.duration) || o.duration < 1 || o.duration > MAX_DURATION) {
-        return fail('BAD_USER_INPUT', `"duration" must be from 1 to ${MAX_DURATION} seconds.`, `limits[${i}].duration`);
-      }
-    }
-    if (input.budget) {
-      if (!Number.isInteger(input.budget.points) || input.budget.points < 1) return fail('BAD_USER_INPUT', '"budget.points" must be a positive integer.', 'budget.points');
-      if (!Number.isInteger(input.budget.duration) || input.budget.duration < 1 || input.budget.duration > MAX_DURATION) {
-        return fail('BAD_USER_INPUT', `"budget.duration" must be from 1 to ${MAX_DURATION} seconds.`, 'budget.duration');
-      }
-    }
-    return null;
+    return invalidLimits(input.limits, this.options.limitedCoordinates) ?? invalidBudgets(input.budget ? [input.budget] : undefined, 'budget');
   }
 }
 
@@ -259,28 +258,9 @@ function publicView(row: ApiKeyRow) {
     revokedAt: row.revokedAt?.toISOString() ?? null,
     limits: row.limits,
     budget: row.budgetPoints ? { points: row.budgetPoints, duration: row.budgetDuration } : null,
+    consumerId: row.consumerId,
     previousSecretValidUntil: row.previousHashExpiresAt?.toISOString() ?? null,
   };
 }
 
-function diff(before: Record<string, unknown>, after: Record<string, unknown>, action: string) {
-  const changed = Object.keys(after).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
-  return {
-    action,
-    before: Object.fromEntries(changed.map((k) => [k, before[k]])),
-    after: Object.fromEntries(changed.map((k) => [k, after[k]])),
-  };
-}
-
 const unique = (values: string[]) => [...new Set(values)];
-const isUuid = (id: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
-
-function encodeCursor(at: Date, id: string) {
-  return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { at: Date; id: string } | null {
-  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const at = new Date(iso);
-  return id && isUuid(id) && !Number.isNaN(at.getTime()) ? { at, id } : null;
-}

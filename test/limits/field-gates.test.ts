@@ -49,7 +49,8 @@ const resolvers = {
 };
 
 function makeKey(scopes: string[] = [], limits: [string, { limit: number; duration: number }[]][] = []): AuthenticatedKey {
-  return { id: randomUUID(), name: 't', scopes, expiresAt: null, limits: new Map(limits), budget: null };
+  const id = randomUUID();
+  return { id, name: 't', scopes, expiresAt: null, limits: new Map(limits), limitCaps: new Map(), owner: id, consumerId: null, planId: null, budgets: null, budgetCaps: [], maxOperationCost: null };
 }
 
 function harness(store: LimiterStore) {
@@ -155,9 +156,9 @@ describe.each(storeBackends())('field gates on the %s store', (kind) => {
     const refused = await h.run('{ windows }', key);
     expect(refused.errors![0].extensions).toMatchObject({ code: 'RATE_LIMITED', limit: 3, duration: 60 });
     // the hour window holds exactly the 3 admitted calls: the refusal was given back
-    const hour = await store.read(h.gate.limiterFor({ limit: 5, duration: 3600 }), FieldGate.storeKey(key.id, 'Query.windows'));
+    const hour = await store.read(h.gate.limiterFor({ limit: 5, duration: 3600 }), FieldGate.storeKeys(key, 'Query.windows')[0]);
     expect(hour.used).toBe(3);
-    const minute = await store.read(h.gate.limiterFor({ limit: 3, duration: 60 }), FieldGate.storeKey(key.id, 'Query.windows'));
+    const minute = await store.read(h.gate.limiterFor({ limit: 3, duration: 60 }), FieldGate.storeKeys(key, 'Query.windows')[0]);
     expect(minute.used).toBe(3);
   });
 
@@ -184,7 +185,7 @@ describe.each(storeBackends())('field gates on the %s store', (kind) => {
       expect(result.errors).toBeUndefined();
       // Thing.weight: 3 points × n items in one script call (Query.things itself is not limited)
       expect(store.commands() - before).toBe(1);
-      const stored = await store.read(h.gate.limiterFor({ limit: 1000, duration: 60 }), FieldGate.storeKey(key.id, 'Thing.weight'));
+      const stored = await store.read(h.gate.limiterFor({ limit: 1000, duration: 60 }), FieldGate.storeKeys(key, 'Thing.weight')[0]);
       expect(stored.used).toBe(3 * n);
     }
   });
@@ -278,7 +279,7 @@ describeWithRedis('field gates shared through Redis', () => {
       const fresh = makeKey();
       for (let i = 0; i < 5; i++) expect(codes(await h.run('{ five }', fresh))).toEqual([]);
       expect(codes(await h.run('{ five }', fresh))).toEqual(['RATE_LIMITED']);
-      const stored = await store.read(h.gate.limiterFor({ limit: 5, duration: 60 }), FieldGate.storeKey(fresh.id, 'Query.five'));
+      const stored = await store.read(h.gate.limiterFor({ limit: 5, duration: 60 }), FieldGate.storeKeys(fresh, 'Query.five')[0]);
       expect(stored.used).toBe(5);
       await store.close();
       await proxy.close();
