@@ -72,6 +72,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     logger,
     observe: (kind, call, seconds) => metrics.storeCall(kind, call, seconds),
     onFailure: (call) => metrics.storeFailure('redis', call),
+    now: options.now,
   });
   metrics.countRedisCommands(() => store.commands());
   const storeReady = store.ready();

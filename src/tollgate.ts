@@ -208,7 +208,7 @@ type Gates = {
 
 /** No gate at all: every request is admitted as one built-in key and charged nothing. Never in production. */
 function openGates(config: Config): Gates {
-  const bareKey: AuthenticatedKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), limitCaps: new Map(), owner: '00000000-0000-4000-8000-000000000000', consumerId: null, planId: null, budgets: null, budgetCaps: [], maxOperationCost: null };
+  const bareKey: AuthenticatedKey = { id: '00000000-0000-4000-8000-000000000000', name: 'bare', scopes: config.scopes, expiresAt: null, limits: new Map(), limitCaps: new Map(), owner: '00000000-0000-4000-8000-000000000000', consumerId: null, planId: null, budgets: null, quotas: [], budgetCaps: [], maxOperationCost: null };
   return {
     admit: async (_request, meta) => Admission.open(bareKey, meta),
     fieldGate: null,

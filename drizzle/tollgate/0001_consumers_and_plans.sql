@@ -4,6 +4,7 @@ CREATE TABLE "tollgate"."consumers" (
 	"external_id" text,
 	"plan_id" uuid,
 	"budgets" jsonb DEFAULT '[]'::jsonb NOT NULL,
+	"quotas" jsonb DEFAULT '[]'::jsonb NOT NULL,
 	"limits" jsonb DEFAULT '[]'::jsonb NOT NULL,
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL
 );
@@ -12,6 +13,7 @@ CREATE TABLE "tollgate"."plans" (
 	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
 	"name" text NOT NULL,
 	"budgets" jsonb DEFAULT '[]'::jsonb NOT NULL,
+	"quotas" jsonb DEFAULT '[]'::jsonb NOT NULL,
 	"limits" jsonb DEFAULT '[]'::jsonb NOT NULL,
 	"max_operation_cost" integer,
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL

@@ -1,12 +1,12 @@
 import { and, asc, eq, gt, ilike, or, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { auditEvents, consumers, plans, type BudgetWindow, type LimitOverride } from '../db/schema';
-import { decodeCursor, diff, encodeCursor, fail, invalidBudgets, invalidLimits, invalidName, isUuid, type Failure, type Result } from '../keys/limits-input';
+import { auditEvents, consumers, plans, type BudgetWindow, type LimitOverride, type Quota } from '../db/schema';
+import { decodeCursor, diff, encodeCursor, fail, invalidBudgets, invalidLimits, invalidName, invalidQuotas, isUuid, type Failure, type Result } from '../keys/limits-input';
 import type { Page } from '../keys/service';
 import type { ConsumerRow, PlanRow } from '../keys/repository';
 
-export type PlanInput = { name?: string; budgets?: BudgetWindow[]; limits?: LimitOverride[]; maxOperationCost?: number | null };
-export type ConsumerInput = { name?: string; externalId?: string | null; planId?: string | null; budgets?: BudgetWindow[]; limits?: LimitOverride[] };
+export type PlanInput = { name?: string; budgets?: BudgetWindow[]; quotas?: Quota[]; limits?: LimitOverride[]; maxOperationCost?: number | null };
+export type ConsumerInput = { name?: string; externalId?: string | null; planId?: string | null; budgets?: BudgetWindow[]; quotas?: Quota[]; limits?: LimitOverride[] };
 
 type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 
@@ -39,7 +39,7 @@ export class ConsumerService {
     const plan = await this.db.transaction(async (tx) => {
       const [row] = await tx
         .insert(plans)
-        .values({ name: input.name.trim(), budgets: input.budgets ?? [], limits: input.limits ?? [], maxOperationCost: input.maxOperationCost ?? null })
+        .values({ name: input.name.trim(), budgets: input.budgets ?? [], quotas: input.quotas ?? [], limits: input.limits ?? [], maxOperationCost: input.maxOperationCost ?? null })
         .returning();
       await audit(tx, actorKeyId, 'plan.created', row.id, { after: planView(row) });
       return row;
@@ -59,6 +59,7 @@ export class ConsumerService {
         .set({
           ...(input.name !== undefined ? { name: input.name.trim() } : {}),
           ...(input.budgets !== undefined ? { budgets: input.budgets } : {}),
+          ...(input.quotas !== undefined ? { quotas: input.quotas } : {}),
           ...(input.limits !== undefined ? { limits: input.limits } : {}),
           ...(input.maxOperationCost !== undefined ? { maxOperationCost: input.maxOperationCost } : {}),
         })
@@ -77,7 +78,7 @@ export class ConsumerService {
     const consumer = await this.db.transaction(async (tx) => {
       const [row] = await tx
         .insert(consumers)
-        .values({ name: input.name.trim(), externalId: input.externalId ?? null, planId: input.planId ?? null, budgets: input.budgets ?? [], limits: input.limits ?? [] })
+        .values({ name: input.name.trim(), externalId: input.externalId ?? null, planId: input.planId ?? null, budgets: input.budgets ?? [], quotas: input.quotas ?? [], limits: input.limits ?? [] })
         .returning();
       await audit(tx, actorKeyId, 'consumer.created', row.id, { after: consumerView(row) });
       return row;
@@ -99,6 +100,7 @@ export class ConsumerService {
           ...(input.externalId !== undefined ? { externalId: input.externalId } : {}),
           ...(input.planId !== undefined ? { planId: input.planId } : {}),
           ...(input.budgets !== undefined ? { budgets: input.budgets } : {}),
+          ...(input.quotas !== undefined ? { quotas: input.quotas } : {}),
           ...(input.limits !== undefined ? { limits: input.limits } : {}),
         })
         .where(eq(consumers.id, id))
@@ -157,7 +159,7 @@ export class ConsumerService {
     if (cost != null && (!Number.isInteger(cost) || cost < 1 || cost > this.options.maxQueryCost)) {
       return fail('BAD_USER_INPUT', `"maxOperationCost" must be from 1 to ${this.options.maxQueryCost} (MAX_QUERY_COST).`, 'maxOperationCost');
     }
-    return invalidBudgets(input.budgets) ?? invalidLimits(input.limits, this.options.limitedCoordinates);
+    return invalidBudgets(input.budgets) ?? invalidQuotas(input.quotas) ?? invalidLimits(input.limits, this.options.limitedCoordinates);
   }
 
   private validateConsumer(input: ConsumerInput, creating: boolean): Failure | null {
@@ -168,7 +170,7 @@ export class ConsumerService {
     if (input.externalId != null && (input.externalId.length < 1 || input.externalId.length > 200 || /[\u0000-\u001f\u007f]/.test(input.externalId))) {
       return fail('BAD_USER_INPUT', '"externalId" must be 1 to 200 characters, without control characters.', 'externalId');
     }
-    return invalidBudgets(input.budgets) ?? invalidLimits(input.limits, this.options.limitedCoordinates);
+    return invalidBudgets(input.budgets) ?? invalidQuotas(input.quotas) ?? invalidLimits(input.limits, this.options.limitedCoordinates);
   }
 
   private async unknownPlan(planId: string | null | undefined): Promise<Failure | null> {
@@ -188,5 +190,5 @@ function audit(tx: Transaction, actorKeyId: string | null, action: string, targe
   return tx.insert(auditEvents).values({ actorKeyId, action, targetId, details });
 }
 
-const planView = (row: PlanRow) => ({ name: row.name, budgets: row.budgets, limits: row.limits, maxOperationCost: row.maxOperationCost });
-const consumerView = (row: ConsumerRow) => ({ name: row.name, externalId: row.externalId, planId: row.planId, budgets: row.budgets, limits: row.limits });
+const planView = (row: PlanRow) => ({ name: row.name, budgets: row.budgets, quotas: row.quotas, limits: row.limits, maxOperationCost: row.maxOperationCost });
+const consumerView = (row: ConsumerRow) => ({ name: row.name, externalId: row.externalId, planId: row.planId, budgets: row.budgets, quotas: row.quotas, limits: row.limits });

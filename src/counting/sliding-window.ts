@@ -30,6 +30,24 @@ export type WindowCount = {
 export const bucketOf = (now: number, windowMs: number) => Math.floor(now / windowMs);
 
 /**
+ * A calendar quota's period: a UTC day or month, numbered (days since the epoch, or months since
+ * year 0), and the ms until it ends. A quota does not slide: its point is to reset at 00:00 UTC.
+ */
+export type Calendar = 'DAY' | 'MONTH';
+/** A quota's nominal length (what its counter family is named and swept by; its period is the calendar's). */
+export const CALENDAR_MS: Record<Calendar, number> = { DAY: 86_400_000, MONTH: 31 * 86_400_000 };
+export function calendarPeriod(calendar: Calendar, now: number): { bucket: number; msLeft: number } {
+  const at = new Date(now);
+  if (calendar === 'DAY') {
+    const bucket = Math.floor(now / 86_400_000);
+    return { bucket, msLeft: (bucket + 1) * 86_400_000 - now };
+  }
+  const year = at.getUTCFullYear();
+  const month = at.getUTCMonth();
+  return { bucket: year * 12 + month, msLeft: Date.UTC(year, month + 1, 1) - now };
+}
+
+/**
  * The points a counter holds now: the current bucket's, plus the previous bucket's share that is
  * still within one window (rounded up, so a whole number that never under-counts). The same
  * integer arithmetic as the Lua take.
@@ -70,11 +88,12 @@ export class MemoryCounters {
   private readonly slots = new Map<string, Slot>();
   private sweepAbove = SWEEP_ABOVE;
 
-  /** A counter as it stands at `now` (nothing taken: zeros). */
-  read(key: string, windowMs: number, now: number): WindowCount {
-    const bucket = bucketOf(now, windowMs);
-    const msLeft = (bucket + 1) * windowMs - now;
+  /** A counter as it stands at `now` (nothing taken: zeros); `period`: a calendar quota's (no previous bucket). */
+  read(key: string, windowMs: number, now: number, period?: { bucket: number; msLeft: number }): WindowCount {
+    const bucket = period ? period.bucket : bucketOf(now, windowMs);
+    const msLeft = period ? period.msLeft : (bucket + 1) * windowMs - now;
     const slot = this.slots.get(key);
+    if (period) return { bucket, previous: 0, current: slot && slot.windowMs === windowMs && slot.bucket === bucket ? slot.current : 0, msLeft };
     if (!slot || slot.windowMs !== windowMs || slot.bucket < bucket - 1) return { bucket, previous: 0, current: 0, msLeft };
     if (slot.bucket === bucket - 1) return { bucket, previous: slot.current, current: 0, msLeft };
     return { bucket, previous: slot.previous, current: slot.current, msLeft };
@@ -95,8 +114,8 @@ export class MemoryCounters {
    * Gives points back to the bucket they were taken from — the current one, or the previous one
    * (where they still count, weighted) — never below zero. Anything older counts nothing: null.
    */
-  giveBack(key: string, windowMs: number, bucket: number, points: number, now: number): WindowCount | null {
-    const count = this.read(key, windowMs, now);
+  giveBack(key: string, windowMs: number, bucket: number, points: number, now: number, period?: { bucket: number; msLeft: number }): WindowCount | null {
+    const count = this.read(key, windowMs, now, period);
     if (bucket === count.bucket) count.current = Math.max(0, count.current - points);
     else if (bucket === count.bucket - 1 && count.previous > 0) count.previous = Math.max(0, count.previous - points);
     else return null;
@@ -105,7 +124,8 @@ export class MemoryCounters {
   }
 
   private sweep(now: number) {
-    for (const [key, slot] of this.slots) if (slot.bucket < bucketOf(now, slot.windowMs) - 1) this.slots.delete(key);
+    const month = calendarPeriod('MONTH', now).bucket;
+    for (const [key, slot] of this.slots) if (slot.bucket < (slot.windowMs === CALENDAR_MS.MONTH ? month : bucketOf(now, slot.windowMs)) - 1) this.slots.delete(key);
     this.sweepAbove = Math.max(SWEEP_ABOVE, this.slots.size * 2);
   }
 }

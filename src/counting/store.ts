@@ -4,11 +4,11 @@ import type { Logger } from 'pino';
 import { serviceUnavailable } from '../errors';
 import { Leases } from './lease';
 import { OutageWatch } from '../outage-watch';
-import { MemoryCounters, bucketOf, usedOf } from './sliding-window';
-import { MemoryTaker, RedisTaker, counterFamily, giveBackInMemory, limitOf, takeInMemory, windowMs, type CounterFamily, type CounterState, type GiveBack, type Group, type GroupOutcome, type Take } from './take';
+import { MemoryCounters, bucketOf, usedOf, type Calendar } from './sliding-window';
+import { MemoryTaker, RedisTaker, counterFamily, giveBackInMemory, limitOf, periodOf, takeInMemory, windowMs, type CounterFamily, type CounterState, type GiveBack, type Group, type GroupOutcome, type Take } from './take';
 
 export type StoreFailureMode = 'insurance' | 'open' | 'closed';
-export type LimiterSpec = { keyPrefix: string; points: number; duration: number; blockDuration?: number };
+export type LimiterSpec = { keyPrefix: string; points: number; duration: number; blockDuration?: number; calendar?: Calendar };
 
 /**
  * Where every gate keeps its counters: process memory by default, Redis when REDIS_URL is
@@ -158,7 +158,10 @@ export function createLimiterStore(options: {
   observe?: StoreObserver;
   /** Told about every failed Redis command (metrics), even when insurance answered for it. */
   onFailure?: (call: string) => void;
+  /** The clock calendar quotas' periods are judged on (tests move it to a midnight); Date.now by default. */
+  now?: () => number;
 }): LimiterStore {
+  const clock = options.now ?? Date.now;
   const limiters = new Map<string, RateLimiterAbstract>();
   // A family is its counters: prefix and window length. Its points are only the default limit
   // of asks that bring none (gates always bring theirs), so they are not part of its identity.
@@ -167,7 +170,7 @@ export function createLimiterStore(options: {
   const counters = (spec: LimiterSpec) => {
     const key = specKey(spec);
     let family = families.get(key);
-    if (!family) families.set(key, (family = counterFamily(spec.keyPrefix, spec.duration, spec.points)));
+    if (!family) families.set(key, (family = counterFamily(spec.keyPrefix, spec.duration, spec.points, spec.calendar)));
     return family;
   };
 
@@ -183,13 +186,13 @@ export function createLimiterStore(options: {
         if (!limiter) limiters.set(key, (limiter = instrument(new RateLimiterMemory(spec), 'memory', options.observe)));
         return limiter;
       },
-      take: new MemoryTaker(memory).take,
+      take: new MemoryTaker(memory, clock).take,
       read: async (family, key) => {
         const ms = windowMs(family);
-        const count = memory.read(family.getKey(key), ms, Date.now());
+        const count = memory.read(family.getKey(key), ms, Date.now(), periodOf(family, clock));
         return { ...count, used: usedOf(count.previous, count.current, count.msLeft, ms) };
       },
-      giveBack: async (items) => items.map((item) => giveBackInMemory(item, memory)),
+      giveBack: async (items) => items.map((item) => giveBackInMemory(item, memory, clock)),
       sharded: false,
       commands: () => 0,
       ready: async () => true,
@@ -217,9 +220,10 @@ export function createLimiterStore(options: {
     failed: (error, groups) => {
       watch.failed(error);
       options.onFailure?.('take');
-      return answerWithoutRedis(options.failureMode, groups, insurance, Math.max(1, options.instanceCount ?? 1));
+      return answerWithoutRedis(options.failureMode, groups, insurance, Math.max(1, options.instanceCount ?? 1), clock);
     },
     observe: (seconds) => options.observe?.('redis', 'take', seconds),
+    clock,
   }, leases);
   return {
     kind: 'redis',
@@ -292,10 +296,10 @@ export function createLimiterStore(options: {
  * memory (this instance's share of the budget, as rate-limiter-flexible's insurance limiters do
  * for its own calls), `open` admits, `closed` refuses with a 503.
  */
-function answerWithoutRedis(mode: StoreFailureMode, groups: readonly Group[], insurance: MemoryCounters, instances: number): GroupOutcome[] {
+function answerWithoutRedis(mode: StoreFailureMode, groups: readonly Group[], insurance: MemoryCounters, instances: number, clock: () => number): GroupOutcome[] {
   if (mode === 'closed') throw serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
   // This instance's share of each limit (LIMITS_INSTANCE_COUNT), at least one point.
-  if (mode === 'insurance') return takeInMemory(groups, insurance, (ask) => Math.max(1, Math.floor(limitOf(ask) / instances)));
+  if (mode === 'insurance') return takeInMemory(groups, insurance, (ask) => Math.max(1, Math.floor(limitOf(ask) / instances)), clock);
   const now = Date.now();
   return groups.map((g) => ({
     ok: true,

@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import { leaseClock, type Leases } from './lease';
-import { MemoryCounters, usedOf, type WindowCount } from './sliding-window';
+import { MemoryCounters, calendarPeriod, usedOf, type Calendar, type WindowCount } from './sliding-window';
 
 /**
  * Taking points from several windows at once, all or nothing — the one operation every gate is
@@ -20,16 +20,19 @@ export type CounterFamily = {
   /** The window's length, in seconds. */
   readonly duration: number;
   readonly points: number;
+  /** A calendar quota (a UTC day or month, reset at its end, not sliding); absent for a sliding window. */
+  readonly calendar?: Calendar;
   /** The counter's name in the store: `prefix:key`. */
   getKey(key: string): string;
   parseKey(counterKey: string): string;
 };
 
-export function counterFamily(keyPrefix: string, duration: number, points: number): CounterFamily {
+export function counterFamily(keyPrefix: string, duration: number, points: number, calendar?: Calendar): CounterFamily {
   return {
     keyPrefix,
     duration,
     points,
+    ...(calendar ? { calendar } : {}),
     getKey: (key) => `${keyPrefix}:${key}`,
     parseKey: (counterKey) => counterKey.slice(keyPrefix.length + 1),
   };
@@ -81,7 +84,7 @@ const stateOf = (count: WindowCount, ms: number): CounterState => ({ ...count, u
  * batch). Plain loops and arrays sized up front on purpose: this runs for every request, and what it
  * allocates is what GC pays (an array grown by push reserves 17 slots).
  */
-export function takeInMemory(groups: readonly Group[], counters: MemoryCounters, limitFor: (ask: Ask) => number = limitOf): GroupOutcome[] {
+export function takeInMemory(groups: readonly Group[], counters: MemoryCounters, limitFor: (ask: Ask) => number = limitOf, clock: () => number = Date.now): GroupOutcome[] {
   const outcomes = new Array<GroupOutcome>(groups.length);
   const now = Date.now();
   let stopped = false;
@@ -99,7 +102,7 @@ export function takeInMemory(groups: readonly Group[], counters: MemoryCounters,
       const ask = asks[i];
       const ms = windowMs(ask.limiter);
       keys[i] = ask.limiter.getKey(ask.key);
-      states[i] = stateOf(counters.read(keys[i], ms, now), ms);
+      states[i] = stateOf(counters.read(keys[i], ms, now, periodOf(ask.limiter, clock)), ms);
       if (refusedAt >= 0 || ask.points <= 0) continue;
       // The same counter twice in one group (two identical windows) must fit both asks together.
       let already = 0;
@@ -109,7 +112,7 @@ export function takeInMemory(groups: readonly Group[], counters: MemoryCounters,
     if (refusedAt < 0) {
       for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) counters.add(keys[i], windowMs(asks[i].limiter), states[i], asks[i].points);
       // Where each counter stands after the group (a counter asked twice shows both).
-      for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) states[i] = stateOf(counters.read(keys[i], windowMs(asks[i].limiter), now), windowMs(asks[i].limiter));
+      for (let i = 0; i < asks.length; i++) if (asks[i].points > 0) states[i] = stateOf(counters.read(keys[i], windowMs(asks[i].limiter), now, periodOf(asks[i].limiter, clock)), windowMs(asks[i].limiter));
     }
     outcomes[g] = refusedAt < 0 ? { ok: true, states } : { ok: false, refusedAt, states };
     if (refusedAt >= 0 && group.required) stopped = true;
@@ -124,12 +127,21 @@ export function takeInMemory(groups: readonly Group[], counters: MemoryCounters,
  */
 export type GiveBack = { limiter: CounterFamily; key: string; points: number; bucket: number };
 
-export function giveBackInMemory(item: GiveBack, counters: MemoryCounters): CounterState | null {
+export function giveBackInMemory(item: GiveBack, counters: MemoryCounters, clock: () => number = Date.now): CounterState | null {
   if (item.points <= 0) return null;
   const ms = windowMs(item.limiter);
-  const count = counters.giveBack(item.limiter.getKey(item.key), ms, item.bucket, item.points, Date.now());
+  const count = counters.giveBack(item.limiter.getKey(item.key), ms, item.bucket, item.points, Date.now(), periodOf(item.limiter, clock));
   return count && stateOf(count, ms);
 }
+
+/** A calendar quota's current period on `clock` (injectable: tests move it to a midnight); undefined for a sliding window. */
+export const periodOf = (family: CounterFamily, clock: () => number) => (family.calendar ? calendarPeriod(family.calendar, clock()) : undefined);
+
+/** A family's period as the scripts take it: the bucket and ms left of a quota's period, or -1, 0 for a sliding window (Redis's clock decides). */
+const scriptPeriod = (family: CounterFamily, clock: () => number): [number, number] => {
+  const period = periodOf(family, clock);
+  return period ? [period.bucket, period.msLeft] : [-1, 0];
+};
 
 /**
  * The Lua shared by the scripts: Redis's clock (one clock for every instance), and a counter's
@@ -141,13 +153,23 @@ local function clock()
   local t = redis.call('time')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function counter(key, now, wms)
+-- fixed >= 0: a calendar quota's period (the caller's), with fixedLeft ms to its end; no previous bucket
+local function counter(key, now, wms, fixed, fixedLeft)
   local b = math.floor(now / wms)
+  local left = (b + 1) * wms - now
+  if fixed >= 0 then b = fixed; left = fixedLeft end
   local h = redis.call('hmget', key, 'b', 'c', 'p')
   local hb = tonumber(h[1])
-  if hb == b then return b, tonumber(h[3]), tonumber(h[2]) end
-  if hb == b - 1 then return b, tonumber(h[2]), 0 end
-  return b, 0, 0
+  if hb == b then
+    if fixed >= 0 then return b, 0, tonumber(h[2]), left end
+    return b, tonumber(h[3]), tonumber(h[2]), left
+  end
+  if hb == b - 1 and fixed < 0 then return b, tonumber(h[2]), 0, left end
+  return b, 0, 0, left
+end
+-- a counter lives until its bucket (or period) and the next have passed
+local function keep(key, b, wms, fixed, left)
+  if fixed >= 0 then redis.call('pexpire', key, left + 60000) else redis.call('pexpireat', key, (b + 2) * wms) end
 end
 local function weighted(prev, cur, left, wms)
   if prev > 0 then return cur + math.floor((prev * left + wms - 1) / wms) end
@@ -155,34 +177,33 @@ local function weighted(prev, cur, left, wms)
 end
 `;
 
-/** The read script: KEYS[1] the counter, ARGV[1] its window in ms. Returns previous, current, ms left, bucket. */
+/** The read script: KEYS[1] the counter, ARGV its window in ms and its period (scriptPeriod). Returns previous, current, ms left, bucket. */
 const READ_SCRIPT = `${READ_COUNTER}
-local now = clock()
-local wms = tonumber(ARGV[1])
-local b, prev, cur = counter(KEYS[1], now, wms)
-return {prev, cur, (b + 1) * wms - now, b}
+local b, prev, cur, left = counter(KEYS[1], clock(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+return {prev, cur, left, b}
 `;
 
 /**
  * The give-back script: KEYS[1] the counter; ARGV its points, the bucket they came from, the
- * window in ms. To the current bucket or the previous one, never below zero; {-1} for any other.
+ * window in ms and its period. To the current bucket or the previous one, never below zero; {-1}
+ * for any other.
  */
 const GIVE_BACK_SCRIPT = `${READ_COUNTER}
-local now = clock()
-local pts, from, wms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local b, prev, cur = counter(KEYS[1], now, wms)
+local pts, from, wms, fixed = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local b, prev, cur, left = counter(KEYS[1], clock(), wms, fixed, tonumber(ARGV[5]))
 if from == b then cur = math.max(0, cur - pts)
 elseif from == b - 1 and prev > 0 then prev = math.max(0, prev - pts)
 else return {-1} end
 redis.call('hset', KEYS[1], 'b', b, 'c', cur, 'p', prev)
-redis.call('pexpireat', KEYS[1], (b + 2) * wms)
-return {prev, cur, (b + 1) * wms - now, b}
+keep(KEYS[1], b, wms, fixed, left)
+return {prev, cur, left, b}
 `;
 
 /**
  * The script behind a Redis take. KEYS are the distinct counters; ARGV holds, per counter, its
- * limit, its window (ms), the points to lease ahead for it, and the unspent leased points the
- * caller gives back first with the bucket they were leased from (lease.ts; 0 without leases); then
+ * limit, its window (ms), the points to lease ahead for it, the unspent leased points the caller
+ * gives back first with the bucket they were leased from (lease.ts; 0 without leases), and its
+ * period (scriptPeriod: a calendar quota's, or -1 for a sliding window); then
  * the requests as one JSON array of numbers: for each, its groups, and for each group whether it is
  * required and its asks as (counter index, points). One argument rather than one per number: the
  * client's cost per argument was most of a take's CPU, and Redis decodes JSON in C (measured: 18k
@@ -197,13 +218,13 @@ return {prev, cur, (b + 1) * wms - now, b}
 const TAKE_SCRIPT = `${READ_COUNTER}
 local n = #KEYS
 local now = clock()
-local used, prev, cur, bucket, left, added, limit, wms, dirty = {}, {}, {}, {}, {}, {}, {}, {}, {}
+local used, prev, cur, bucket, left, added, limit, wms, dirty, fixed = {}, {}, {}, {}, {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  local a = 5 * (i - 1)
+  local a = 7 * (i - 1)
   limit[i] = tonumber(ARGV[a + 1])
   wms[i] = tonumber(ARGV[a + 2])
-  bucket[i], prev[i], cur[i] = counter(KEYS[i], now, wms[i])
-  left[i] = (bucket[i] + 1) * wms[i] - now
+  fixed[i] = tonumber(ARGV[a + 6])
+  bucket[i], prev[i], cur[i], left[i] = counter(KEYS[i], now, wms[i], fixed[i], tonumber(ARGV[a + 7]))
   -- a lease's unspent points go back to the bucket they were leased from, if it still counts
   local back, from = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   dirty[i] = false
@@ -212,7 +233,7 @@ for i = 1, n do
   used[i] = weighted(prev[i], cur[i], left[i], wms[i])
   added[i] = 0
 end
-local t = cjson.decode(ARGV[5 * n + 1])
+local t = cjson.decode(ARGV[7 * n + 1])
 local out = {}
 local p = 2
 for r = 1, t[1] do
@@ -248,14 +269,14 @@ for r = 1, t[1] do
 end
 for i = 1, n do
   local grant = 0
-  local want = tonumber(ARGV[5 * i - 2])
+  local want = tonumber(ARGV[7 * i - 4])
   if want > 0 then
     grant = math.max(0, math.min(want, limit[i] - used[i] - added[i]))
     added[i] = added[i] + grant
   end
   if added[i] > 0 or dirty[i] then
     redis.call('hset', KEYS[i], 'b', bucket[i], 'c', cur[i] + added[i], 'p', prev[i])
-    redis.call('pexpireat', KEYS[i], (bucket[i] + 2) * wms[i])
+    keep(KEYS[i], bucket[i], wms[i], fixed[i], left[i])
   end
   out[#out + 1] = prev[i]
   out[#out + 1] = cur[i]
@@ -306,11 +327,14 @@ abstract class TurnBatcher {
 
 /** Memory takes, decided in turn batches (see TurnBatcher). */
 export class MemoryTaker extends TurnBatcher {
-  constructor(private readonly counters: MemoryCounters) {
+  constructor(
+    private readonly counters: MemoryCounters,
+    private readonly clock: () => number = Date.now,
+  ) {
     super();
   }
   protected async decide(batch: Pending[]) {
-    for (const pending of batch) pending.resolve(takeInMemory(pending.groups, this.counters));
+    for (const pending of batch) pending.resolve(takeInMemory(pending.groups, this.counters, limitOf, this.clock));
   }
 }
 
@@ -331,6 +355,8 @@ export class RedisTaker extends TurnBatcher {
       /** What a take answers when Redis could not (the store-failure mode); throws to refuse. */
       failed(error: unknown, groups: readonly Group[]): GroupOutcome[];
       observe?(seconds: number): void;
+      /** The clock calendar quotas' periods are judged on (Redis's decides sliding windows). */
+      clock?: () => number;
     },
     /** Points leased ahead (lease.ts); without them every take goes to Redis. */
     private readonly leases?: Leases,
@@ -344,7 +370,7 @@ export class RedisTaker extends TurnBatcher {
   /** Where a counter stands, without taking (this instance's unspent leased points are not used, so not counted). */
   async read(family: CounterFamily, key: string): Promise<CounterState> {
     const counterKey = family.getKey(key);
-    const state = stateFromReply(await this.redis.tollgateRead!(counterKey, windowMs(family)), windowMs(family));
+    const state = stateFromReply(await this.redis.tollgateRead!(counterKey, windowMs(family), ...scriptPeriod(family, this.clock)), windowMs(family));
     this.options.succeeded();
     return this.seen(counterKey, state);
   }
@@ -359,7 +385,7 @@ export class RedisTaker extends TurnBatcher {
       if (item.points <= 0) return null;
       const key = item.limiter.getKey(item.key);
       try {
-        const reply = await this.redis.tollgateGiveBack!(key, scriptPoints(item.points), item.bucket, windowMs(item.limiter));
+        const reply = await this.redis.tollgateGiveBack!(key, scriptPoints(item.points), item.bucket, windowMs(item.limiter), ...scriptPeriod(item.limiter, this.clock));
         this.options.succeeded();
         if (Number(reply[0]) < 0) return null;
         return this.seen(key, stateFromReply(reply, windowMs(item.limiter)));
@@ -367,6 +393,10 @@ export class RedisTaker extends TurnBatcher {
         return null;
       }
     }));
+  }
+
+  private get clock() {
+    return this.options.clock ?? Date.now;
   }
 
   private seen(counterKey: string, state: CounterState): CounterState {
@@ -426,7 +456,7 @@ export class RedisTaker extends TurnBatcher {
             const want = this.leases ? this.leases.want(key, limit, sentAt) : 0;
             wanted.push(want);
             limits.push(limit);
-            windows.push(limit, windowMs(ask.limiter), want, back.points, back.bucket);
+            windows.push(limit, windowMs(ask.limiter), want, back.points, back.bucket, ...scriptPeriod(ask.limiter, this.clock));
           }
           counterOfAsk.push(i);
           requests.push(i + 1, scriptPoints(ask.points));

@@ -1,10 +1,14 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { msUntilFits } from './sliding-window';
+import { CALENDAR_MS, msUntilFits, type Calendar } from './sliding-window';
 import type { LimiterStore } from './store';
 import type { Ask, CounterFamily, CounterState, GroupOutcome } from './take';
 
-/** `limit` points per `duration` seconds; `cap`: counted under the ask's cap key (a key's own cap under its consumer). */
-export type Window = { limit: number; duration: number; cap?: true };
+/**
+ * `limit` points per `duration` seconds, sliding; or, with `period`, per UTC calendar day or month
+ * (a quota: `duration` is then nominal). `cap`: counted under the ask's cap key (a key's own cap
+ * under its consumer).
+ */
+export type Window = { limit: number; duration: number; cap?: true; period?: Calendar };
 
 /**
  * Where a key stands after an admitted call: the tightest window's numbers (`msBeforeNext`: when
@@ -34,8 +38,8 @@ export class Refusal extends RateLimiterRes {
  * The counting itself is the store's `take` (take.ts): atomic, and one round trip per turn on Redis.
  */
 export class WindowGate {
-  /** duration → counter family: found on every request without building a string. */
-  private readonly limiters = new Map<number, CounterFamily>();
+  /** duration (or a quota's period) → counter family: found on every request without building a string. */
+  private readonly limiters = new Map<number | Calendar, CounterFamily>();
 
   constructor(
     private readonly store: LimiterStore,
@@ -50,10 +54,13 @@ export class WindowGate {
    * windows of earlier releases were strings named without it.)
    */
   limiterFor(window: Window): CounterFamily {
-    let limiter = this.limiters.get(window.duration);
+    const { period } = window;
+    let limiter = this.limiters.get(period ?? window.duration);
     if (!limiter) {
-      limiter = this.store.counters({ keyPrefix: `${this.keyPrefix}:${window.duration}s`, points: window.limit, duration: window.duration });
-      this.limiters.set(window.duration, limiter);
+      limiter = period
+        ? this.store.counters({ keyPrefix: `${this.keyPrefix}:${period.toLowerCase()}`, points: window.limit, duration: CALENDAR_MS[period] / 1000, calendar: period })
+        : this.store.counters({ keyPrefix: `${this.keyPrefix}:${window.duration}s`, points: window.limit, duration: window.duration });
+      this.limiters.set(period ?? window.duration, limiter);
     }
     return limiter;
   }
@@ -76,9 +83,15 @@ export class WindowGate {
   }
 }
 
-/** How long until `points` fit in a window, from a take's answer (its whole length if the take said nothing). */
-export const retryAfterMs = (state: CounterState | undefined, points: number, window: Window) =>
-  state ? msUntilFits(state, points, window.limit, window.duration * 1000) : window.duration * 1000;
+/**
+ * How long until `points` fit in a window, from a take's answer (its whole length if the take
+ * said nothing). A quota's points come back all at once, when its period ends.
+ */
+export function retryAfterMs(state: CounterState | undefined, points: number, window: Window): number {
+  if (!state) return window.duration * 1000;
+  if (window.period) return state.used + points <= window.limit ? 0 : state.msLeft;
+  return msUntilFits(state, points, window.limit, window.duration * 1000);
+}
 
 /** A take's outcome for one key's windows, each asked `points`: where the tightest window stands, or the Refusal. */
 export function verdict(outcome: GroupOutcome, windows: readonly Window[], points: number): Taken {

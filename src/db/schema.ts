@@ -11,12 +11,15 @@ export const tollgateSchema = pgSchema('tollgate');
 export type LimitOverride = { coordinate: string; limit: number; duration: number };
 /** One window of an operation budget: points per `duration` seconds. */
 export type BudgetWindow = { points: number; duration: number };
+/** A calendar quota: points per UTC day or month, reset at 00:00 UTC of the next day or the 1st. */
+export type Quota = { points: number; period: 'DAY' | 'MONTH' };
 
 /** A named set of limits sold to consumers: operation-budget windows, field limits, the most one operation may cost. */
 export const plans = tollgateSchema.table('plans', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   name: text('name').notNull(),
   budgets: jsonb('budgets').$type<BudgetWindow[]>().notNull().default(sql`'[]'::jsonb`),
+  quotas: jsonb('quotas').$type<Quota[]>().notNull().default(sql`'[]'::jsonb`),
   limits: jsonb('limits').$type<LimitOverride[]>().notNull().default(sql`'[]'::jsonb`),
   maxOperationCost: integer('max_operation_cost'),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
@@ -35,6 +38,7 @@ export const consumers = tollgateSchema.table(
     externalId: text('external_id'),
     planId: uuid('plan_id').references(() => plans.id),
     budgets: jsonb('budgets').$type<BudgetWindow[]>().notNull().default(sql`'[]'::jsonb`),
+    quotas: jsonb('quotas').$type<Quota[]>().notNull().default(sql`'[]'::jsonb`),
     limits: jsonb('limits').$type<LimitOverride[]>().notNull().default(sql`'[]'::jsonb`),
     createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
   },

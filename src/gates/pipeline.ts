@@ -46,7 +46,11 @@ export type CostState = {
   resetAt?: Date;
   window?: number;
   dryRun?: boolean;
+  /** Every window of the budget (quotas and the key's caps included), as the last take or read left it. */
+  windows?: WindowStanding[];
 };
+
+export type WindowStanding = { limit: number; window: number; period: string | null; used: number; remaining: number; resetAt: Date; owner: 'KEY' | 'CONSUMER' };
 
 /** The schema-side facts the operation gate needs: each field's policy, and which root fields to prepay. */
 export type SchemaGates = { policies: ReadonlyMap<string, FieldPolicy>; prepay: PrepayRootFields | null };
@@ -175,7 +179,7 @@ export class Admission {
     private readonly ip: IpCheck,
   ) {
     const fallback = admissions?.settings.defaultBudget ?? { points: 0, duration: 1 };
-    this.windows = [...(key.budgets ?? [{ limit: fallback.points, duration: fallback.duration }]), ...key.budgetCaps];
+    this.windows = [...(key.budgets ?? [{ limit: fallback.points, duration: fallback.duration }]), ...key.quotas, ...key.budgetCaps];
     this.budget = this.windows[0];
   }
 
@@ -281,9 +285,10 @@ export class Admission {
     if (!reading && cost > smallest.limit && settings.mode === 'enforce') {
       settings.onRejected?.('operation');
       this.refused('operation:over-budget');
+      const per = smallest.period ? (smallest.period === 'DAY' ? 'day' : 'month') : `${smallest.duration}-second window`;
       throw tooComplex(
-        `This operation costs ${cost} points; this key's budget holds ${smallest.limit} points per ${smallest.duration}-second window, so it can never be admitted. Ask for less.`,
-        { cost, limit: smallest.limit, duration: smallest.duration },
+        `This operation costs ${cost} points; this key's budget holds ${smallest.limit} points per ${per}, so it can never be admitted. Ask for less.`,
+        { cost, limit: smallest.limit, ...(smallest.period ? { period: smallest.period } : { duration: smallest.duration }) },
       );
     }
     // A dry run executes nothing but the status field; anything else takes its root fields' budgets now.
@@ -331,11 +336,13 @@ export class Admission {
       settings.onRejected?.('operation');
       this.refused('operation');
       const remaining = this.cost.remaining ?? 0;
-      const ext = limitExtensions({ limit: refusedBy.limit, duration: refusedBy.duration, remaining, msBeforeNext: retryAfterMs(used, cost, refusedBy) });
+      const { period } = refusedBy;
+      const ext = limitExtensions({ limit: refusedBy.limit, ...(period ? {} : { duration: refusedBy.duration }), remaining, msBeforeNext: retryAfterMs(used, cost, refusedBy) });
       const whose = refusedBy.cap ? "this key's own cap" : this.key.consumerId ? "its consumer's budget" : 'its budget';
+      const which = period ? `the ${period === 'DAY' ? 'daily' : 'monthly'} quota (reset at 00:00 UTC${period === 'MONTH' ? ' on the 1st' : ''})` : `${whose} of ${refusedBy.duration} seconds`;
       throw rateLimited(
-        `This operation costs ${cost} points and ${remaining} of ${refusedBy.limit} remain in ${whose} of ${refusedBy.duration} seconds; retry in ${ext.retryAfter} s.`,
-        { gate: 'operation', cost, ...ext, ...(refusedBy.cap ? { cap: true } : {}) },
+        `This operation costs ${cost} points and ${remaining} of ${refusedBy.limit} remain in ${which}; retry in ${ext.retryAfter} s.`,
+        { gate: 'operation', cost, ...ext, ...(period ? { period } : {}), ...(refusedBy.cap ? { cap: true } : {}) },
       );
     }
     this.record(charge.states);
@@ -427,6 +434,20 @@ export class Admission {
     this.cost.window = budget.duration;
     this.cost.remaining = Math.max(0, left(chosen));
     this.cost.resetAt = new Date(Date.now() + (state ? state.msLeft : budget.duration * 1000));
+    const now = Date.now();
+    this.cost.windows = this.windows.map((w, i) => {
+      const used = Math.min(w.limit, states[i]?.used ?? 0);
+      const msLeft = states[i]?.msLeft ?? w.duration * 1000;
+      return {
+        limit: w.limit,
+        window: w.period ? periodSeconds(w.period, now + msLeft) : w.duration,
+        period: w.period ?? null,
+        used,
+        remaining: w.limit - used,
+        resetAt: new Date(now + msLeft),
+        owner: this.key.consumerId && !w.cap ? 'CONSUMER' : 'KEY',
+      };
+    });
   }
 }
 
@@ -454,8 +475,16 @@ function isoTime(date: Date): string {
   return lastIso.text;
 }
 
+/** A quota period's length in seconds, from when it ends (a month's length varies). */
+function periodSeconds(period: 'DAY' | 'MONTH', endsAt: number): number {
+  if (period === 'DAY') return 86_400;
+  const end = new Date(endsAt - 1);
+  return (Date.UTC(end.getUTCFullYear(), end.getUTCMonth() + 1, 1) - Date.UTC(end.getUTCFullYear(), end.getUTCMonth(), 1)) / 1000;
+}
+
 /** A budget window's name in the RateLimit headers: the first is `budget`; others say their length and whether they cap the key. */
-const policyName = (window: Window, index: number) => (index === 0 ? 'budget' : `${window.cap ? 'key' : 'budget'}-${window.duration}s`);
+const policyName = (window: Window, index: number) =>
+  index === 0 ? 'budget' : window.period ? `quota-${window.period.toLowerCase()}` : `${window.cap ? 'key' : 'budget'}-${window.duration}s`;
 
 const NO_VARIABLES: Record<string, unknown> = Object.freeze({});
 const NO_FIELDS: readonly never[] = [];

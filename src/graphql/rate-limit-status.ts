@@ -14,6 +14,7 @@ export const rateLimitStatusResolvers = {
         remaining,
         used: limit - remaining,
         resetAt: cost.resetAt ?? new Date(),
+        windows: cost.windows ?? [],
       };
     },
   },

@@ -1,4 +1,4 @@
-import type { BudgetWindow, LimitOverride } from '../db/schema';
+import type { BudgetWindow, LimitOverride, Quota } from '../db/schema';
 
 /** A refused input: what the client sent wrong, and where. */
 export type Failure = { ok: false; code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'FORBIDDEN'; message: string; field?: string; reason?: string };
@@ -41,6 +41,17 @@ export function invalidBudgets(budgets: readonly BudgetWindow[] | undefined, fie
     }
     if (lengths.has(b.duration)) return fail('BAD_USER_INPUT', `Two budget windows of ${b.duration} seconds; give one.`, `${at}.duration`);
     lengths.add(b.duration);
+  }
+  return null;
+}
+
+/** Calendar quotas: positive whole points, one per period. */
+export function invalidQuotas(quotas: readonly Quota[] | undefined): Failure | null {
+  const periods = new Set<string>();
+  for (const [i, q] of (quotas ?? []).entries()) {
+    if (!Number.isInteger(q.points) || q.points < 1) return fail('BAD_USER_INPUT', `"quotas[${i}].points" must be a positive integer.`, `quotas[${i}].points`);
+    if (periods.has(q.period)) return fail('BAD_USER_INPUT', `Two ${q.period} quotas; give one.`, `quotas[${i}].period`);
+    periods.add(q.period);
   }
   return null;
 }

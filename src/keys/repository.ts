@@ -29,6 +29,7 @@ export function toAuthenticatedKey({ key: row, consumer, plan }: KeyRecord): Aut
   let budgets: KeyWindow[] | null;
   let budgetCaps: KeyWindow[] = [];
   let limitCaps = new Map<string, KeyWindow[]>();
+  let quotas: KeyWindow[] = [];
   if (!consumer) {
     limits = byCoordinate(row.limits);
     budgets = ownBudget(row).length ? asWindows(ownBudget(row)) : null;
@@ -37,6 +38,8 @@ export function toAuthenticatedKey({ key: row, consumer, plan }: KeyRecord): Aut
     const shared = consumer.budgets.length ? consumer.budgets : plan?.budgets ?? [];
     budgets = shared.length ? asWindows(shared) : null;
     budgetCaps = asWindows(ownBudget(row), true);
+    const ownQuotas = consumer.quotas.length ? consumer.quotas : plan?.quotas ?? [];
+    quotas = ownQuotas.map((q) => ({ limit: q.points, duration: q.period === 'DAY' ? 86_400 : 31 * 86_400, period: q.period }));
     limitCaps = byCoordinate(row.limits, true);
   }
   return Object.freeze({
@@ -50,6 +53,7 @@ export function toAuthenticatedKey({ key: row, consumer, plan }: KeyRecord): Aut
     limits,
     limitCaps,
     budgets,
+    quotas,
     budgetCaps,
     maxOperationCost: plan?.maxOperationCost ?? null,
   });

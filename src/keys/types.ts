@@ -1,11 +1,11 @@
-import type { BudgetWindow, LimitOverride } from '../db/schema';
+import type { BudgetWindow, LimitOverride, Quota } from '../db/schema';
 
 /**
  * One window of a budget: `limit` points per `duration` seconds. `cap`: a key's own cap under
  * its consumer, counted for that key alone (the other windows are the consumer's, shared by all
  * its keys).
  */
-export type KeyWindow = { limit: number; duration: number; cap?: true };
+export type KeyWindow = { limit: number; duration: number; cap?: true; period?: 'DAY' | 'MONTH' };
 
 /** What the gates need to know about the calling key; lives in ctx.apiKey and in the key cache. */
 export type AuthenticatedKey = Readonly<{
@@ -29,10 +29,12 @@ export type AuthenticatedKey = Readonly<{
   limitCaps: ReadonlyMap<string, readonly KeyWindow[]>;
   /** The owner's operation-budget windows; null: the server's default. */
   budgets: readonly KeyWindow[] | null;
+  /** The owner's calendar quotas (`period` windows), taken with the budgets. */
+  quotas: readonly KeyWindow[];
   /** The key's own operation-budget caps under a consumer (empty otherwise). */
   budgetCaps: readonly KeyWindow[];
   /** The most one operation may cost, from the plan; null: MAX_QUERY_COST. */
   maxOperationCost: number | null;
 }>;
 
-export type { BudgetWindow, LimitOverride };
+export type { BudgetWindow, LimitOverride, Quota };

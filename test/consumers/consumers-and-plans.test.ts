@@ -159,3 +159,75 @@ describe('consumers and plans: the admin contract', () => {
     expect(events.body.data.auditEvents.edges[0].node.details).toMatchObject({ before: { budgets: [{ points: 50, duration: 60 }] }, after: { budgets: [{ points: 80, duration: 60 }] } });
   });
 });
+
+describe.each(storeBackends())('quotas and several windows on the %s store', (store) => {
+  let db: TestDatabase;
+  let t: TestServer;
+  // The clock quotas are judged on: moved to a midnight instead of waiting for one.
+  let now = Date.UTC(2026, 11, 6, 23, 59, 0);
+
+  beforeAll(async () => {
+    if (store === 'redis') await flushTestRedis();
+    db = await openTestDatabase('pglite');
+    t = await startTestServer({ database: db, store, now: () => now });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.dispose();
+  });
+
+  const keyUnder = async (consumer: Record<string, unknown>, key: Record<string, unknown> = {}) => {
+    const created = (await t.gql(CREATE_CONSUMER, { i: { name: `q ${Math.random()}`, ...consumer } })).body.data.createConsumer;
+    return (await t.gql(CREATE_KEY, { i: { name: 'k', scopes: ['read'], consumerId: created.id, ...key } })).body.data.createApiKey.secret as string;
+  };
+
+  it('a DAY quota refuses the 4th of 3 until 00:00 UTC, says so, and admits again after midnight', async () => {
+    now = Date.UTC(2026, 11, 6, 23, 59, 0);
+    const secret = await keyUnder({ quotas: [{ points: 3, period: 'DAY' }] });
+    for (let i = 0; i < 3; i++) expect((await t.gql(STATION, {}, secret)).status).toBe(200);
+    const refused = await t.gql(STATION, {}, secret);
+    expect(refused.status).toBe(429);
+    expect(refused.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', gate: 'operation', period: 'DAY', limit: 3, remaining: 0 });
+    expect(refused.body.errors[0].message).toMatch(/daily quota/);
+    // Retry-After counts to midnight: 60 s on this clock
+    expect(Math.abs(Number(refused.headers.get('retry-after')) - 60)).toBeLessThanOrEqual(1);
+    now = Date.UTC(2026, 11, 7, 0, 0, 1);
+    expect((await t.gql(STATION, {}, secret)).status).toBe(200);
+  });
+
+  it('a MONTH quota resets on the 1st, not 30 days after first use', async () => {
+    now = Date.UTC(2026, 10, 30, 23, 59, 30);
+    const secret = await keyUnder({ quotas: [{ points: 2, period: 'MONTH' }] });
+    for (let i = 0; i < 2; i++) expect((await t.gql(STATION, {}, secret)).status).toBe(200);
+    const refused = await t.gql(STATION, {}, secret);
+    expect(refused.status).toBe(429);
+    expect(refused.body.errors[0].extensions).toMatchObject({ period: 'MONTH', limit: 2 });
+    expect(Math.abs(Number(refused.headers.get('retry-after')) - 30)).toBeLessThanOrEqual(1);
+    now = Date.UTC(2026, 11, 1, 0, 0, 5);
+    expect((await t.gql(STATION, {}, secret)).status).toBe(200);
+  });
+
+  it('several windows are all or nothing: the minute\'s refusal takes nothing from the hour, and rateLimit lists every window', async () => {
+    now = Date.UTC(2026, 11, 6, 12, 0, 0);
+    const secret = await keyUnder(
+      { budgets: [{ points: 5, duration: 3600 }, { points: 3, duration: 60 }], quotas: [{ points: 100, period: 'DAY' }] },
+      { budget: { points: 50, duration: 600 } },
+    );
+    for (let i = 0; i < 3; i++) expect((await t.gql(STATION, {}, secret)).status).toBe(200);
+    const refused = await t.gql(STATION, {}, secret);
+    expect(refused.status).toBe(429);
+    expect(refused.body.errors[0].extensions).toMatchObject({ limit: 3, duration: 60 });
+    const status = await t.gql('{ rateLimit { limit remaining windows { limit window period used remaining owner } } }', {}, secret);
+    expect(status.body.data.rateLimit).toEqual({
+      limit: 3,
+      remaining: 0,
+      windows: [
+        { limit: 5, window: 3600, period: null, used: 3, remaining: 2, owner: 'CONSUMER' },
+        { limit: 3, window: 60, period: null, used: 3, remaining: 0, owner: 'CONSUMER' },
+        { limit: 100, window: 86_400, period: 'DAY', used: 3, remaining: 97, owner: 'CONSUMER' },
+        { limit: 50, window: 600, period: null, used: 3, remaining: 47, owner: 'KEY' },
+      ],
+    });
+    expect(refused.headers.get('ratelimit-policy')).toBe('"budget";q=5;w=3600, "budget-60s";q=3;w=60, "quota-day";q=100;w=86400, "key-600s";q=50;w=600');
+  });
+});

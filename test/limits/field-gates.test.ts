@@ -50,7 +50,7 @@ const resolvers = {
 
 function makeKey(scopes: string[] = [], limits: [string, { limit: number; duration: number }[]][] = []): AuthenticatedKey {
   const id = randomUUID();
-  return { id, name: 't', scopes, expiresAt: null, limits: new Map(limits), limitCaps: new Map(), owner: id, consumerId: null, planId: null, budgets: null, budgetCaps: [], maxOperationCost: null };
+  return { id, name: 't', scopes, expiresAt: null, limits: new Map(limits), limitCaps: new Map(), owner: id, consumerId: null, planId: null, budgets: null, quotas: [], budgetCaps: [], maxOperationCost: null };
 }
 
 function harness(store: LimiterStore) {
