@@ -19,6 +19,7 @@ CREATE TABLE "tollgate"."plans" (
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+ALTER TABLE "tollgate"."api_keys" ADD COLUMN "budgets" jsonb DEFAULT '[]'::jsonb NOT NULL;--> statement-breakpoint
 ALTER TABLE "tollgate"."api_keys" ADD COLUMN "consumer_id" uuid;--> statement-breakpoint
 ALTER TABLE "tollgate"."audit_events" ADD COLUMN "target_id" uuid;--> statement-breakpoint
 ALTER TABLE "tollgate"."consumers" ADD CONSTRAINT "consumers_plan_id_plans_id_fk" FOREIGN KEY ("plan_id") REFERENCES "tollgate"."plans"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint

@@ -73,6 +73,12 @@ export const adminResolvers = (services: { keys: KeyService; consumers: Consumer
     async updateConsumer(_: unknown, args: Args<ConsumerInput> & { id: string }, ctx: Context) {
       return unwrap(await services.consumers.updateConsumer(args.id, args.input, ctx.apiKey.id));
     },
+    async deletePlan(_: unknown, args: { id: string }, ctx: Context) {
+      return unwrap(await services.consumers.deletePlan(args.id, ctx.apiKey.id));
+    },
+    async deleteConsumer(_: unknown, args: { id: string }, ctx: Context) {
+      return unwrap(await services.consumers.deleteConsumer(args.id, ctx.apiKey.id));
+    },
     async rotateApiKey(_: unknown, args: { id: string; gracePeriodSeconds: number }, ctx: Context) {
       const { secret, key } = unwrap(await services.keys.rotate(args.id, args.gracePeriodSeconds, ctx.apiKey.id));
       return { secret, apiKey: key };

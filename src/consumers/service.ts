@@ -1,6 +1,6 @@
-import { and, asc, eq, gt, ilike, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, ilike, isNull, or, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { auditEvents, consumers, plans, type BudgetWindow, type LimitOverride, type Quota } from '../db/schema';
+import { apiKeys, auditEvents, consumers, plans, type BudgetWindow, type LimitOverride, type Quota } from '../db/schema';
 import { decodeCursor, diff, encodeCursor, fail, invalidBudgets, invalidLimits, invalidName, invalidQuotas, isUuid, type Failure, type Result } from '../keys/limits-input';
 import type { Page } from '../keys/service';
 import type { ConsumerRow, PlanRow } from '../keys/repository';
@@ -107,6 +107,42 @@ export class ConsumerService {
         .returning();
       await audit(tx, actorKeyId, 'consumer.updated', id, diff(consumerView(before), consumerView(row), 'consumer.updated'));
       return { ok: true, value: row };
+    });
+    if (result.ok) await this.options.onChanged?.(id);
+    return result;
+  }
+
+  /** A plan in use cannot be deleted: its consumers would silently fall back to the server's defaults. */
+  async deletePlan(id: string, actorKeyId: string | null): Promise<Result<PlanRow>> {
+    if (!isUuid(id)) return fail('NOT_FOUND', `No plan with id "${id}".`, 'id');
+    return this.db.transaction(async (tx): Promise<Result<PlanRow>> => {
+      const [before] = await tx.select().from(plans).where(eq(plans.id, id)).for('update');
+      if (!before) return fail('NOT_FOUND', `No plan with id "${id}".`, 'id');
+      const [{ n }] = await tx.select({ n: sql<number>`count(*)::int` }).from(consumers).where(eq(consumers.planId, id));
+      if (n > 0) return { ...fail('BAD_USER_INPUT', `${n} consumer(s) are on this plan: move them to another plan (updateConsumer with planId) first.`, 'id'), reason: 'PLAN_IN_USE' };
+      await tx.delete(plans).where(eq(plans.id, id));
+      await audit(tx, actorKeyId, 'plan.deleted', id, { before: planView(before) });
+      return { ok: true, value: before };
+    });
+  }
+
+  /**
+   * A consumer with live keys cannot be deleted: they would silently fall back to budgets of their
+   * own. Its revoked keys keep their history and lose the link.
+   */
+  async deleteConsumer(id: string, actorKeyId: string | null): Promise<Result<ConsumerRow>> {
+    if (!isUuid(id)) return fail('NOT_FOUND', `No consumer with id "${id}".`, 'id');
+    const result = await this.db.transaction(async (tx): Promise<Result<ConsumerRow>> => {
+      const [before] = await tx.select().from(consumers).where(eq(consumers.id, id)).for('update');
+      if (!before) return fail('NOT_FOUND', `No consumer with id "${id}".`, 'id');
+      const [{ n }] = await tx.select({ n: sql<number>`count(*)::int` }).from(apiKeys).where(and(eq(apiKeys.consumerId, id), isNull(apiKeys.revokedAt)));
+      if (n > 0) {
+        return { ...fail('BAD_USER_INPUT', `This consumer has ${n} live key(s): revoke them, or move them to another consumer (updateApiKey with consumerId), first.`, 'id'), reason: 'CONSUMER_HAS_KEYS' };
+      }
+      await tx.update(apiKeys).set({ consumerId: null }).where(eq(apiKeys.consumerId, id));
+      await tx.delete(consumers).where(eq(consumers.id, id));
+      await audit(tx, actorKeyId, 'consumer.deleted', id, { before: consumerView(before) });
+      return { ok: true, value: before };
     });
     if (result.ok) await this.options.onChanged?.(id);
     return result;

@@ -61,6 +61,8 @@ export const apiKeys = tollgateSchema.table(
     limits: jsonb('limits').$type<LimitOverride[]>().notNull().default(sql`'[]'::jsonb`),
     budgetPoints: integer('budget_points'),
     budgetDuration: integer('budget_duration'),
+    // More operation-budget windows beside `budget` (which stays the first, as it always was).
+    budgets: jsonb('budgets').$type<BudgetWindow[]>().notNull().default(sql`'[]'::jsonb`),
     // Under a consumer, the key spends the consumer's budgets; its own budget and limits cap it.
     consumerId: uuid('consumer_id').references(() => consumers.id),
     expiresAt: timestamp('expires_at', { withTimezone: true }),

@@ -16,7 +16,8 @@ const byCoordinate = (overrides: readonly LimitOverride[], cap?: true) => {
   return windows;
 };
 const asWindows = (budgets: readonly BudgetWindow[], cap?: true): KeyWindow[] => budgets.map((b) => (cap ? { limit: b.points, duration: b.duration, cap } : { limit: b.points, duration: b.duration }));
-const ownBudget = (row: ApiKeyRow): BudgetWindow[] => (row.budgetPoints && row.budgetDuration ? [{ points: row.budgetPoints, duration: row.budgetDuration }] : []);
+/** A key's own windows: `budget` (the one window keys always had), then `budgets`. */
+const ownBudget = (row: ApiKeyRow): BudgetWindow[] => [...(row.budgetPoints && row.budgetDuration ? [{ points: row.budgetPoints, duration: row.budgetDuration }] : []), ...row.budgets];
 
 /**
  * What the gates decide on. A key without a consumer spends its own budgets, as it always did. A

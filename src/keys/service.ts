@@ -14,6 +14,8 @@ export type KeyInput = {
   expiresAt?: Date | null;
   limits?: LimitOverride[];
   budget?: { points: number; duration: number } | null;
+  /** More operation-budget windows beside `budget`: a request must fit in every one. */
+  budgets?: { points: number; duration: number }[];
   /** The consumer whose budgets the key spends (its own budget and limits then cap it); null: none. */
   consumerId?: string | null;
 };
@@ -77,6 +79,7 @@ export class KeyService {
         limits: input.limits ?? [],
         budgetPoints: input.budget?.points ?? null,
         budgetDuration: input.budget?.duration ?? null,
+        budgets: input.budgets ?? [],
         consumerId: input.consumerId ?? null,
       })
       .returning();
@@ -93,6 +96,7 @@ export class KeyService {
       ...(input.expiresAt !== undefined ? { expiresAt: input.expiresAt } : {}),
       ...(input.limits !== undefined ? { limits: input.limits } : {}),
       ...(input.budget !== undefined ? { budgetPoints: input.budget?.points ?? null, budgetDuration: input.budget?.duration ?? null } : {}),
+      ...(input.budgets !== undefined ? { budgets: input.budgets } : {}),
       ...(input.consumerId !== undefined ? { consumerId: input.consumerId } : {}),
     }));
   }
@@ -244,7 +248,15 @@ export class KeyService {
         return fail('BAD_USER_INPUT', '"expiresAt" must be in the future.', 'expiresAt');
       }
     }
-    return invalidLimits(input.limits, this.options.limitedCoordinates) ?? invalidBudgets(input.budget ? [input.budget] : undefined, 'budget');
+    return (
+      invalidLimits(input.limits, this.options.limitedCoordinates) ??
+      invalidBudgets(input.budget ? [input.budget] : undefined, 'budget') ??
+      invalidBudgets(input.budgets) ??
+      // `budget` and `budgets` together are one list of windows: one per length
+      (input.budget && input.budgets?.some((b) => b.duration === input.budget!.duration)
+        ? fail('BAD_USER_INPUT', `"budget" and "budgets" both have a ${input.budget.duration}-second window; give one.`, 'budgets')
+        : null)
+    );
   }
 }
 
@@ -258,6 +270,7 @@ function publicView(row: ApiKeyRow) {
     revokedAt: row.revokedAt?.toISOString() ?? null,
     limits: row.limits,
     budget: row.budgetPoints ? { points: row.budgetPoints, duration: row.budgetDuration } : null,
+    budgets: row.budgets,
     consumerId: row.consumerId,
     previousSecretValidUntil: row.previousHashExpiresAt?.toISOString() ?? null,
   };

@@ -151,6 +151,38 @@ describe('consumers and plans: the admin contract', () => {
     expect(found.body.data.consumers).toEqual({ totalCount: 1, edges: [{ node: { name: 'Globex', keys: { totalCount: 1 } } }] });
   });
 
+  it('a plan in use and a consumer with live keys cannot be deleted; the answer says what to do instead', async () => {
+    const plan = (await t.gql(CREATE_PLAN, { i: { name: 'old' } })).body.data.createPlan;
+    const consumer = (await t.gql(CREATE_CONSUMER, { i: { name: 'Initech', planId: plan.id } })).body.data.createConsumer;
+    const key = (await t.gql(CREATE_KEY, { i: { name: 'k', consumerId: consumer.id } })).body.data.createApiKey;
+    const planRefused = await t.gql('mutation($id: ID!) { deletePlan(id: $id) { id } }', { id: plan.id });
+    expect(planRefused.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'PLAN_IN_USE' });
+    expect(planRefused.body.errors[0].message).toMatch(/move them to another plan/);
+    const consumerRefused = await t.gql('mutation($id: ID!) { deleteConsumer(id: $id) { id } }', { id: consumer.id });
+    expect(consumerRefused.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'CONSUMER_HAS_KEYS' });
+    expect(consumerRefused.body.errors[0].message).toMatch(/revoke them, or move them/);
+    // revoke the key: the consumer goes, the key keeps its history without the link
+    await t.gql('mutation($id: ID!) { revokeApiKey(id: $id) { id } }', { id: key.apiKey.id });
+    expect((await t.gql('mutation($id: ID!) { deleteConsumer(id: $id) { name } }', { id: consumer.id })).body.data.deleteConsumer).toEqual({ name: 'Initech' });
+    expect((await t.gql('query($id: ID!) { apiKey(id: $id) { revokedAt consumer { id } } }', { id: key.apiKey.id })).body.data.apiKey).toMatchObject({ consumer: null });
+    expect((await t.gql('mutation($id: ID!) { deletePlan(id: $id) { name } }', { id: plan.id })).body.data.deletePlan).toEqual({ name: 'old' });
+    expect((await t.gql('query($id: ID!) { plan(id: $id) { id } }', { id: plan.id })).body.data.plan).toBeNull();
+  });
+
+  it('a key\'s budget keeps working as one window, with budgets beside it for several (all or nothing)', async () => {
+    const created = await t.gql(CREATE_KEY, { i: { name: 'two windows', scopes: ['read'], budget: { points: 10, duration: 3600 }, budgets: [{ points: 3, duration: 60 }] } });
+    const secret = created.body.data.createApiKey.secret;
+    for (let i = 0; i < 3; i++) expect((await t.gql(STATION, {}, secret)).status).toBe(200);
+    const refused = await t.gql(STATION, {}, secret);
+    expect(refused.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', limit: 3, duration: 60 });
+    const key = await t.gql('query($id: ID!) { apiKey(id: $id) { budget { points duration } budgets { points duration } } }', { id: created.body.data.createApiKey.apiKey.id });
+    expect(key.body.data.apiKey).toEqual({ budget: { points: 10, duration: 3600 }, budgets: [{ points: 3, duration: 60 }] });
+    const status = await t.gql('{ rateLimit { windows { limit used } } }', {}, secret);
+    expect(status.body.data.rateLimit.windows).toEqual([{ limit: 10, used: 3 }, { limit: 3, used: 3 }]);
+    const clash = await t.gql(CREATE_KEY, { i: { name: 'x', budget: { points: 10, duration: 60 }, budgets: [{ points: 3, duration: 60 }] } });
+    expect(clash.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'budgets' });
+  });
+
   it('every change is audited with before and after', async () => {
     const plan = (await t.gql(CREATE_PLAN, { i: { name: 'team', budgets: [{ points: 50, duration: 60 }] } })).body.data.createPlan;
     await t.gql(UPDATE_PLAN, { id: plan.id, i: { budgets: [{ points: 80, duration: 60 }] } });
