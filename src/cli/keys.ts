@@ -2,13 +2,19 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, redisTarget } from '../config';
 import { openDatabase } from '../db/client';
 import { tollgateMigrations } from '../db/migrate';
-import { KeyService } from '../keys/service';
+import { KeyService, type Page, type Result } from '../keys/service';
+import { ConsumerService } from '../consumers/service';
 import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
 import { createRedisClient } from '../counting/store';
 
 const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
-  create --name NAME [--scopes admin,read] [--expires 2027-01-01]   create a key; prints its secret once
+  create --name NAME [--scopes admin,read] [--expires 2027-01-01] [--consumer ID]
+                                                                    create a key; prints its secret once
   list [--all]                                                      list keys (--all includes revoked)
+  create-consumer --name NAME [--external-id ID] [--plan ID] [--scopes read]
+                                                                    a consumer and its first key, in one command
+  consumers                                                         list consumers (id, name, external id, plan)
+  plans                                                             list plans (id, name, windows, quotas)
   revoke <id>                                                       revoke a key
   rotate <id> [--grace 3600]                                        new secret, same id; old one works for --grace seconds
 
@@ -17,11 +23,16 @@ server holds it). With --url it goes through a running server's admin API, authe
 --key (or TOLLGATE_ADMIN_KEY): the way to manage keys while the embedded server is running.`;
 
 type KeySummary = { id: string; start: string; scopes: string[]; name: string; revokedAt: string | null; expiresAt: string | null };
+type ConsumerSummary = { id: string; name: string; externalId: string | null; plan: string | null };
+type PlanSummary = { id: string; name: string; budgets: { points: number; duration: number }[]; quotas: { points: number; period: string }[] };
 type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
 
 /** What the CLI needs, from the database directly or from a running server's admin API. */
 type KeyAdmin = {
-  create(input: { name: string; scopes: string[]; expiresAt?: Date }): Promise<Outcome<{ id: string; scopes: string[]; secret: string }>>;
+  create(input: { name: string; scopes: string[]; expiresAt?: Date; consumerId?: string }): Promise<Outcome<{ id: string; scopes: string[]; secret: string }>>;
+  createConsumer(input: { name: string; externalId?: string; planId?: string }): Promise<Outcome<{ id: string; name: string }>>;
+  consumers(): Promise<Outcome<ConsumerSummary[]>>;
+  plans(): Promise<Outcome<PlanSummary[]>>;
   list(includeRevoked: boolean): Promise<Outcome<KeySummary[]>>;
   revoke(id: string): Promise<Outcome<{ id: string; revokedAt: string }>>;
   rotate(id: string, grace: number): Promise<Outcome<{ id: string; secret: string }>>;
@@ -37,15 +48,35 @@ async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
   const redis = target ? createRedisClient(target, 'cli', config.limiterTimeoutMs) : undefined;
   redis?.on('error', () => undefined);
   await database.migrate(tollgateMigrations);
+  // Running servers drop the key (or a consumer's keys) from their caches within a second.
+  const announce = async (id: string) => void (await redis?.publish(KEY_CHANGED_CHANNEL, id).catch(() => undefined));
   const keys = new KeyService({
     db: database.db,
     prefix: config.keyPrefix,
     scopes: config.scopes,
     limitedCoordinates: new Set(), // the CLI sets no per-coordinate overrides
-    // Running servers drop the key from their caches within a second.
-    onKeyChanged: async (keyId) => void (await redis?.publish(KEY_CHANGED_CHANNEL, keyId).catch(() => undefined)),
+    onKeyChanged: announce,
   });
+  const consumers = new ConsumerService({ db: database.db, limitedCoordinates: new Set(), maxQueryCost: config.maxQueryCost, onChanged: announce });
+  /** Every page of a list, in order. */
+  async function all<T, R>(page: (after?: string) => Promise<Result<Page<T>>>, map: (node: T) => R | Promise<R>): Promise<Outcome<R[]>> {
+    const out: R[] = [];
+    let after: string | undefined;
+    do {
+      const next = await page(after);
+      if (!next.ok) return next;
+      for (const { node } of next.value.nodes) out.push(await map(node));
+      after = next.value.hasNextPage ? next.value.nodes.at(-1)?.cursor : undefined;
+    } while (after);
+    return { ok: true, value: out };
+  }
   return {
+    async createConsumer(input) {
+      const r = await consumers.createConsumer(input, null);
+      return r.ok ? { ok: true, value: { id: r.value.id, name: r.value.name } } : r;
+    },
+    consumers: () => all((after) => consumers.consumers({ first: 100, after }), async (c) => ({ id: c.id, name: c.name, externalId: c.externalId, plan: c.planId ? ((await consumers.plan(c.planId))?.name ?? null) : null })),
+    plans: () => all((after) => consumers.plans({ first: 100, after }), (p) => ({ id: p.id, name: p.name, budgets: p.budgets, quotas: p.quotas })),
     async create(input) {
       const r = await keys.create(input, null);
       return r.ok ? { ok: true, value: { id: r.value.key.id, scopes: r.value.key.scopes, secret: r.value.secret } } : r;
@@ -86,9 +117,28 @@ function remoteAdmin(url: string, key: string): KeyAdmin {
     return { ok: true, value: pick(body.data) };
   };
   const KEY = 'id start name scopes revokedAt expiresAt';
+  /** Every page of a connection of the admin API. */
+  async function pages<N, R>(field: string, selection: string, map: (node: N) => R): Promise<Outcome<R[]>> {
+    const out: R[] = [];
+    let after: string | null = null;
+    do {
+      const page: Outcome<{ nodes: N[]; next: string | null }> = await call(
+        `query($after: String) { ${field}(first: 100, after: $after) { pageInfo { hasNextPage endCursor } edges { node { ${selection} } } } }`,
+        { after },
+        (d) => ({ nodes: d[field].edges.map((e: { node: N }) => e.node), next: d[field].pageInfo.hasNextPage ? d[field].pageInfo.endCursor : null }),
+      );
+      if (!page.ok) return page;
+      out.push(...page.value.nodes.map(map));
+      after = page.value.next;
+    } while (after);
+    return { ok: true, value: out };
+  }
   return {
+    createConsumer: (input) => call('mutation($i: CreateConsumerInput!) { createConsumer(input: $i) { id name } }', { i: input }, (d) => d.createConsumer),
+    consumers: () => pages('consumers', 'id name externalId plan { name }', (n: { plan: { name: string } | null } & ConsumerSummary) => ({ ...n, plan: n.plan?.name ?? null })),
+    plans: () => pages('plans', 'id name budgets { points duration } quotas { points period }', (n: PlanSummary) => n),
     create: (input) =>
-      call('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id scopes } } }', { input: { name: input.name, scopes: input.scopes, expiresAt: input.expiresAt?.toISOString() } }, (d) => ({
+      call('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id scopes } } }', { input: { name: input.name, scopes: input.scopes, expiresAt: input.expiresAt?.toISOString(), consumerId: input.consumerId } }, (d) => ({
         id: d.createApiKey.apiKey.id,
         scopes: d.createApiKey.apiKey.scopes,
         secret: d.createApiKey.secret,
@@ -129,6 +179,9 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
         expires: { type: 'string' },
         grace: { type: 'string' },
         all: { type: 'boolean' },
+        consumer: { type: 'string' },
+        'external-id': { type: 'string' },
+        plan: { type: 'string' },
         url: { type: 'string' },
         key: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -144,12 +197,12 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
     out(USAGE);
     return 0;
   }
-  if (!command || !['create', 'list', 'revoke', 'rotate'].includes(command)) {
+  if (!command || !['create', 'list', 'revoke', 'rotate', 'create-consumer', 'consumers', 'plans'].includes(command)) {
     out(USAGE);
     return command ? fail(`unknown command "${command}"`, 2) : 2;
   }
   // Mistakes in the arguments are reported before anything is opened.
-  if (command === 'create' && !values.name) return fail('--name is required');
+  if ((command === 'create' || command === 'create-consumer') && !values.name) return fail('--name is required');
   const expiresAt = values.expires ? new Date(values.expires) : undefined;
   if (expiresAt && Number.isNaN(expiresAt.getTime())) return fail(`--expires "${values.expires}" is not a date (use e.g. 2027-01-01)`);
   if ((command === 'revoke' || command === 'rotate') && !id) return fail(`${command} needs a key id`);
@@ -169,7 +222,7 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
     switch (command) {
       case 'create': {
         const scopes = values.scopes ? values.scopes.split(',').map((s) => s.trim()).filter(Boolean) : [];
-        const result = await admin.create({ name: values.name!, scopes, expiresAt });
+        const result = await admin.create({ name: values.name!, scopes, expiresAt, consumerId: values.consumer });
         if (!result.ok) return fail(result.message);
         out(`id:     ${result.value.id}`);
         out(`scopes: ${result.value.scopes.join(',') || '(none)'}`);
@@ -182,6 +235,32 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
         for (const node of result.value) {
           const state = node.revokedAt ? 'revoked' : node.expiresAt && new Date(node.expiresAt) < new Date() ? 'expired' : 'active';
           out([node.id, node.start + '…', state, node.scopes.join(',') || '-', node.name].join('  '));
+        }
+        return 0;
+      }
+      case 'create-consumer': {
+        const consumer = await admin.createConsumer({ name: values.name!, externalId: values['external-id'], planId: values.plan });
+        if (!consumer.ok) return fail(consumer.message);
+        const scopes = values.scopes ? values.scopes.split(',').map((s) => s.trim()).filter(Boolean) : ['read'];
+        const key = await admin.create({ name: `${values.name} key`, scopes, expiresAt, consumerId: consumer.value.id });
+        if (!key.ok) return fail(`consumer ${consumer.value.id} created, but not its key: ${key.message}`);
+        out(`consumer: ${consumer.value.id}  ${consumer.value.name}`);
+        out(`key id:   ${key.value.id}`);
+        out(`secret:   ${key.value.secret}   (shown once: store it now)`);
+        return 0;
+      }
+      case 'consumers': {
+        const result = await admin.consumers();
+        if (!result.ok) return fail(result.message);
+        for (const c of result.value) out([c.id, c.name, c.externalId ?? '-', c.plan ?? '(no plan)'].join('  '));
+        return 0;
+      }
+      case 'plans': {
+        const result = await admin.plans();
+        if (!result.ok) return fail(result.message);
+        for (const p of result.value) {
+          const windows = [...p.budgets.map((b) => `${b.points}/${b.duration}s`), ...p.quotas.map((q) => `${q.points}/${q.period.toLowerCase()}`)];
+          out([p.id, p.name, windows.join(',') || '(server defaults)'].join('  '));
         }
         return 0;
       }

@@ -123,6 +123,27 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
     await withServerOnSameDatabase(async (server) => expect((await server.gql(ME, {}, newSecret)).status).toBe(401));
   });
 
+  it('creates a consumer with its first key in one command, and lists consumers and plans — directly and through a server', async () => {
+    const made = await run('create-consumer', '--name', 'Acme', '--external-id', `cus_${Date.now()}`);
+    expect(made.code).toBe(0);
+    const consumerId = /consumer: ([0-9a-f-]{36})/.exec(made.out)![1];
+    const secret = /secret: +(tg_\w+)/.exec(made.out)![1];
+    expect((await run('consumers')).out).toMatch(new RegExp(`${consumerId}  Acme  cus_\\d+  \\(no plan\\)`));
+    await withServerOnSameDatabase(async (server) => {
+      // the key spends its consumer's budget
+      const me = await server.gql('{ me { consumer { id name } } }', {}, secret);
+      expect(me.body.data.me.consumer).toEqual({ id: consumerId, name: 'Acme' });
+      await server.gql('mutation { createPlan(input: { name: "Team", budgets: [{ points: 500, duration: 60 }], quotas: [{ points: 9000, period: DAY }] }) { id } }', {});
+      const remote = (...argv: string[]) => run('--url', server.url, '--key', server.adminKey, ...argv);
+      expect((await remote('plans')).out).toMatch(/Team  500\/60s,9000\/day/);
+      expect((await remote('consumers')).out).toContain(`${consumerId}  Acme`);
+      const second = await remote('create', '--name', 'staging', '--scopes', 'read', '--consumer', consumerId);
+      expect(second.code).toBe(0);
+      const unknown = await remote('create', '--name', 'x', '--consumer', '00000000-0000-4000-8000-000000000009');
+      expect(unknown).toMatchObject({ code: 1, out: expect.stringMatching(/No consumer with id/) });
+    });
+  });
+
   it('works through a running server\'s admin API with --url and --key', async () => {
     await withServerOnSameDatabase(async (server) => {
       const remote = (...argv: string[]) => run('--url', server.url, '--key', server.adminKey, ...argv);
