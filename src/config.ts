@@ -51,6 +51,9 @@ const envSchema = z.object({
   COST_TYPE_WEIGHT: z.enum(['replace', 'add']).default('replace'),
   BUDGET_POINTS: int(1).default(10000),
   BUDGET_DURATION_SECONDS: int(1).default(3600),
+  // A short window beside the hourly one: a key cannot spend its hour in a minute (0 turns it off).
+  BUDGET_BURST_POINTS: int(0).default(2000),
+  BUDGET_BURST_SECONDS: int(1).default(60),
   MAX_DEPTH: int(1, 1000).default(12),
   MAX_ALIASES: int(0, 10000).default(30),
   MAX_DIRECTIVES: int(0, 10000).default(50),
@@ -106,7 +109,8 @@ export type Config = Readonly<{
   maxQuerySteps: number;
   /** How operations are priced: the default list size and where implementations differ (operation-cost.ts). */
   cost: { defaultListSize: number; rules: { mutation: 'per-field' | 'per-operation'; abstractTypes: 'max' | 'sum'; typeWeight: 'replace' | 'add' } };
-  budget: { points: number; duration: number };
+  /** The default operation budget: the main window first, then the burst window (if on). */
+  budgets: { points: number; duration: number }[];
   armor: { maxDepth: number; maxAliases: number; maxDirectives: number; maxTokens: number; maxChars: number };
   allowIntrospection: boolean;
   allowBatching: boolean;
@@ -174,7 +178,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQueryCost: e.MAX_QUERY_COST,
     maxQuerySteps: e.MAX_QUERY_STEPS,
     cost: { defaultListSize: e.DEFAULT_LIST_SIZE, rules: { mutation: e.COST_MUTATIONS, abstractTypes: e.COST_ABSTRACT_TYPES, typeWeight: e.COST_TYPE_WEIGHT } },
-    budget: { points: e.BUDGET_POINTS, duration: e.BUDGET_DURATION_SECONDS },
+    budgets: [
+      { points: e.BUDGET_POINTS, duration: e.BUDGET_DURATION_SECONDS },
+      // the burst window only where it is tighter than the main one, and of another length
+      ...(e.BUDGET_BURST_POINTS > 0 && e.BUDGET_BURST_SECONDS !== e.BUDGET_DURATION_SECONDS && e.BUDGET_BURST_POINTS < e.BUDGET_POINTS ? [{ points: e.BUDGET_BURST_POINTS, duration: e.BUDGET_BURST_SECONDS }] : []),
+    ],
     armor: {
       maxDepth: e.MAX_DEPTH,
       maxAliases: e.MAX_ALIASES,

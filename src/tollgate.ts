@@ -93,7 +93,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     mode: config.costMode,
     maxCost: config.maxQueryCost,
     maxSteps: config.maxQuerySteps,
-    defaultBudget: config.budget,
+    defaultBudgets: config.budgets,
     cost: config.cost,
     onAuthFailure: (reason) => metrics.authFailure(reason),
     onRejected: (gate) => metrics.rejected(gate),

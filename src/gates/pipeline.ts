@@ -64,7 +64,8 @@ export type AdmissionOptions = {
   maxCost: number;
   /** Steps one reading of a document may take (MAX_QUERY_STEPS); measuring a response may take ten times as many. */
   maxSteps: number;
-  defaultBudget: { points: number; duration: number };
+  /** The operation budget of a key whose owner has none of its own: the main window, then the burst window. */
+  defaultBudgets: readonly { points: number; duration: number }[];
   cost?: { defaultListSize: number; rules: CostRules };
   /** Told about refusals and costs (metrics). */
   onAuthFailure?: (reason: string) => void;
@@ -93,8 +94,12 @@ export type AdmissionOptions = {
 export class Admissions {
   private readonly budgets: WindowGate;
 
+  /** The default budget's windows, made once (every request of a key without its own uses them). */
+  readonly defaultWindows: readonly KeyWindow[];
+
   constructor(private readonly options: AdmissionOptions) {
     this.budgets = new WindowGate(options.store, 'tg:budget');
+    this.defaultWindows = options.defaultBudgets.map((b) => ({ limit: b.points, duration: b.duration }));
   }
 
   /** Steps 1 and 2. Throws the request's refusal (401, 400, 429, 503). */
@@ -178,8 +183,8 @@ export class Admission {
     readonly meta: RequestMeta,
     private readonly ip: IpCheck,
   ) {
-    const fallback = admissions?.settings.defaultBudget ?? { points: 0, duration: 1 };
-    this.windows = [...(key.budgets ?? [{ limit: fallback.points, duration: fallback.duration }]), ...key.quotas, ...key.budgetCaps];
+    const own = key.budgets ?? admissions?.defaultWindows ?? NO_BUDGET;
+    this.windows = key.quotas.length || key.budgetCaps.length ? [...own, ...key.quotas, ...key.budgetCaps] : own;
     this.budget = this.windows[0];
   }
 
@@ -487,6 +492,8 @@ const policyName = (window: Window, index: number) =>
   index === 0 ? 'budget' : window.period ? `quota-${window.period.toLowerCase()}` : `${window.cap ? 'key' : 'budget'}-${window.duration}s`;
 
 const NO_VARIABLES: Record<string, unknown> = Object.freeze({});
+/** The bench's bare baseline has no Admissions: a budget nothing is taken from. */
+const NO_BUDGET: readonly KeyWindow[] = [{ limit: 0, duration: 1 }];
 const NO_FIELDS: readonly never[] = [];
 
 /** x-api-key, or Authorization: Bearer. Two different keys in one request are refused. */

@@ -33,7 +33,7 @@ async function main() {
   let commands = () => 0;
 
   if (variant === 'tollgate') {
-    const config = loadConfig({ ...process.env, PORT: '0', LOG_LEVEL: 'silent', IP_LIMIT: String(HUGE), BUDGET_POINTS: String(HUGE), DATA_DIR: 'memory://' });
+    const config = loadConfig({ ...process.env, PORT: '0', LOG_LEVEL: 'silent', IP_LIMIT: String(HUGE), BUDGET_POINTS: String(HUGE), BUDGET_BURST_POINTS: '0', DATA_DIR: 'memory://' });
     const tollgate = await createTollgate({ config, printAdminKey: false });
     commands = () => tollgate.services.store.commands();
     schema = tollgate.schema({ typeDefs, resolvers });

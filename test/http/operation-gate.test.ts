@@ -4,6 +4,7 @@ import { flushTestRedis, openTestDatabase, startTestServer, useTestServer, withT
 import { keyTag } from '../../src/gates/field-gate';
 import { storeBackends } from '../support/services';
 import { counterState } from '../support/counters';
+import { until } from '../support/wait';
 
 const STATION = '{ station(id: "LHR") { name } }'; // cost 1: one object field
 const RECORD = 'mutation($input: RecordObservationInput!) { recordObservation(input: $input) { id } }'; // cost 10
@@ -24,6 +25,28 @@ describe.each(storeBackends())('operation gate on the %s store', (store) => {
   });
 
   const keyWithBudget = (points: number, scopes = ['read', 'write']) => t.createKey({ scopes, budget: { points, duration: 60 } });
+
+  it('the default budget has a burst window beside the hour: a key cannot spend its hour in a minute', async () => {
+    // No budget of its own: 10 000 an hour, 2 000 a minute (and room in Query.stations' own field window).
+    const key = await t.createKey({ scopes: ['read'], limits: [{ coordinate: 'Query.stations', limit: 100_000, duration: 60 }] });
+    // start early in a minute's bucket, so the minute's points do not begin to fade mid-test
+    await until(async () => Date.now() % 60_000 < 40_000, 25_000);
+    const STATIONS = '{ stations(first: 50) { edges { node { id } } } }'; // priced 101, 73 once measured (36 stations)
+    let admitted = 0;
+    let refused: Awaited<ReturnType<typeof t.gql>> | undefined;
+    while (!refused && admitted < 40) {
+      const res = await t.gql(STATIONS, {}, key.secret);
+      if (res.status === 200) admitted++;
+      else refused = res;
+    }
+    // 27 × 73 = 1 971 spent; the 28th, priced 101, does not fit in 2 000
+    expect(admitted).toBe(27);
+    expect(refused!.status).toBe(429);
+    expect(refused!.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', limit: 2000, duration: 60 });
+    expect(refused!.headers.get('ratelimit-policy')).toBe('"budget";q=10000;w=3600, "budget-60s";q=2000;w=60');
+    const status = await t.gql('{ rateLimit { windows { limit window used } } }', {}, key.secret);
+    expect(status.body.data.rateLimit.windows).toEqual([{ limit: 10_000, window: 3600, used: 1971 }, { limit: 2000, window: 60, used: 1971 }]);
+  });
 
   it('admits exactly the budget: 5 one-point operations pass, the 6th is 429 with Retry-After', async () => {
     const key = await keyWithBudget(5);
