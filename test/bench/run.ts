@@ -29,6 +29,8 @@ const variants: Variant[] = [
   { name: 'protected, memory (PGlite)', baseline: 'bare (PGlite)', env: { DATA_DIR: 'memory://' } },
   { name: 'bare (Postgres)', env: { BENCH_BARE: '1', DATABASE_URL } },
   { name: 'protected, Redis + Postgres', baseline: 'bare (Postgres)', env: { DATABASE_URL, REDIS_URL }, redis: true },
+  // every key under a consumer on a plan of three windows and a daily quota: still one round trip
+  { name: 'consumer plan, Redis + Postgres', baseline: 'bare (Postgres)', env: { DATABASE_URL, REDIS_URL, BENCH_CONSUMER: '1' }, redis: true },
 ];
 
 type Workload = { name: string; body: (i: number) => string };

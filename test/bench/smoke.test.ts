@@ -32,13 +32,16 @@ describeIf(hasPostgres() && hasRedis(), 'Postgres and Redis', 'bench smoke run (
       await stopChild(child);
       await scratch.drop();
     }
-    for (const variant of ['bare (PGlite)', 'protected, memory (PGlite)', 'bare (Postgres)', 'protected, Redis + Postgres']) {
+    for (const variant of ['bare (PGlite)', 'protected, memory (PGlite)', 'bare (Postgres)', 'protected, Redis + Postgres', 'consumer plan, Redis + Postgres']) {
       expect(stdout).toContain(`| ${variant} |`);
     }
     const file = /numbers written to (\S+)/.exec(stdout)![1];
     expect(existsSync(file)).toBe(true);
     const { rows, library } = JSON.parse(readFileSync(file, 'utf8'));
-    expect(rows).toHaveLength(12);
+    expect(rows).toHaveLength(15);
+    // a key under a consumer on a plan of three windows and a quota: still one Redis command per request
+    const consumerTrivial = rows.find((r: { variant: string; workload: string }) => r.variant === 'consumer plan, Redis + Postgres' && r.workload.startsWith('trivial'));
+    expect(consumerTrivial.redisPerOp).toBeLessThanOrEqual(1.05);
     const libraryVariants = ['bare Apollo', 'bare Apollo, context a turn later', 'naive peer, memory', 'Tollgate, memory', 'naive peer, Redis', 'Tollgate, Redis', 'Tollgate, Redis, 1 % leases'];
     expect(library.rows.map((r: { variant: string }) => r.variant)).toEqual(expect.arrayContaining(libraryVariants));
     for (const row of [...rows, ...library.rows]) {
