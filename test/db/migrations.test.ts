@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { openDatabase } from '../../src/db/client';
@@ -41,6 +42,50 @@ describe.each(databaseBackends())('migrating a database from before the tollgate
         await t.close();
       }
     } finally {
+      await handle.close();
+      await scratch?.drop();
+    }
+  });
+});
+
+// The last release's tables (tollgate.* at migration 0000, before consumers and plans): its keys,
+// with their own budgets and field limits, keep working after the upgrade, and can then be put
+// under a consumer.
+describe.each(databaseBackends())('upgrading the last release\'s tables to consumers and plans, on %s', (backend) => {
+  it('keeps every key, its budget and its limits, and a key can join a consumer afterwards', async () => {
+    const scratch = backend === 'postgres' ? await createScratchDatabase() : null;
+    const handle = await openDatabase({ url: scratch?.url, dataDir: 'memory://' });
+    // The migrations folder as the last release shipped it: 0000 only.
+    const lastRelease = mkdtempSync(path.join(os.tmpdir(), 'tollgate-last-release-'));
+    try {
+      cpSync(path.join(tollgateMigrations.folder, '0000_init.sql'), path.join(lastRelease, '0000_init.sql'));
+      mkdirSync(path.join(lastRelease, 'meta'));
+      const journal = JSON.parse(readFileSync(path.join(tollgateMigrations.folder, 'meta', '_journal.json'), 'utf8'));
+      writeFileSync(path.join(lastRelease, 'meta', '_journal.json'), JSON.stringify({ ...journal, entries: journal.entries.slice(0, 1) }));
+      await handle.migrate({ ...tollgateMigrations, folder: lastRelease });
+      const secret = generateKey('tg');
+      await handle.db.execute(sql`insert into tollgate.api_keys (name, start, hash, scopes, budget_points, budget_duration, limits)
+        values ('old partner', ${displayStart(secret, 'tg')}, ${hashKey(secret)}, ${'{read}'}::text[], 3, 3600, ${JSON.stringify([{ coordinate: 'Query.station', limit: 2, duration: 3600 }])}::jsonb)`);
+
+      const t = await startTestServer({ database: { ...handle, queries: [], dispose: async () => {} } });
+      try {
+        // the field limit (2) and the budget (3) hold as before the upgrade
+        const answers = [];
+        for (let i = 0; i < 4; i++) answers.push(await t.gql('{ station(id: "LHR") { name } }', {}, secret));
+        expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+        expect(answers.map((a) => a.body.data?.station?.name ?? null)).toEqual(['London Heathrow', 'London Heathrow', null, null]);
+        // (its budget is spent: an admin looks it up)
+        const keys = (await t.gql('{ apiKeys { edges { node { id name consumer { id } } } } }', {})).body.data.apiKeys.edges.map((e: { node: unknown }) => e.node);
+        const id = keys.find((k: { name: string }) => k.name === 'old partner');
+        expect(id.consumer).toBeNull();
+        const consumer = (await t.gql('mutation { createConsumer(input: { name: "Old partner Ltd" }) { id } }', {})).body.data.createConsumer;
+        const moved = await t.gql('mutation($id: ID!, $c: ID!) { updateApiKey(id: $id, input: { consumerId: $c }) { consumer { id } budget { points } } }', { id: id.id, c: consumer.id });
+        expect(moved.body.data.updateApiKey).toEqual({ consumer: { id: consumer.id }, budget: { points: 3 } });
+      } finally {
+        await t.close();
+      }
+    } finally {
+      rmSync(lastRelease, { recursive: true, force: true });
       await handle.close();
       await scratch?.drop();
     }
