@@ -192,7 +192,7 @@ describe('consumers and plans: the admin contract', () => {
   });
 });
 
-describe.each(storeBackends())('quotas and several windows on the %s store', (store) => {
+describe.each(stores)('quotas and several windows on the %s store', (store) => {
   let db: TestDatabase;
   let t: TestServer;
   // The clock quotas are judged on: moved to a midnight instead of waiting for one.
@@ -202,6 +202,7 @@ describe.each(storeBackends())('quotas and several windows on the %s store', (st
     if (store === 'redis') await flushTestRedis();
     db = await openTestDatabase('pglite');
     t = await startTestServer({ database: db, store, now: () => now });
+    if (store === 'cluster') await until(async () => ((await (await fetch(`${t.url}/ready`)).json()) as { limiterStore: string }).limiterStore === 'up', 10_000);
   });
   afterAll(async () => {
     await t?.close();
