@@ -64,6 +64,16 @@ const envSchema = z.object({
   METRICS_TOKEN: z.string().min(16).optional(),
   METRICS_PORT: int(0, 65535).optional(),
   BOOTSTRAP_ADMIN_KEY: bool.default(true),
+  USAGE_TRACKING: bool.default(true),
+  USAGE_FLUSH_SECONDS: int(1, 60).default(2),
+  USAGE_MINUTES_RETENTION_HOURS: int(1, 24 * 90).default(48),
+  USAGE_HOURS_RETENTION_DAYS: int(1, 3650).default(90),
+  USAGE_DAYS_RETENTION_DAYS: int(1, 36500).default(730),
+  ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  ALERT_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]{16,}$/, 'a Standard Webhooks secret: whsec_ followed by base64 (at least 16 characters)').optional(),
+  ALERT_THRESHOLDS: z.string().regex(/^\d{1,3}(,\d{1,3})*$/, 'comma-separated percents, e.g. 80,90,100').default('80,90,100'),
+  ALERT_KEY_EXPIRY_DAYS: z.string().regex(/^(\d{1,4}(,\d{1,4})*)?$/, 'comma-separated days, e.g. 7,1').default('7,1'),
+  KEY_ROTATION_DAYS: int(1, 36500).optional(),
 });
 
 export type Config = Readonly<{
@@ -117,6 +127,12 @@ export type Config = Readonly<{
   metricsToken?: string;
   metricsPort?: number;
   bootstrapAdminKey: boolean;
+  /** Per-key usage history (src/usage/): counted in memory, written every flushMs, kept per granularity. */
+  usage: { enabled: boolean; flushMs: number; retentionMs: { minute: number; hour: number; day: number } };
+  /** Signed webhooks (src/alerts/); no url: no events, nothing queued. */
+  alerts: { url?: string; secret?: string; thresholds: readonly number[]; keyExpiryDays: readonly number[] };
+  /** Keys whose secret is older than this are due for rotation (an alert, ApiKey.rotationDueAt); unset: never. */
+  keyRotationDays?: number;
 }>;
 
 export class ConfigError extends Error {}
@@ -141,6 +157,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Invalid configuration:\n  REDIS_CLUSTER_NODES: set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
   }
   const scopes = e.SCOPES.split(',').map((s) => s.trim()).filter(Boolean);
+  if (e.ALERT_WEBHOOK_URL && !e.ALERT_WEBHOOK_SECRET) throw new ConfigError('Invalid configuration:\n  ALERT_WEBHOOK_SECRET: required with ALERT_WEBHOOK_URL (a whsec_… secret the receiver verifies signatures with)');
+  if (e.ALERT_THRESHOLDS.split(',').some((t) => Number(t) < 1 || Number(t) > 100)) throw new ConfigError('Invalid configuration:\n  ALERT_THRESHOLDS: each percent must be 1..100');
   if (!scopes.includes('admin')) throw new ConfigError('Invalid configuration:\n  SCOPES: must include "admin"');
   return Object.freeze({
     port: e.PORT,
@@ -195,6 +213,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.METRICS_TOKEN,
     metricsPort: e.METRICS_PORT,
     bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
+    usage: {
+      enabled: e.USAGE_TRACKING,
+      flushMs: e.USAGE_FLUSH_SECONDS * 1000,
+      retentionMs: { minute: e.USAGE_MINUTES_RETENTION_HOURS * 3_600_000, hour: e.USAGE_HOURS_RETENTION_DAYS * 86_400_000, day: e.USAGE_DAYS_RETENTION_DAYS * 86_400_000 },
+    },
+    alerts: {
+      url: e.ALERT_WEBHOOK_URL,
+      secret: e.ALERT_WEBHOOK_SECRET,
+      thresholds: [...new Set(e.ALERT_THRESHOLDS.split(',').map(Number))].sort((a, b) => a - b),
+      keyExpiryDays: [...new Set(e.ALERT_KEY_EXPIRY_DAYS.split(',').filter(Boolean).map(Number))].sort((a, b) => b - a),
+    },
+    keyRotationDays: e.KEY_ROTATION_DAYS,
   });
 }
 

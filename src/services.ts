@@ -12,6 +12,12 @@ import { createLimiterStore, createRedisClient, type LimiterStore, type RedisCli
 import { boundedStdout } from './log-destination';
 import { OutageWatch, describeFailure } from './outage-watch';
 import { ConsumerService } from './consumers/service';
+import { UsageCounter } from './usage/counter';
+import { UsageWriter } from './usage/writer';
+import { UsageHistory } from './usage/history';
+import { Outbox } from './alerts/outbox';
+import { WebhookDelivery } from './alerts/delivery';
+import { AlertWatch } from './alerts/watch';
 
 export type ServiceOptions = {
   /** An already open database (tests share one per file); otherwise opened from config. */
@@ -36,6 +42,10 @@ export type Services = {
   consumers: ConsumerService;
   ipGate: IpGate;
   fieldGate: FieldGate;
+  /** Usage history: counted per operation (null when USAGE_TRACKING is off), written in batches, read back. */
+  usage: { counter: UsageCounter | null; writer: UsageWriter | null; history: UsageHistory };
+  /** Signed webhooks: the outbox (always, for listing), and when ALERT_WEBHOOK_URL is set the watch that records alerts and the worker that sends them. */
+  alerts: { outbox: Outbox; watch: AlertWatch | null; delivery: WebhookDelivery | null };
   /** Coordinates carrying @rateLimit (the ones a key may override); filled when a schema is built. */
   limitedCoordinates: Set<string>;
   close(): Promise<void>;
@@ -113,9 +123,19 @@ export async function createServices(config: Config, options: ServiceOptions = {
     subscriber.on('message', (_channel: string, keyId: string) => authenticator.invalidate(keyId));
     subscriber.on('ready', () => void subscriber!.subscribe(KEY_CHANGED_CHANNEL).catch(() => undefined));
   }
+  const outbox = new Outbox(database.db, options.now);
+  const { alerts: alerting } = config;
+  const watch = alerting.url
+    ? new AlertWatch({ outbox, db: database.db, logger, thresholds: alerting.thresholds, keyExpiryDays: alerting.keyExpiryDays, rotationDays: config.keyRotationDays, now: options.now })
+    : null;
+  const delivery = alerting.url && alerting.secret
+    ? new WebhookDelivery({ outbox, url: alerting.url, secret: alerting.secret, logger, now: options.now, onResult: (result) => metrics.webhookDelivery(result) })
+    : null;
+
   // A change to a key, or to a consumer or plan (every key under it), reaches every instance's cache within a second.
   const announce = async (id: string) => {
     authenticator.invalidate(id);
+    watch?.keyChanged();
     await store.redis?.publish(KEY_CHANGED_CHANNEL, id).catch((err: Error) => logger.error({ err: { message: err.message } }, 'could not publish key change'));
   };
   const consumers = new ConsumerService({ db: database.db, limitedCoordinates, maxQueryCost: config.maxQueryCost, onChanged: announce });
@@ -127,10 +147,20 @@ export async function createServices(config: Config, options: ServiceOptions = {
     onKeyChanged: announce,
   });
 
+  const usageCounter = config.usage.enabled ? new UsageCounter(options.now) : null;
+  const usageWriter = usageCounter
+    ? new UsageWriter({ db: database.db, counter: usageCounter, logger, flushMs: config.usage.flushMs, retentionMs: config.usage.retentionMs, now: options.now, onFlush: (_rows, failed) => metrics.usageWritten(failed) })
+    : null;
+  usageWriter?.start();
+  watch?.start();
+  delivery?.start();
+
   return {
     config,
     logger,
     metrics,
+    usage: { counter: usageCounter, writer: usageWriter, history: new UsageHistory(database.db) },
+    alerts: { outbox, watch, delivery },
     database,
     databaseWatch,
     store,
@@ -142,6 +172,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
     limitedCoordinates,
     async close() {
       await authenticator.close().catch((error: unknown) => logger.error({ err: { message: describeFailure(error) } }, 'could not record last_used_at at shutdown'));
+      // The last counts are written before the database closes (a crash loses at most one flush interval).
+      await usageWriter?.close();
+      await watch?.close();
+      await delivery?.close();
       subscriber?.disconnect();
       await store.close();
       if (ownsDatabase) await database.close();

@@ -98,6 +98,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     onAuthFailure: (reason) => metrics.authFailure(reason),
     onRejected: (gate) => metrics.rejected(gate),
     onCost: (points) => metrics.cost(points),
+    onStanding: services.alerts.watch ? (key, windows, states) => services.alerts.watch!.standing(key, windows, states) : undefined,
   });
   const usage = new FieldUsageReader(store, services.fieldGate, new Map());
   const built = new WeakMap<GraphQLSchema, BuiltSchema>();
@@ -120,7 +121,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   const schema = (spec: SchemaSpec): GraphQLSchema => {
     const result = buildSchema(spec, {
       fieldGate: gates.fieldGate,
-      admin: options.adminApi === false ? null : adminResolvers({ keys, consumers: services.consumers, usage }),
+      admin: options.adminApi === false ? null : adminResolvers({ keys, consumers: services.consumers, usage, history: services.usage.history, hourRetentionMs: config.usage.retentionMs.hour, outbox: services.alerts.outbox, rotationDays: config.keyRotationDays }),
       onRejected: (coordinate) => metrics.rejected('field', coordinate),
       defaultListSize: config.cost.defaultListSize,
     });
@@ -136,6 +137,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       logger,
       hardening: gates.armor,
       gatesOf: gates.of,
+      usage: options.gates === false ? null : services.usage.counter,
     }),
   ] as ApolloServerPlugin<TollgateContext & Own>[];
 

@@ -6,6 +6,10 @@ import type { ConsumerRow } from '../keys/repository';
 import type { FieldUsageReader } from '../gates/usage';
 import type { ApiKeyRow } from '../keys/repository';
 import type { KeyInput, Page, Result } from '../keys/service';
+import { checkRange, type UsageHistory, type UsageSubject } from '../usage/history';
+import { fail } from '../keys/limits-input';
+import type { Granularity } from '../db/schema';
+import type { Outbox, WebhookDeliveryRow } from '../alerts/outbox';
 
 type Context = TollgateContext;
 
@@ -24,9 +28,16 @@ function connection<T>(page: Page<T>) {
 }
 
 type Args<T> = { input: T };
+type RangeArgs = { from: Date; to: Date; granularity: 'MINUTE' | 'HOUR' | 'DAY' };
 
 /** The admin API's resolvers, over the key service and usage reader they are given. */
-export const adminResolvers = (services: { keys: KeyService; consumers: ConsumerService; usage: FieldUsageReader }) => ({
+export const adminResolvers = (services: { keys: KeyService; consumers: ConsumerService; usage: FieldUsageReader; history: UsageHistory; hourRetentionMs: number; outbox: Outbox; rotationDays?: number }) => {
+  const history = (subject: UsageSubject, args: RangeArgs) => {
+    const granularity = args.granularity.toLowerCase() as Granularity;
+    const range = unwrap(checkRange(args.from, args.to, granularity));
+    return services.history.read(subject, range.from, range.to, granularity);
+  };
+  return {
   Query: {
     async me(_: unknown, __: unknown, ctx: Context) {
       const row = await services.keys.get(ctx.apiKey.id);
@@ -48,6 +59,20 @@ export const adminResolvers = (services: { keys: KeyService; consumers: Consumer
     plan: (_: unknown, args: { id: string }) => services.consumers.plan(args.id),
     async plans(_: unknown, args: { first: number; after?: string }) {
       return connection(unwrap(await services.consumers.plans(args)));
+    },
+    async webhookDeliveries(_: unknown, args: { first: number; after?: string; status?: string }) {
+      const page = unwrap(await services.outbox.list({ ...args, status: args.status?.toLowerCase() }));
+      return { edges: page.nodes.map((node) => ({ cursor: node.cursor, node })), pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.nodes.at(-1)?.cursor ?? null } };
+    },
+    async usageTop(_: unknown, args: { from: Date; to: Date; by: 'CONSUMER' | 'KEY'; first: number }) {
+      if (!Number.isInteger(args.first) || args.first < 1 || args.first > 100) unwrap(fail('BAD_USER_INPUT', '"first" must be from 1 to 100.', 'first'));
+      if (args.from > args.to) unwrap(fail('BAD_USER_INPUT', '"from" must not be after "to".', 'from'));
+      const rows = await services.history.top(args.by, args.from, args.to, args.first, services.hourRetentionMs);
+      return Promise.all(rows.map(async (row) => ({
+        ...row,
+        consumer: args.by === 'CONSUMER' ? services.consumers.consumer(row.id) : null,
+        key: args.by === 'KEY' ? services.keys.get(row.id) : null,
+      })));
     },
   },
   Mutation: {
@@ -93,14 +118,22 @@ export const adminResolvers = (services: { keys: KeyService; consumers: Consumer
       const standing = await services.keys.standing(key.id);
       return standing ? services.usage.forKey(standing) : [];
     },
+    usageHistory: (key: ApiKeyRow, args: RangeArgs) => history({ keyId: key.id }, args),
+    rotationDueAt: (key: ApiKeyRow) => (services.rotationDays && !key.revokedAt ? new Date(key.secretCreatedAt.getTime() + services.rotationDays * 86_400_000) : null),
   },
   Consumer: {
     plan: (consumer: ConsumerRow) => (consumer.planId ? services.consumers.plan(consumer.planId) : null),
     async keys(consumer: ConsumerRow, args: { first: number; after?: string }) {
       return connection(unwrap(await services.keys.list({ ...args, includeRevoked: false, consumerId: consumer.id })));
     },
+    usageHistory: (consumer: ConsumerRow, args: RangeArgs) => history({ consumerId: consumer.id }, args),
   },
   AuditEvent: {
     id: (event: { id: number }) => String(event.id),
   },
-});
+  WebhookDelivery: {
+    status: (row: WebhookDeliveryRow) => row.status.toUpperCase(),
+    nextAttemptAt: (row: WebhookDeliveryRow) => (row.status === 'pending' ? row.nextAttemptAt : null),
+  },
+  };
+};

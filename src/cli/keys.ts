@@ -6,6 +6,8 @@ import { KeyService, type Page, type Result } from '../keys/service';
 import { ConsumerService } from '../consumers/service';
 import { KEY_CHANGED_CHANNEL } from '../keys/key-events';
 import { createRedisClient } from '../counting/store';
+import { UsageHistory, checkRange, type UsageBucket, type UsageSubject } from '../usage/history';
+import type { Granularity } from '../db/schema';
 
 const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
   create --name NAME [--scopes admin,read] [--expires 2027-01-01] [--consumer ID]
@@ -15,6 +17,8 @@ const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
                                                                     a consumer and its first key, in one command
   consumers                                                         list consumers (id, name, external id, plan)
   plans                                                             list plans (id, name, windows, quotas)
+  usage (<key id> | --consumer ID) --from DATE --to DATE [--granularity minute|hour|day] [--fields]
+                                                                    usage history as CSV (per field with --fields)
   revoke <id>                                                       revoke a key
   rotate <id> [--grace 3600]                                        new secret, same id; old one works for --grace seconds
 
@@ -36,6 +40,7 @@ type KeyAdmin = {
   list(includeRevoked: boolean): Promise<Outcome<KeySummary[]>>;
   revoke(id: string): Promise<Outcome<{ id: string; revokedAt: string }>>;
   rotate(id: string, grace: number): Promise<Outcome<{ id: string; secret: string }>>;
+  usage(subject: UsageSubject, from: Date, to: Date, granularity: Granularity): Promise<Outcome<UsageBucket[]>>;
   close(): Promise<void>;
 };
 
@@ -58,6 +63,7 @@ async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
     onKeyChanged: announce,
   });
   const consumers = new ConsumerService({ db: database.db, limitedCoordinates: new Set(), maxQueryCost: config.maxQueryCost, onChanged: announce });
+  const history = new UsageHistory(database.db);
   /** Every page of a list, in order. */
   async function all<T, R>(page: (after?: string) => Promise<Result<Page<T>>>, map: (node: T) => R | Promise<R>): Promise<Outcome<R[]>> {
     const out: R[] = [];
@@ -99,6 +105,10 @@ async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
     async rotate(id, grace) {
       const r = await keys.rotate(id, grace, null);
       return r.ok ? { ok: true, value: { id: r.value.key.id, secret: r.value.secret } } : r;
+    },
+    async usage(subject, from, to, granularity) {
+      const range = checkRange(from, to, granularity);
+      return range.ok ? { ok: true, value: await history.read(subject, range.value.from, range.value.to, granularity) } : range;
     },
     async close() {
       redis?.disconnect();
@@ -161,6 +171,12 @@ function remoteAdmin(url: string, key: string): KeyAdmin {
     revoke: (id) => call('mutation($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }', { id }, (d) => d.revokeApiKey),
     rotate: (id, grace) =>
       call('mutation($id: ID!, $grace: Int) { rotateApiKey(id: $id, gracePeriodSeconds: $grace) { secret apiKey { id } } }', { id, grace }, (d) => ({ id: d.rotateApiKey.apiKey.id, secret: d.rotateApiKey.secret })),
+    usage: (subject, from, to, granularity) =>
+      call(
+        `query($id: ID!, $from: DateTime!, $to: DateTime!, $g: UsageGranularity) { node: ${'keyId' in subject ? 'apiKey' : 'consumer'}(id: $id) { usageHistory(from: $from, to: $to, granularity: $g) { start operations refused points refunded errors fields { coordinate calls points refused } } } }`,
+        { id: 'keyId' in subject ? subject.keyId : subject.consumerId, from: from.toISOString(), to: to.toISOString(), g: granularity.toUpperCase() },
+        (d) => (d.node?.usageHistory ?? []).map((b: UsageBucket & { start: string }) => ({ ...b, start: new Date(b.start) })),
+      ),
     close: async () => {},
   };
 }
@@ -182,6 +198,10 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
         consumer: { type: 'string' },
         'external-id': { type: 'string' },
         plan: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        granularity: { type: 'string' },
+        fields: { type: 'boolean' },
         url: { type: 'string' },
         key: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -197,7 +217,7 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
     out(USAGE);
     return 0;
   }
-  if (!command || !['create', 'list', 'revoke', 'rotate', 'create-consumer', 'consumers', 'plans'].includes(command)) {
+  if (!command || !['create', 'list', 'revoke', 'rotate', 'create-consumer', 'consumers', 'plans', 'usage'].includes(command)) {
     out(USAGE);
     return command ? fail(`unknown command "${command}"`, 2) : 2;
   }
@@ -208,6 +228,14 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
   if ((command === 'revoke' || command === 'rotate') && !id) return fail(`${command} needs a key id`);
   const grace = values.grace === undefined ? 3600 : Number(values.grace);
   if (!Number.isInteger(grace) || grace < 0) return fail(`--grace "${values.grace}" must be a whole number of seconds`);
+  const granularity = (values.granularity ?? 'hour').toLowerCase();
+  const from = new Date(values.from ?? '');
+  const to = new Date(values.to ?? '');
+  if (command === 'usage') {
+    if (!id === !values.consumer) return fail('usage needs a key id or --consumer ID (one of them)');
+    if (!['minute', 'hour', 'day'].includes(granularity)) return fail(`--granularity "${values.granularity}" must be minute, hour or day`);
+    if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) return fail('usage needs --from and --to dates (e.g. --from 2026-11-01 --to 2026-12-01)');
+  }
   const adminKey = values.key ?? env.TOLLGATE_ADMIN_KEY;
   if (values.url && !adminKey) return fail('--url needs an admin key: --key <key> or TOLLGATE_ADMIN_KEY');
 
@@ -261,6 +289,18 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
         for (const p of result.value) {
           const windows = [...p.budgets.map((b) => `${b.points}/${b.duration}s`), ...p.quotas.map((q) => `${q.points}/${q.period.toLowerCase()}`)];
           out([p.id, p.name, windows.join(',') || '(server defaults)'].join('  '));
+        }
+        return 0;
+      }
+      case 'usage': {
+        const subject: UsageSubject = values.consumer ? { consumerId: values.consumer } : { keyId: id };
+        const result = await admin.usage(subject, from, to, granularity as Granularity);
+        if (!result.ok) return fail(result.message);
+        out(values.fields ? 'start,coordinate,calls,points,refused' : 'start,operations,refused,points,refunded,errors');
+        for (const b of result.value) {
+          const start = b.start.toISOString();
+          if (values.fields) for (const f of b.fields) out([start, f.coordinate, f.calls, f.points, f.refused].join(','));
+          else out([start, b.operations, b.refused, b.points, b.refunded, b.errors].join(','));
         }
         return 0;
       }

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigserial, index, integer, jsonb, pgSchema, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, index, integer, primaryKey, jsonb, pgSchema, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /**
  * Tollgate's own tables live in their own Postgres schema, so they never collide with the
@@ -70,6 +70,8 @@ export const apiKeys = tollgateSchema.table(
     // Millisecond precision: the list cursor carries a JS Date, which has no microseconds.
     createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
     lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    // When the current secret was made (creation or the last rotation): rotation policy is judged from it.
+    secretCreatedAt: timestamp('secret_created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
   },
   (t) => [
     uniqueIndex('api_keys_hash_key').on(t.hash),
@@ -93,4 +95,79 @@ export const auditEvents = tollgateSchema.table(
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
   },
   (t) => [index('audit_events_target_idx').on(t.targetKeyId, t.id), index('audit_events_target_id_idx').on(t.targetId, t.id)],
+);
+
+/** A usage bucket's length: every count is written to its minute, hour and day at once (src/usage/). */
+export type Granularity = 'minute' | 'hour' | 'day';
+
+const usageBucket = {
+  granularity: text('granularity').$type<Granularity>().notNull(),
+  start: timestamp('start', { withTimezone: true }).notNull(),
+  keyId: uuid('key_id').notNull(),
+  // The key's consumer when the usage happened (a consumer's history is the sum of its keys').
+  consumerId: uuid('consumer_id'),
+};
+
+/** Operations of one key in one bucket. No foreign keys: history outlives what it describes. */
+export const usage = tollgateSchema.table(
+  'usage',
+  {
+    ...usageBucket,
+    operations: integer('operations').notNull().default(0),
+    refused: integer('refused').notNull().default(0),
+    points: bigint('points', { mode: 'number' }).notNull().default(0),
+    refunded: bigint('refunded', { mode: 'number' }).notNull().default(0),
+    errors: integer('errors').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start] }), index('usage_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_bucket_idx').on(t.granularity, t.start)],
+);
+
+/** Per field coordinate: resolutions, points, refusals. */
+export const usageFields = tollgateSchema.table(
+  'usage_fields',
+  {
+    ...usageBucket,
+    coordinate: text('coordinate').notNull(),
+    calls: integer('calls').notNull().default(0),
+    points: bigint('points', { mode: 'number' }).notNull().default(0),
+    refused: integer('refused').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start, t.coordinate] }), index('usage_fields_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_fields_bucket_idx').on(t.granularity, t.start)],
+);
+
+/** Refusals by gate (and coordinate, '' for the whole operation). */
+export const usageRefusals = tollgateSchema.table(
+  'usage_refusals',
+  {
+    ...usageBucket,
+    gate: text('gate').notNull(),
+    coordinate: text('coordinate').notNull().default(''),
+    count: integer('count').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start, t.gate, t.coordinate] }), index('usage_refusals_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_refusals_bucket_idx').on(t.granularity, t.start)],
+);
+
+/**
+ * The webhook outbox: an event is a row before it is a delivery, so it survives a restart. The
+ * unique `dedupe_key` (type, subject, window instance, threshold) makes "once" a database fact,
+ * whatever the number of instances.
+ */
+export const webhookEvents = tollgateSchema.table(
+  'webhook_events',
+  {
+    // The Standard Webhooks message id (webhook-id): the receiver's idempotency key.
+    id: text('id').primaryKey(),
+    dedupeKey: text('dedupe_key').notNull(),
+    type: text('type').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    // pending → delivered | failed (gave up) | superseded (a tighter warning went instead)
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    lastAttemptAt: timestamp('last_attempt_at', { withTimezone: true, precision: 3 }),
+    lastResult: text('last_result'),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [uniqueIndex('webhook_events_dedupe_key').on(t.dedupeKey), index('webhook_events_due_idx').on(t.status, t.nextAttemptAt), index('webhook_events_created_idx').on(t.createdAt, t.id)],
 );

@@ -14,7 +14,7 @@ import type { FieldLimits } from './field-limits';
 /** A limited root field's points, taken before execution, by its response key. */
 export type PrepaidField = { responseKey: string; coordinate: string; windows: readonly Window[]; points: number };
 /** A prepaid field, what the take said of it, and the bucket each of its windows took from (for a give-back). */
-export type Prepaid = { field: PrepaidField; outcome: GroupOutcome; buckets: readonly number[] };
+export type Prepaid = { field: PrepaidField; outcome: GroupOutcome; buckets: readonly number[]; released?: boolean };
 
 export type PrepayRootFields = (apiKey: AuthenticatedKey, rootType: GraphQLObjectType, fields: readonly FieldGroup[], variables: Record<string, unknown>) => PrepaidField[];
 

@@ -15,7 +15,7 @@ export type { Prepaid, PrepaidField, PrepayRootFields } from './prepay';
 const CHARGES = Symbol('tollgate.fieldCharges');
 
 /** Points one resolution took from a field's windows (given back if the resolver refuses its input, to the buckets they came from). */
-export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number; buckets?: readonly number[] };
+export type FieldCharge = { coordinate: string; windows: readonly Window[]; points: number; buckets?: readonly number[]; released?: boolean };
 
 /** What GateLimiter answers an admitted consume with: the library hands it to setState, which keeps the windows' ends. */
 class Admitted extends RateLimiterRes {
@@ -62,6 +62,11 @@ export function applyRateLimitDirective(schema: GraphQLSchema, options: {
     prepay: prepayRootFields(limits, options.requiredScopes),
     rememberKey: (key) => limits.rememberKey(key),
   };
+}
+
+/** The charges of an operation's resolutions, if any field was charged (the usage history reads them). */
+export function fieldChargesIn(context: object): Iterable<FieldCharge> | undefined {
+  return (context as { [CHARGES]?: Map<object, FieldCharge> })[CHARGES]?.values();
 }
 
 /** What each resolution was charged, by its `info.path`, kept on the request's context. */
@@ -146,6 +151,8 @@ function resolveOrRefund(charged: GraphQLSchema, owners: ReadonlyMap<string, Gra
     const charge: FieldCharge | undefined = chargesOf(context).get(info.path) ?? (prepaid?.outcome.ok ? { ...prepaid.field, buckets: prepaid.buckets } : undefined);
     const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
     if (charge?.buckets && charge.points > 0 && context.apiKey && FREE_REFUSALS.has(code)) {
+      charge.released = true;
+      if (prepaid) prepaid.released = true;
       await gate.release(context.apiKey, charge.coordinate, charge.windows, charge.points, charge.buckets);
     }
     throw error;

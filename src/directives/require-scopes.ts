@@ -40,7 +40,7 @@ function guard(field: GraphQLFieldConfig<unknown, { apiKey?: AuthenticatedKey }>
       const held = context.apiKey?.scopes ?? [];
       const missing = scopes.filter((s) => !held.includes(s));
       if (missing.length) {
-        throw forbidden(`This field needs the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.`, { requiredScopes: scopes });
+        throw forbidden(`This field needs the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.`, { requiredScopes: scopes, coordinate: `${info.parentType.name}.${info.fieldName}` });
       }
       return resolve(source, args, context, info);
     },

@@ -71,6 +71,8 @@ export type AdmissionOptions = {
   onAuthFailure?: (reason: string) => void;
   onRejected?: (gate: 'ip' | 'auth-failures' | 'operation') => void;
   onCost?: (points: number) => void;
+  /** Where the key's budget windows stand after each take or read (alerts/watch.ts: usage thresholds). */
+  onStanding?: (key: AuthenticatedKey, windows: readonly KeyWindow[], states: readonly (CounterState | null | undefined)[]) => void;
 };
 
 /**
@@ -433,6 +435,7 @@ export class Admission {
     const left = (i: number) => this.windows[i].limit - (states[i]?.used ?? 0);
     let chosen = at ?? 0;
     if (at === undefined) for (let i = 1; i < this.windows.length; i++) if (left(i) < left(chosen)) chosen = i;
+    this.admissions.settings.onStanding?.(this.key, this.windows, states);
     const budget = (this.budget = this.windows[chosen]);
     const state = states[chosen];
     this.cost.limit = budget.limit;

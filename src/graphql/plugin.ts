@@ -7,6 +7,9 @@ import type { SchemaGates } from '../gates/pipeline';
 import type { TollgateContext } from './context';
 import { createHardening, type HardeningLimits } from './hardening';
 import { setResponseStatus } from './response-status';
+import { fieldChargesIn } from '../directives/rate-limit-directive';
+import { operationUsage } from '../usage/operation-usage';
+import type { UsageCounter } from '../usage/counter';
 
 export type PluginOptions = {
   logger: Logger;
@@ -14,6 +17,8 @@ export type PluginOptions = {
   hardening: HardeningLimits | null;
   /** The schema-side gates of a schema Tollgate built (policies, prepaid root fields). */
   gatesOf(schema: GraphQLSchema): SchemaGates | undefined;
+  /** Where each keyed operation's usage is counted (null: usage tracking off). */
+  usage: UsageCounter | null;
 };
 
 /**
@@ -73,6 +78,8 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
         const single = response.body.singleResult;
         const settled = admission.settle(single.data, single.errors);
         const refusal = settled instanceof Promise ? await settled : settled;
+        // Counted as the client is answered: refused for its address after all, or as it stands.
+        options.usage?.record(admission.key, operationUsage({ cost: admission.cost, errors: refusal ? [refusal as GraphQLError] : single.errors, prepaid: admission.prepaid, charges: fieldChargesIn(contextValue) }));
         // Refused for its address after all (an operation stopped before the gate still counts).
         if (refusal && response.http.status !== 429) return replaceWithError(response, refusal as GraphQLError);
         const report = admission.report();

@@ -31,6 +31,8 @@ const coreTypeDefs = [directiveTypeDefs, sdl('common.graphql'), sdl('rate-limit.
 export const adminTypeDefs = sdl('admin.graphql');
 /** Consumers and plans, part of the admin API. */
 export const consumerTypeDefs = sdl('consumers.graphql');
+export const usageTypeDefs = sdl('usage.graphql');
+export const alertTypeDefs = sdl('alerts.graphql');
 
 export type SchemaSpec = Pick<IExecutableSchemaDefinition, 'typeDefs' | 'resolvers'>;
 
@@ -59,7 +61,7 @@ export function buildSchema(spec: SchemaSpec, options: {
 }): BuiltSchema {
   const owners = (v: unknown) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
   const base = makeExecutableSchema({
-    typeDefs: [...coreTypeDefs, ...(options.admin ? [adminTypeDefs, consumerTypeDefs] : []), ...owners(spec.typeDefs)],
+    typeDefs: [...coreTypeDefs, ...(options.admin ? [adminTypeDefs, consumerTypeDefs, usageTypeDefs, alertTypeDefs] : []), ...owners(spec.typeDefs)],
     resolvers: [{ DateTime: DateTimeResolver, JSONObject: JSONObjectResolver }, rateLimitStatusResolvers, ...owners(options.admin ?? undefined), ...owners(spec.resolvers)],
   });
   const policies = readFieldPolicies(base);

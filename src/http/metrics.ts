@@ -28,6 +28,8 @@ export class Metrics {
   });
   private readonly keyCache = new Counter({ name: 'tollgate_key_cache_lookups_total', help: 'API key cache lookups', labelNames: ['result'], registers: [this.registry] });
   private readonly dbQueries = new Counter({ name: 'tollgate_db_queries_total', help: 'SQL statements sent to the database', registers: [this.registry] });
+  private readonly usageWrites = new Counter({ name: 'tollgate_usage_writes_total', help: 'Usage history flushes to Postgres by result (a failed one is retried with the next)', labelNames: ['result'], registers: [this.registry] });
+  private readonly webhookDeliveries = new Counter({ name: 'tollgate_webhook_deliveries_total', help: 'Webhook delivery attempts by result (delivered, retry, failed: gave up)', labelNames: ['result'], registers: [this.registry] });
   private readonly logDrops = new Counter({ name: 'tollgate_log_lines_dropped_total', help: 'Log lines dropped because stdout was not being read (see log-destination.ts)', registers: [this.registry] });
 
   /** Redis commands the limiter store sent (a script call is one), read from the store when scraped. */
@@ -63,6 +65,12 @@ export class Metrics {
   }
   dbQuery() {
     this.dbQueries.inc();
+  }
+  usageWritten(failed: boolean) {
+    this.usageWrites.inc({ result: failed ? 'failed' : 'written' });
+  }
+  webhookDelivery(result: 'delivered' | 'retry' | 'failed') {
+    this.webhookDeliveries.inc({ result });
   }
   logLineDropped() {
     this.logDrops.inc();

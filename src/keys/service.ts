@@ -128,6 +128,7 @@ export class KeyService {
         start: displayStart(secret, this.options.prefix),
         previousHash: gracePeriodSeconds > 0 ? before.hash : null,
         previousHashExpiresAt: gracePeriodSeconds > 0 ? new Date(Date.now() + gracePeriodSeconds * 1000) : null,
+        secretCreatedAt: new Date(),
       };
     });
     return result.ok ? { ok: true, value: { secret, key: result.value } } : result;

@@ -1,0 +1,147 @@
+import { sql } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { Database } from '../db/client';
+import type { Granularity } from '../db/schema';
+import type { KeyMinute, UsageCounter } from './counter';
+
+export type UsageWriterOptions = {
+  db: Database;
+  counter: UsageCounter;
+  logger: Logger;
+  flushMs: number;
+  /** How long each granularity's buckets are kept. */
+  retentionMs: Record<Granularity, number>;
+  now?: () => number;
+  /** Told after each flush: how many key-minutes were written, or that the write failed. */
+  onFlush?: (rows: number, failed: boolean) => void;
+};
+
+/** Key-minutes kept for a later write while Postgres cannot take them (about 1 kB each at most). */
+const MAX_PENDING = 100_000;
+/** Rows one pruning statement deletes: short statements, so pruning never holds a request up. */
+const PRUNE_BATCH = 2_000;
+const PRUNE_EVERY_MS = 10 * 60_000;
+
+/**
+ * Writes counted usage to Postgres: every `flushMs`, one statement that adds each key-minute to
+ * its minute, its hour and its day (upserts that add, so any number of instances write the same
+ * bucket without losing a count; no roll-up job can miss a late row), and, every ten minutes,
+ * prunes each granularity past its retention in small batches.
+ */
+export class UsageWriter {
+  private timer?: NodeJS.Timeout;
+  private flushing: Promise<void> | null = null;
+  private lastPrune = 0;
+  private closed = false;
+
+  constructor(private readonly options: UsageWriterOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush(), this.options.flushMs);
+    this.timer.unref();
+  }
+
+  /** Writes what is counted now (and prunes when due). Never throws: a failed write keeps its rows for the next one. */
+  flush(): Promise<void> {
+    this.flushing ??= this.write().finally(() => (this.flushing = null));
+    return this.flushing;
+  }
+
+  /** A clean stop: the last counts are written before the database closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.flushing;
+    await this.flush();
+  }
+
+  private async write(): Promise<void> {
+    const { counter, logger } = this.options;
+    const rows = counter.drain();
+    if (rows.length) {
+      try {
+        await this.options.db.execute(upsertStatement(rows));
+        this.options.onFlush?.(rows.length, false);
+      } catch (error) {
+        this.options.onFlush?.(rows.length, true);
+        const kept = rows.slice(Math.max(0, rows.length + counter.pending - MAX_PENDING));
+        counter.restore(kept);
+        logger.warn({ err: { message: (error as Error).message }, rows: rows.length, dropped: rows.length - kept.length }, 'could not write usage; keeping it for the next flush');
+      }
+    }
+    const now = (this.options.now ?? Date.now)();
+    if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+      this.lastPrune = now;
+      await this.prune(now).catch((error: Error) => logger.warn({ err: { message: error.message } }, 'could not prune usage history'));
+    }
+  }
+
+  /** Deletes buckets past their retention, a small batch at a time. Returns how many rows went. */
+  async prune(now = (this.options.now ?? Date.now)()): Promise<number> {
+    let deleted = 0;
+    for (const granularity of ['minute', 'hour', 'day'] as const) {
+      const before = new Date(now - this.options.retentionMs[granularity]).toISOString();
+      for (const table of ['usage', 'usage_fields', 'usage_refusals']) {
+        for (;;) {
+          const result = await this.options.db.execute(sql`
+            DELETE FROM tollgate.${sql.raw(table)} WHERE ctid IN (
+              SELECT ctid FROM tollgate.${sql.raw(table)} WHERE granularity = ${granularity} AND start < ${before}::timestamptz LIMIT ${PRUNE_BATCH})`);
+          const count = affected(result);
+          deleted += count;
+          if (count < PRUNE_BATCH || this.closed) break;
+        }
+      }
+    }
+    return deleted;
+  }
+}
+
+/** Rows a statement changed, from either driver (postgres.js: count; PGlite: affectedRows). */
+function affected(result: unknown): number {
+  const r = result as { count?: number; affectedRows?: number };
+  return r.count ?? r.affectedRows ?? 0;
+}
+
+/**
+ * One statement for a whole flush: the rows travel as three JSON parameters (no parameter-count
+ * limit), each fanned out to minute, hour and day, grouped (an upsert may touch a row once), and
+ * added to what is there.
+ */
+function upsertStatement(rows: readonly KeyMinute[]) {
+  const operations = rows.map((r) => ({ k: r.keyId, c: r.consumerId, m: r.minute, o: r.operations, r: r.refused, p: r.points, f: r.refunded, e: r.errors }));
+  const fields = rows.flatMap((r) => [...r.fields].map(([d, n]) => ({ k: r.keyId, c: r.consumerId, m: r.minute, d, n: n.calls, p: n.points, r: n.refused })));
+  const refusals = rows.flatMap((r) => [...r.refusals].map(([name, n]) => {
+    const [g, d] = name.split('\u0000');
+    return { k: r.keyId, c: r.consumerId, m: r.minute, g, d, n };
+  }));
+  // date_trunc in UTC whatever the session's time zone; (array_agg(c))[1]: a key's consumer as last counted.
+  const bucket = sql.raw(`g.name, date_trunc(g.name, to_timestamp(x.m * 60), 'UTC'), x.k, (array_agg(x.c))[1]`);
+  return sql`
+    WITH g(name) AS (VALUES ('minute'), ('hour'), ('day')),
+    ops AS (
+      INSERT INTO tollgate.usage AS u (granularity, start, key_id, consumer_id, operations, refused, points, refunded, errors)
+      SELECT ${bucket}, sum(x.o), sum(x.r), sum(x.p), sum(x.f), sum(x.e)
+      FROM jsonb_to_recordset(${JSON.stringify(operations)}::jsonb) AS x(k uuid, c uuid, m bigint, o int, r int, p bigint, f bigint, e int) CROSS JOIN g
+      GROUP BY 1, 2, 3
+      ON CONFLICT (key_id, granularity, start) DO UPDATE SET consumer_id = excluded.consumer_id,
+        operations = u.operations + excluded.operations, refused = u.refused + excluded.refused, points = u.points + excluded.points,
+        refunded = u.refunded + excluded.refunded, errors = u.errors + excluded.errors
+      RETURNING 1),
+    fields AS (
+      INSERT INTO tollgate.usage_fields AS u (granularity, start, key_id, consumer_id, coordinate, calls, points, refused)
+      SELECT ${bucket}, x.d, sum(x.n), sum(x.p), sum(x.r)
+      FROM jsonb_to_recordset(${JSON.stringify(fields)}::jsonb) AS x(k uuid, c uuid, m bigint, d text, n int, p bigint, r int) CROSS JOIN g
+      GROUP BY 1, 2, 3, 5
+      ON CONFLICT (key_id, granularity, start, coordinate) DO UPDATE SET consumer_id = excluded.consumer_id,
+        calls = u.calls + excluded.calls, points = u.points + excluded.points, refused = u.refused + excluded.refused
+      RETURNING 1),
+    refusals AS (
+      INSERT INTO tollgate.usage_refusals AS u (granularity, start, key_id, consumer_id, gate, coordinate, count)
+      SELECT ${bucket}, x.g, x.d, sum(x.n)
+      FROM jsonb_to_recordset(${JSON.stringify(refusals)}::jsonb) AS x(k uuid, c uuid, m bigint, g text, d text, n int) CROSS JOIN g
+      GROUP BY 1, 2, 3, 5, 6
+      ON CONFLICT (key_id, granularity, start, gate, coordinate) DO UPDATE SET consumer_id = excluded.consumer_id, count = u.count + excluded.count
+      RETURNING 1)
+    SELECT (SELECT count(*) FROM ops) AS operations, (SELECT count(*) FROM fields) AS fields, (SELECT count(*) FROM refusals) AS refusals`;
+}

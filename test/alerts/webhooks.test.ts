@@ -1,0 +1,154 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { hasPostgres, hasRedis } from '../support/services';
+import { until } from '../support/wait';
+
+// Alerts (issue 26) as Standard Webhooks, against a local receiver that fails its first attempt:
+// each usage threshold once (80, 90, 100) whatever the number of instances and restarts,
+// signatures verified with the `standardwebhooks` package, the failed attempt retried; the key
+// expiry warning once; a rotation reminder under KEY_ROTATION_DAYS.
+const SECRET = `whsec_${Buffer.from('tollgate test webhook secret, 32b').toString('base64')}`;
+const STATION = '{ station(id: "LHR") { name } }';
+
+type Received = { headers: IncomingHttpHeaders; body: string; status: number };
+
+/** A webhook receiver: answers 503 to the first request it gets, 204 to the rest. */
+async function startReceiver(): Promise<{ url: string; received: Received[]; close(): Promise<void> }> {
+  const received: Received[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      const status = received.length === 0 ? 503 : 204;
+      received.push({ headers: req.headers, body, status });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    received,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+const verified = (r: Received) => new Webhook(SECRET).verify(r.body, r.headers as Record<string, string>) as { type: string; timestamp: string; data: Record<string, unknown> };
+
+describe('alerts as signed webhooks', () => {
+  const store = hasRedis() ? 'redis' : 'memory';
+  let db: TestDatabase;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let servers: TestServer[] = [];
+
+  beforeAll(async () => {
+    if (store === 'redis') await flushTestRedis();
+    db = await openTestDatabase(hasPostgres() ? 'postgres' : 'pglite');
+    receiver = await startReceiver();
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    await receiver?.close();
+    await db?.dispose();
+  });
+
+  const env = () => ({ ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET, KEY_CACHE_TTL_SECONDS: '600' });
+  const startAll = async () => {
+    servers = [await startTestServer({ database: db, store, env: env() }), ...(store === 'redis' ? [await startTestServer({ database: db, store, env: env() })] : [])];
+  };
+  const delivered = (type: string) => receiver.received.filter((r) => r.status === 204).map(verified).filter((e) => e.type === type);
+
+  it('each threshold of a consumer\'s budget once — across two instances and a restart — signed, and retried after a failure', async () => {
+    await startAll();
+    const ok = async (query: string) => {
+      const res = await servers[0].gql(query);
+      expect(res.body.errors).toBeUndefined();
+      return res.body.data;
+    };
+    const consumer = (await ok('mutation { createConsumer(input: { name: "Acme", budgets: [{ points: 10, duration: 3600 }] }) { id } }')).createConsumer;
+    const { secret } = (await ok(`mutation { createApiKey(input: { name: "k", scopes: ["read"], consumerId: "${consumer.id}" }) { secret } }`)).createApiKey;
+
+    for (let i = 0; i < 10; i++) expect((await servers[i % servers.length].gql(STATION, {}, secret)).status).toBe(200);
+    // Both instances stop and start again; the budget, spent, is read again by refused calls.
+    for (const s of servers) await s.close();
+    await startAll();
+    for (let i = 0; i < 4; i++) expect((await servers[i % servers.length].gql(STATION, {}, secret)).status).toBe(429);
+
+    // The receiver's first answer was a 503: that event comes again (first retry within 5 s).
+    await until(async () => delivered('usage.threshold').length >= 3, 20_000);
+    const thresholds = delivered('usage.threshold');
+    expect(thresholds.map((e) => e.data.threshold).sort()).toEqual([100, 80, 90]);
+    for (const event of thresholds) {
+      expect(event.data).toMatchObject({ consumerId: consumer.id, limit: 10, duration: 3600 });
+      expect(event.data).not.toHaveProperty('keyId');
+      expect(new Date(event.data.resetAt as string).getTime()).toBeGreaterThan(Date.now());
+    }
+    expect(thresholds.find((e) => e.data.threshold === 100)!.data.used).toBe(10);
+    const failed = receiver.received[0];
+    expect(failed.status).toBe(503);
+    expect(receiver.received.filter((r) => r.headers['webhook-id'] === failed.headers['webhook-id']).map((r) => r.status)).toEqual([503, 204]);
+
+    // A forged or altered body does not verify.
+    const [sample] = receiver.received.filter((r) => r.status === 204);
+    expect(() => new Webhook(SECRET).verify(sample.body.replace('"threshold"', '"Threshold"'), sample.headers as Record<string, string>)).toThrow();
+
+    // Admins see the deliveries; the metrics count them by result.
+    const list = await servers[0].gql('{ webhookDeliveries(first: 10) { edges { node { id type status attempts lastResult payload } } } }');
+    expect(list.body.errors).toBeUndefined();
+    const nodes = list.body.data.webhookDeliveries.edges.map((e: { node: Record<string, unknown> }) => e.node);
+    expect(nodes.filter((n: { type: string; status: string }) => n.type === 'usage.threshold' && n.status === 'DELIVERED')).toHaveLength(3);
+    expect(nodes.find((n: { id: string }) => n.id === failed.headers['webhook-id'])).toMatchObject({ attempts: 2, lastResult: 'HTTP 204' });
+    const metrics = (await servers[0].server.metrics.render()).body + (servers[1] ? (await servers[1].server.metrics.render()).body : '');
+    expect(metrics).toMatch(/tollgate_webhook_deliveries_total\{result="delivered"\} [1-9]/);
+
+    // Nothing more arrives: no duplicate from the other instance or the restart.
+    await Promise.all(servers.map((s) => s.server.tollgate.services.alerts.delivery!.poll()));
+    expect(delivered('usage.threshold')).toHaveLength(3);
+  }, 40_000);
+
+  it('a key created to expire in 36 hours gets its 7-day warning within seconds, once', async () => {
+    const expiresAt = new Date(Date.now() + 36 * 3_600_000).toISOString();
+    const created = await servers[0].gql(`mutation { createApiKey(input: { name: "short", scopes: ["read"], expiresAt: "${expiresAt}" }) { apiKey { id expiresAt } } }`);
+    expect(created.body.errors).toBeUndefined();
+    const { id } = created.body.data.createApiKey.apiKey;
+    await until(async () => delivered('key.expiring').some((e) => e.data.keyId === id), 15_000);
+    for (const s of servers) await s.server.tollgate.services.alerts.watch!.checkKeys();
+    await Promise.all(servers.map((s) => s.server.tollgate.services.alerts.delivery!.poll()));
+    expect(delivered('key.expiring').filter((e) => e.data.keyId === id)).toEqual([
+      expect.objectContaining({ type: 'key.expiring', data: { keyId: id, expiresAt: created.body.data.createApiKey.apiKey.expiresAt, days: 7 } }),
+    ]);
+  });
+});
+
+describe('rotation due', () => {
+  it('KEY_ROTATION_DAYS: a key whose secret is older gets one key.rotation_due and shows rotationDueAt; rotating starts the clock again', async () => {
+    const db = await openTestDatabase('pglite');
+    const receiver = await startReceiver();
+    let offset = 0;
+    const t = await startTestServer({ database: db, env: { ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET, KEY_ROTATION_DAYS: '30' }, now: () => Date.now() + offset });
+    try {
+      const { id } = await t.createKey({ name: 'old' });
+      const read = async () => (await t.gql(`{ apiKey(id: "${id}") { createdAt rotationDueAt } }`)).body.data.apiKey;
+      const before = await read();
+      expect(new Date(before.rotationDueAt).getTime() - new Date(before.createdAt).getTime()).toBe(30 * 86_400_000);
+
+      offset = 31 * 86_400_000;
+      const watch = t.server.tollgate.services.alerts.watch!;
+      await watch.checkKeys();
+      await watch.checkKeys();
+      await until(async () => receiver.received.filter((r) => r.status === 204).map(verified).some((e) => e.type === 'key.rotation_due' && e.data.keyId === id), 20_000);
+      const events = receiver.received.filter((r) => r.status === 204).map(verified).filter((e) => e.type === 'key.rotation_due' && e.data.keyId === id);
+      expect(events).toHaveLength(1);
+      expect(events[0].data).toMatchObject({ keyId: id, rotationDays: 30, rotationDueAt: before.rotationDueAt });
+
+      const rotated = await t.gql(`mutation { rotateApiKey(id: "${id}", gracePeriodSeconds: 0) { apiKey { rotationDueAt } } }`);
+      expect(rotated.body.errors).toBeUndefined();
+      expect(new Date(rotated.body.data.rotateApiKey.apiKey.rotationDueAt).getTime()).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+    } finally {
+      await t.close();
+      await receiver.close();
+      await db.dispose();
+    }
+  }, 40_000);
+});
