@@ -75,6 +75,8 @@ export class WebhookDelivery {
     const { outbox, logger } = this.options;
     const now = (this.options.now ?? Date.now)();
     const body = JSON.stringify(event.payload);
+    // The receiver checks the timestamp against its own clock (5 minutes either way): always the wall clock.
+    const sentAt = new Date();
     let result: string;
     let delivered = false;
     try {
@@ -83,8 +85,8 @@ export class WebhookDelivery {
         headers: {
           'content-type': 'application/json',
           'webhook-id': event.id,
-          'webhook-timestamp': String(Math.floor(now / 1000)),
-          'webhook-signature': this.signer.sign(event.id, new Date(now), body),
+          'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+          'webhook-signature': this.signer.sign(event.id, sentAt, body),
         },
         body,
         signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),

@@ -39,7 +39,7 @@ export class KeyService {
       scopes: readonly string[];
       /** Coordinates that carry @rateLimit: the only ones a key may override. */
       limitedCoordinates: ReadonlySet<string>;
-      /** Called after a change commits, so caches on every instance can drop the key. */
+      /** Called after a key is created or changed, so caches on every instance can drop it. */
       onKeyChanged?: (keyId: string) => void | Promise<void>;
     },
   ) {}
@@ -51,7 +51,10 @@ export class KeyService {
   async create(input: KeyInput & { name: string }, actorKeyId: string | null): Promise<Result<{ secret: string; key: ApiKeyRow }>> {
     const invalid = this.validate(input, true) ?? (await this.unknownConsumer(input));
     if (invalid) return invalid;
-    return { ok: true, value: await this.db.transaction((tx) => this.insert(tx, input, actorKeyId)) };
+    const created = await this.db.transaction((tx) => this.insert(tx, input, actorKeyId));
+    // Nothing caches a new key; this tells the alert watch (a key made to expire soon is warned now).
+    await this.options.onKeyChanged?.(created.key.id);
+    return { ok: true, value: created };
   }
 
   /**

@@ -115,6 +115,10 @@ describe('usage history', () => {
     }
 
     // A key reads its own history through `me` and its consumer's through `me { consumer }`; nothing else.
+    // Its consumer's budget is spent: raise it (what was spent is kept) so A can ask.
+    await ok(`mutation { updateConsumer(id: "${consumer.id}", input: { budgets: [{ points: 1000, duration: 3600 }] }) { id } }`);
+    const other = await servers[0].gql(HISTORY, { id: c.id, from: new Date(now - 3_600_000).toISOString(), to: new Date(now).toISOString(), g: 'HOUR' }, a.secret);
+    expect(other.body.errors).toMatchObject([{ extensions: { code: 'FORBIDDEN' } }]);
     const own = await servers[0].gql('query($from: DateTime!, $to: DateTime!) { me { usageHistory(from: $from, to: $to) { operations } consumer { usageHistory(from: $from, to: $to) { operations } } } }', { from: new Date(now - 3_600_000).toISOString(), to: new Date(now + 3_600_000).toISOString() }, a.secret);
     expect(own.body.errors).toBeUndefined();
     const sumOps = (buckets: { operations: number }[]) => buckets.reduce((n, x) => n + x.operations, 0);
