@@ -159,7 +159,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     config,
     logger,
     metrics,
-    usage: { counter: usageCounter, writer: usageWriter, history: new UsageHistory(database.db) },
+    usage: { counter: usageCounter, writer: usageWriter, history: new UsageHistory(database.db, options.now) },
     alerts: { outbox, watch, delivery },
     database,
     databaseWatch,

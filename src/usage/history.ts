@@ -39,7 +39,10 @@ export function checkRange(from: Date, to: Date, granularity: Granularity): Resu
 
 /** Reads usage history back; buckets with nothing in them are left out. */
 export class UsageHistory {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async read(subject: UsageSubject, from: Date, to: Date, granularity: Granularity): Promise<UsageBucket[]> {
     const where = (table: typeof usage | typeof usageFields | typeof usageRefusals) =>
@@ -75,8 +78,8 @@ export class UsageHistory {
    * The consumers (or consumer-less keys… every key, by `KEY`) that spent the most points in a
    * range, from hourly buckets (daily ones past the hours' retention or a 31-day range).
    */
-  async top(by: 'CONSUMER' | 'KEY', from: Date, to: Date, first: number, hourRetentionMs: number, now = Date.now()): Promise<{ id: string; points: number; operations: number; refused: number }[]> {
-    const granularity: Granularity = to.getTime() - from.getTime() > MAX_RANGE.hour.ms || from.getTime() < now - hourRetentionMs ? 'day' : 'hour';
+  async top(by: 'CONSUMER' | 'KEY', from: Date, to: Date, first: number, hourRetentionMs: number): Promise<{ id: string; points: number; operations: number; refused: number }[]> {
+    const granularity: Granularity = to.getTime() - from.getTime() > MAX_RANGE.hour.ms || from.getTime() < this.now() - hourRetentionMs ? 'day' : 'hour';
     const size = BUCKET_MS[granularity];
     const start = new Date(Math.floor(from.getTime() / size) * size);
     const id = by === 'CONSUMER' ? usage.consumerId : usage.keyId;
