@@ -8,6 +8,7 @@ import { createScratchDatabase, databaseBackends, describeWithRedis, hasPostgres
 import { until } from '../support/wait';
 
 const ME = '{ me { id } }';
+const STATION = '{ station(id: "LHR") { name } }'; // 1 point
 
 describeWithRedis('revocation reaches every instance through Redis', () => {
   let db: TestDatabase;
@@ -46,7 +47,6 @@ describeWithRedis('revocation reaches every instance through Redis', () => {
 
   it('a budget changed on instance A applies on instance B at once, counting on from what was spent', async () => {
     const key = await a.createKey({ budget: { points: 3, duration: 600 } });
-    const STATION = '{ station(id: "LHR") { name } }'; // 1 point
     for (let i = 0; i < 3; i++) expect((await b.gql(STATION, {}, key.secret)).status).toBe(200);
     expect((await b.gql(STATION, {}, key.secret)).status).toBe(429); // B has the key cached for 10 minutes
     await a.gql('mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { id } }', { id: key.id, input: { budget: { points: 5, duration: 600 } } });
@@ -163,6 +163,40 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
       const denied = await run('--url', server.url, '--key', 'tg_wrong', 'list');
       expect(denied).toEqual({ code: 1, out: expect.stringMatching(/^error: The API key is not valid\. \(UNAUTHENTICATED\)/) });
     });
+  });
+
+  it('exports a key\'s and a consumer\'s usage history as CSV, directly and through a server', async () => {
+    const made = await run('create-consumer', '--name', 'Charted');
+    const consumerId = /consumer: ([0-9a-f-]{36})/.exec(made.out)![1];
+    const keyId = /key id: +([0-9a-f-]{36})/.exec(made.out)![1];
+    const secret = /secret: +(tg_\w+)/.exec(made.out)![1];
+    // Served by a server that then stops: its last counts are written on the way out.
+    await withServerOnSameDatabase(async (server) => {
+      for (let i = 0; i < 3; i++) expect((await server.gql(STATION, {}, secret)).status).toBe(200);
+    });
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    const to = new Date(Date.now() + 60_000).toISOString();
+    const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString();
+    const minutes = (csv: string) => csv.split('\n').slice(1).reduce((n, line) => n + Number(line.split(',')[1]), 0);
+
+    const local = await run('usage', keyId, '--from', from, '--to', to, '--granularity', 'minute');
+    expect(local.code).toBe(0);
+    expect(local.out.split('\n')[0]).toBe('start,operations,refused,points,refunded,errors');
+    expect(minutes(local.out)).toBe(3);
+    const byConsumer = await run('usage', '--consumer', consumerId, '--from', from, '--to', to);
+    // Three operations in the hour, a point each, none refused. (The clock may have crossed an hour.)
+    expect(byConsumer.out).toMatch(new RegExp(`^start,operations,refused,points,refunded,errors\n(${hour}|.*\n${hour}),3,0,3,0,0$`));
+    const fields = await run('usage', keyId, '--from', from, '--to', to, '--fields');
+    expect(fields.out).toMatch(/^start,coordinate,calls,points,refused\n.*,Query\.station,3,3,0$/);
+    await withServerOnSameDatabase(async (server) => {
+      const remote = await run('--url', server.url, '--key', server.adminKey, 'usage', keyId, '--from', from, '--to', to, '--granularity', 'minute');
+      expect(remote).toEqual(local);
+    });
+
+    expect(await run('usage', keyId, '--from', to, '--to', from)).toEqual({ code: 1, out: 'error: "from" must not be after "to".' });
+    expect(await run('usage', keyId, '--from', 'last week', '--to', to)).toEqual({ code: 1, out: expect.stringMatching(/^error: usage needs --from and --to dates/) });
+    expect(await run('usage', '--from', from, '--to', to)).toEqual({ code: 1, out: 'error: usage needs a key id or --consumer ID (one of them)' });
+    expect(await run('usage', keyId, '--from', from, '--to', to, '--granularity', 'week')).toEqual({ code: 1, out: 'error: --granularity "week" must be minute, hour or day' });
   });
 
   it('explains its mistakes, and --help is help', async () => {
