@@ -31,6 +31,8 @@ const variants: Variant[] = [
   { name: 'protected, Redis + Postgres', baseline: 'bare (Postgres)', env: { DATABASE_URL, REDIS_URL }, redis: true },
   // every key under a consumer on a plan of three windows and a daily quota: still one round trip
   { name: 'consumer plan, Redis + Postgres', baseline: 'bare (Postgres)', env: { DATABASE_URL, REDIS_URL, BENCH_CONSUMER: '1' }, redis: true },
+  // what usage history costs: the same as 'protected, Redis + Postgres' without it
+  { name: 'protected, Redis + Postgres, no usage history', baseline: 'bare (Postgres)', env: { DATABASE_URL, REDIS_URL, USAGE_TRACKING: 'false' }, redis: true },
 ];
 
 type Workload = { name: string; body: (i: number) => string };

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { openDatabase } from '../../src/db/client';
-import { apiKeys } from '../../src/db/schema';
+import { apiKeys, usage } from '../../src/db/schema';
 import { runKeysCli } from '../../src/cli/keys';
 import { freePort } from '../support/private-redis';
 import { serving, start } from '../support/server-process';
@@ -52,10 +52,10 @@ describe('the server process', () => {
     }
   });
 
-  it('under load: drains in-flight requests, refuses new ones, writes last_used_at, exits 0', async () => {
+  it('under load: drains in-flight requests, refuses new ones, writes last_used_at and the usage counted, exits 0', async () => {
     const dataDir = path.join(dir, 'db');
     // 40 requests of ~70 points: more than the default burst window (2 000 a minute) holds; this test is about stopping.
-    const p = start({ DATA_DIR: dataDir, LAST_USED_FLUSH_SECONDS: '3600', BUDGET_BURST_POINTS: '0' });
+    const p = start({ DATA_DIR: dataDir, LAST_USED_FLUSH_SECONDS: '3600', USAGE_FLUSH_SECONDS: '60', BUDGET_BURST_POINTS: '0' });
     const { url, adminKey } = await serving(p);
     expect(adminKey).toMatch(/^tg_/);
     // 40 requests in flight, each a real query on PGlite.
@@ -95,6 +95,9 @@ describe('the server process', () => {
     try {
       const rows = await db.db.select().from(apiKeys).where(eq(apiKeys.name, 'bootstrap admin'));
       expect(rows[0].lastUsedAt).toBeInstanceOf(Date);
+      // Usage history too: no flush was due (60 s), so every answered operation was written by the stop.
+      const [counted] = await db.db.select({ operations: sql<number>`sum(${usage.operations})::int` }).from(usage).where(and(eq(usage.keyId, rows[0].id), eq(usage.granularity, 'day')));
+      expect(counted.operations).toBe(answers.filter((a) => a.status === 200).length);
     } finally {
       await db.close();
     }
