@@ -25,6 +25,10 @@ const BACKOFF_MS = [5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000];
 /** After this long since an event was recorded, it is given up (status failed). */
 export const GIVE_UP_AFTER_MS = 24 * 3_600_000;
 
+/** Settled events are kept this long for `webhookDeliveries`, then pruned. */
+export const KEEP_SETTLED_MS = 30 * 86_400_000;
+const PRUNE_EVERY_MS = 10 * 60_000;
+
 export const retryDelay = (failures: number) => BACKOFF_MS[Math.min(failures, BACKOFF_MS.length) - 1];
 
 /**
@@ -37,6 +41,7 @@ export class WebhookDelivery {
   private timer?: NodeJS.Timeout;
   private running: Promise<void> | null = null;
   private closed = false;
+  private lastPrune = 0;
 
   constructor(private readonly options: DeliveryOptions) {
     this.signer = new Webhook(options.secret);
@@ -64,6 +69,11 @@ export class WebhookDelivery {
   }
 
   private async deliverDue(): Promise<void> {
+    const now = (this.options.now ?? Date.now)();
+    if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+      this.lastPrune = now;
+      await this.options.outbox.prune(new Date(now - KEEP_SETTLED_MS));
+    }
     for (;;) {
       const events = await this.options.outbox.claim(MAX_IN_FLIGHT, LEASE_MS);
       await Promise.all(events.map((event) => this.attempt(event)));

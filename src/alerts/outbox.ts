@@ -76,6 +76,22 @@ export class Outbox {
       .where(eq(webhookEvents.id, id));
   }
 
+  /**
+   * Forgets settled events (delivered, failed, superseded) recorded before `before`, a batch at a
+   * time. Their dedupe keys go with them: only a rotation still not done is reminded of again.
+   */
+  async prune(before: Date): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const rows = await this.db.execute(sql`
+        DELETE FROM tollgate.webhook_events WHERE id IN (
+          SELECT id FROM tollgate.webhook_events WHERE status <> 'pending' AND created_at < ${before.toISOString()}::timestamptz LIMIT 1000)`);
+      const count = (rows as { count?: number; affectedRows?: number }).count ?? (rows as { affectedRows?: number }).affectedRows ?? 0;
+      deleted += count;
+      if (count < 1000) return deleted;
+    }
+  }
+
   /** Newest first, for admins: `webhookDeliveries`. */
   async list(args: { first: number; after?: string; status?: string }): Promise<Result<{ nodes: (WebhookDeliveryRow & { cursor: string })[]; hasNextPage: boolean }>> {
     if (!Number.isInteger(args.first) || args.first < 1 || args.first > 100) return fail('BAD_USER_INPUT', '"first" must be from 1 to 100.', 'first');

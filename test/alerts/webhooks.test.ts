@@ -145,6 +145,17 @@ describe('rotation due', () => {
       const rotated = await t.gql(`mutation { rotateApiKey(id: "${id}", gracePeriodSeconds: 0) { apiKey { rotationDueAt } } }`);
       expect(rotated.body.errors).toBeUndefined();
       expect(new Date(rotated.body.data.rotateApiKey.apiKey.rotationDueAt).getTime()).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+
+      // Settled deliveries are listed for 30 days, then pruned.
+      const listed = async () => (await t.gql('{ webhookDeliveries(first: 100) { edges { node { id type } } } }')).body.data.webhookDeliveries.edges.map((e: { node: { id: string } }) => e.node.id);
+      const sent = receiver.received.find((r) => r.status === 204 && verified(r).type === 'key.rotation_due')!.headers['webhook-id'];
+      expect(await listed()).toContain(sent);
+      offset += 29 * 86_400_000;
+      await t.server.tollgate.services.alerts.delivery!.poll();
+      expect(await listed()).toContain(sent);
+      offset += 2 * 86_400_000;
+      await t.server.tollgate.services.alerts.delivery!.poll();
+      expect(await listed()).not.toContain(sent);
     } finally {
       await t.close();
       await receiver.close();
