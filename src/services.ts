@@ -149,7 +149,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
 
   const usageCounter = config.usage.enabled ? new UsageCounter(options.now) : null;
   const usageWriter = usageCounter
-    ? new UsageWriter({ db: database.db, counter: usageCounter, logger, flushMs: config.usage.flushMs, retentionMs: config.usage.retentionMs, now: options.now, onFlush: (_rows, failed) => metrics.usageWritten(failed) })
+    ? new UsageWriter({ db: database.db, counter: usageCounter, logger, flushMs: config.usage.flushMs, retentionMs: config.usage.retentionMs, timeoutMs: config.databaseTimeoutMs * 2, now: options.now, onFlush: (_rows, failed) => metrics.usageWritten(failed) })
     : null;
   usageWriter?.start();
   watch?.start();

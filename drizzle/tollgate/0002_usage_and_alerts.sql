@@ -23,6 +23,11 @@ CREATE TABLE "tollgate"."usage_fields" (
 	CONSTRAINT "usage_fields_key_id_granularity_start_coordinate_pk" PRIMARY KEY("key_id","granularity","start","coordinate")
 );
 --> statement-breakpoint
+CREATE TABLE "tollgate"."usage_flushes" (
+	"id" text PRIMARY KEY NOT NULL,
+	"at" timestamp (3) with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "tollgate"."usage_refusals" (
 	"granularity" text NOT NULL,
 	"start" timestamp with time zone NOT NULL,

@@ -148,6 +148,15 @@ export const usageRefusals = tollgateSchema.table(
 );
 
 /**
+ * Usage flushes that committed, by id: a flush whose answer never came (a frozen connection, a
+ * timeout) is sent again with the same id, and adds nothing if the first one did commit.
+ */
+export const usageFlushes = tollgateSchema.table('usage_flushes', {
+  id: text('id').primaryKey(),
+  at: timestamp('at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+});
+
+/**
  * The webhook outbox: an event is a row before it is a delivery, so it survives a restart. The
  * unique `dedupe_key` (type, subject, window instance, threshold) makes "once" a database fact,
  * whatever the number of instances.

@@ -83,14 +83,4 @@ export class UsageCounter {
     this.current = new Map();
     return rows;
   }
-
-  /** Puts back rows a failed write could not store (they are added again next time). */
-  restore(rows: readonly KeyMinute[]): void {
-    this.ended.unshift(...rows);
-  }
-
-  /** Rows waiting to be written (bounded by the writer). */
-  get pending(): number {
-    return this.ended.length + this.current.size;
-  }
 }

@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Database } from '../db/client';
 import type { Granularity } from '../db/schema';
+import { withTimeout } from '../timeout';
 import type { KeyMinute, UsageCounter } from './counter';
 
 export type UsageWriterOptions = {
@@ -12,27 +14,42 @@ export type UsageWriterOptions = {
   /** How long each granularity's buckets are kept. */
   retentionMs: Record<Granularity, number>;
   now?: () => number;
+  /** The most one statement may take before it counts as failed (it is sent again, with the same id). */
+  timeoutMs: number;
   /** Told after each flush: how many key-minutes were written, or that the write failed. */
   onFlush?: (rows: number, failed: boolean) => void;
 };
 
 /** Key-minutes kept for a later write while Postgres cannot take them (about 1 kB each at most). */
 const MAX_PENDING = 100_000;
+/** Key-minutes in one statement at most: a flush after an outage is several short statements, not one long one. */
+const MAX_BATCH = 5_000;
 /** Rows one pruning statement deletes: short statements, so pruning never holds a request up. */
 const PRUNE_BATCH = 2_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
+/** Committed flush ids are remembered this long: far longer than any batch waits for its retry. */
+const FLUSH_IDS_KEPT_MS = 7 * 86_400_000;
+
+/** Key-minutes written by one statement, under an id that makes sending it twice harmless. */
+type Batch = { id: string; rows: KeyMinute[] };
 
 /**
- * Writes counted usage to Postgres: every `flushMs`, one statement that adds each key-minute to
- * its minute, its hour and its day (upserts that add, so any number of instances write the same
- * bucket without losing a count; no roll-up job can miss a late row), and, every ten minutes,
- * prunes each granularity past its retention in small batches.
+ * Writes counted usage to Postgres: every `flushMs`, one statement per batch that adds each
+ * key-minute to its minute, its hour and its day (upserts that add, so any number of instances
+ * write the same bucket without losing a count; no roll-up job can miss a late row), and, every
+ * ten minutes, prunes each granularity past its retention in small batches.
+ *
+ * Exactly once: a batch keeps its id until a write of it is known to have committed. A write
+ * that fails or whose answer does not come in time (a frozen connection) is sent again with the
+ * same id, and the statement adds nothing when that id has already committed.
  */
 export class UsageWriter {
   private timer?: NodeJS.Timeout;
   private flushing: Promise<void> | null = null;
   private lastPrune = 0;
   private closed = false;
+  /** Batches not yet known to be written, oldest first. */
+  private waiting: Batch[] = [];
 
   constructor(private readonly options: UsageWriterOptions) {}
 
@@ -41,13 +58,13 @@ export class UsageWriter {
     this.timer.unref();
   }
 
-  /** Writes what is counted now (and prunes when due). Never throws: a failed write keeps its rows for the next one. */
+  /** Writes what is counted now (and prunes when due). Never throws: a failed write keeps its batch for the next one. */
   flush(): Promise<void> {
     this.flushing ??= this.write().finally(() => (this.flushing = null));
     return this.flushing;
   }
 
-  /** A clean stop: the last counts are written before the database closes. */
+  /** A clean stop: the last counts are written before the database closes (each write bounded by `timeoutMs`). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -56,18 +73,26 @@ export class UsageWriter {
     await this.flush();
   }
 
+  /** Key-minutes counted but not yet known to be written. */
+  get pending(): number {
+    return this.waiting.reduce((n, b) => n + b.rows.length, 0);
+  }
+
   private async write(): Promise<void> {
     const { counter, logger } = this.options;
-    const rows = counter.drain();
-    if (rows.length) {
+    const drained = counter.drain();
+    for (let i = 0; i < drained.length; i += MAX_BATCH) this.waiting.push({ id: randomUUID(), rows: drained.slice(i, i + MAX_BATCH) });
+    this.dropOldestPastBound();
+    while (this.waiting.length) {
+      const batch = this.waiting[0];
       try {
-        await this.options.db.execute(upsertStatement(rows));
-        this.options.onFlush?.(rows.length, false);
+        await withTimeout(this.options.db.execute(upsertStatement(batch)), this.options.timeoutMs, 'usage write');
+        this.waiting.shift();
+        this.options.onFlush?.(batch.rows.length, false);
       } catch (error) {
-        this.options.onFlush?.(rows.length, true);
-        const kept = rows.slice(Math.max(0, rows.length + counter.pending - MAX_PENDING));
-        counter.restore(kept);
-        logger.warn({ err: { message: (error as Error).message }, rows: rows.length, dropped: rows.length - kept.length }, 'could not write usage; keeping it for the next flush');
+        this.options.onFlush?.(batch.rows.length, true);
+        logger.warn({ err: { message: (error as Error).message }, rows: this.pending }, 'could not write usage; keeping it for the next flush');
+        break;
       }
     }
     const now = (this.options.now ?? Date.now)();
@@ -77,16 +102,24 @@ export class UsageWriter {
     }
   }
 
+  /** While Postgres is away the batches wait in memory, up to MAX_PENDING key-minutes; past that the oldest go. */
+  private dropOldestPastBound() {
+    let dropped = 0;
+    while (this.waiting.length > 1 && this.pending > MAX_PENDING) dropped += this.waiting.shift()!.rows.length;
+    if (dropped) this.options.logger.error({ dropped, kept: this.pending }, 'usage history lost: Postgres has been unavailable too long to keep every count');
+  }
+
   /** Deletes buckets past their retention, a small batch at a time. Returns how many rows went. */
   async prune(now = (this.options.now ?? Date.now)()): Promise<number> {
     let deleted = 0;
+    await withTimeout(this.options.db.execute(sql`DELETE FROM tollgate.usage_flushes WHERE at < ${new Date(now - FLUSH_IDS_KEPT_MS).toISOString()}::timestamptz`), this.options.timeoutMs, 'usage prune');
     for (const granularity of ['minute', 'hour', 'day'] as const) {
       const before = new Date(now - this.options.retentionMs[granularity]).toISOString();
       for (const table of ['usage', 'usage_fields', 'usage_refusals']) {
         for (;;) {
-          const result = await this.options.db.execute(sql`
+          const result = await withTimeout(this.options.db.execute(sql`
             DELETE FROM tollgate.${sql.raw(table)} WHERE ctid IN (
-              SELECT ctid FROM tollgate.${sql.raw(table)} WHERE granularity = ${granularity} AND start < ${before}::timestamptz LIMIT ${PRUNE_BATCH})`);
+              SELECT ctid FROM tollgate.${sql.raw(table)} WHERE granularity = ${granularity} AND start < ${before}::timestamptz LIMIT ${PRUNE_BATCH})`), this.options.timeoutMs, 'usage prune');
           const count = affected(result);
           deleted += count;
           if (count < PRUNE_BATCH || this.closed) break;
@@ -108,7 +141,7 @@ function affected(result: unknown): number {
  * limit), each fanned out to minute, hour and day, grouped (an upsert may touch a row once), and
  * added to what is there.
  */
-function upsertStatement(rows: readonly KeyMinute[]) {
+function upsertStatement({ id, rows }: Batch) {
   const operations = rows.map((r) => ({ k: r.keyId, c: r.consumerId, m: r.minute, o: r.operations, r: r.refused, p: r.points, f: r.refunded, e: r.errors }));
   const fields = rows.flatMap((r) => [...r.fields].map(([d, n]) => ({ k: r.keyId, c: r.consumerId, m: r.minute, d, n: n.calls, p: n.points, r: n.refused })));
   const refusals = rows.flatMap((r) => [...r.refusals].map(([name, n]) => {
@@ -118,7 +151,8 @@ function upsertStatement(rows: readonly KeyMinute[]) {
   // date_trunc in UTC whatever the session's time zone; (array_agg(c))[1]: a key's consumer as last counted.
   const bucket = sql.raw(`g.name, date_trunc(g.name, to_timestamp(x.m * 60), 'UTC'), x.k, (array_agg(x.c))[1]`);
   return sql`
-    WITH g(name) AS (VALUES ('minute'), ('hour'), ('day')),
+    WITH flush AS (INSERT INTO tollgate.usage_flushes (id) VALUES (${id}) ON CONFLICT DO NOTHING RETURNING id),
+    g(name) AS (SELECT name FROM (VALUES ('minute'), ('hour'), ('day')) AS v(name) WHERE EXISTS (SELECT 1 FROM flush)),
     ops AS (
       INSERT INTO tollgate.usage AS u (granularity, start, key_id, consumer_id, operations, refused, points, refunded, errors)
       SELECT ${bucket}, sum(x.o), sum(x.r), sum(x.p), sum(x.f), sum(x.e)

@@ -133,6 +133,32 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgr
     expect(list.body.data.apiKeys.edges.map((e: any) => e.node.name)).not.toContain('during outage');
   });
 
+  it.each([
+    ['down', 'cut'],
+    ['frozen', 'freeze'],
+  ] as const)('usage counted while the database is %s is written, exactly, once it is back', async (_, fault) => {
+    const key = await t.createKey({ name: `usage through ${fault}` });
+    expect((await t.gql(ME, {}, key.secret)).status).toBe(200); // verified: cached from here on
+    const writer = t.server.tollgate.services.usage.writer!;
+    const failedWrites = async () => Number(/tollgate_usage_writes_total\{result="failed"\} (\d+)/.exec((await t.server.metrics.render()).body)?.[1] ?? 0);
+    const failedBefore = await failedWrites();
+    if (fault === 'cut') await proxy.cut();
+    else proxy.freeze();
+    try {
+      for (let i = 0; i < 3; i++) expect((await t.gql(STATUS, {}, key.secret)).status).toBe(200);
+      await writer.flush();
+      expect(await failedWrites()).toBeGreaterThan(failedBefore);
+    } finally {
+      if (fault === 'cut') await proxy.restore();
+      else proxy.thaw();
+    }
+    await until(async () => (await ready()).status === 200);
+    await writer.flush();
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    const res = await t.gql(`{ apiKey(id: "${key.id}") { usageHistory(from: "${from}", to: "${new Date(Date.now() + 60_000).toISOString()}", granularity: DAY) { operations } } }`);
+    expect(res.body.data.apiKey.usageHistory.map((b: { operations: number }) => b.operations)).toEqual([4]);
+  });
+
   it('a request stuck on a frozen database is answered 503 by REQUEST_TIMEOUT_MS, whatever it waits for', async () => {
     const strict = await startTestServer({ database, env: { REQUEST_TIMEOUT_MS: '200', DATABASE_TIMEOUT_MS: '5000' } });
     try {
