@@ -4,6 +4,7 @@ import { Webhook } from 'standardwebhooks';
 import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { hasPostgres, hasRedis } from '../support/services';
 import { until } from '../support/wait';
+import { webhookEvents } from '../../src/db/schema';
 
 // Alerts (issue 26) as Standard Webhooks, against a local receiver that fails its first attempt:
 // each usage threshold once (80, 90, 100) whatever the number of instances and restarts,
@@ -162,4 +163,24 @@ describe('rotation due', () => {
       await db.dispose();
     }
   }, 40_000);
+});
+
+describe('without ALERT_WEBHOOK_URL', () => {
+  it('nothing is sent and nothing is queued: a spent budget and an expiring key leave the outbox empty', async () => {
+    const db = await openTestDatabase('pglite');
+    const t = await startTestServer({ database: db });
+    try {
+      expect(t.server.tollgate.services.alerts.watch).toBeNull();
+      const { secret } = await t.createKey({ budget: { points: 3, duration: 3600 } });
+      expect([await t.gql(STATION, {}, secret), await t.gql(STATION, {}, secret), await t.gql(STATION, {}, secret), await t.gql(STATION, {}, secret)].map((r) => r.status)).toEqual([200, 200, 200, 429]);
+      const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+      expect((await t.gql(`mutation { createApiKey(input: { name: "soon", scopes: ["read"], expiresAt: "${expiresAt}" }) { secret } }`)).body.errors).toBeUndefined();
+      await new Promise((resolve) => setTimeout(resolve, 700)); // past the 500 ms a key change would wait
+      expect(await db.db.select().from(webhookEvents)).toEqual([]);
+      expect((await t.gql('{ webhookDeliveries { edges { node { id } } } }')).body.data.webhookDeliveries.edges).toEqual([]);
+    } finally {
+      await t.close();
+      await db.dispose();
+    }
+  });
 });

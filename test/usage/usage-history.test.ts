@@ -125,4 +125,17 @@ describe('usage history', () => {
     expect(sumOps(own.body.data.me.usageHistory)).toBe(expectedA.operations);
     expect(sumOps(own.body.data.me.consumer.usageHistory)).toBe(expectedA.operations + 1);
   });
+
+  it('with the default settings, an operation is readable within 5 seconds', async () => {
+    for (const s of servers) await s.close();
+    servers = [await startTestServer({ database: db, store })];
+    const key = await servers[0].createKey({ name: 'fresh' });
+    const sentAt = Date.now();
+    expect((await servers[0].gql(STATION, {}, key.secret)).status).toBe(200);
+    const range = { id: key.id, from: new Date(sentAt - 60_000).toISOString(), to: new Date(sentAt + 60_000).toISOString(), g: 'MINUTE' };
+    // Generous bound for a loaded machine; the promise is USAGE_FLUSH_SECONDS (2) plus one write.
+    await until(async () => total((await servers[0].gql(HISTORY, range)).body.data.apiKey.usageHistory).operations === 1, 10_000);
+    expect(servers[0].config.usage.flushMs).toBe(2_000);
+  });
 });
+
