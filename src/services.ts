@@ -120,7 +120,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
   if (target) {
     subscriber = createRedisClient(target, 'key-events', config.limiterTimeoutMs);
     subscriber.on('error', () => {}); // outages are reported by the limiter store's client
-    subscriber.on('message', (_channel: string, keyId: string) => authenticator.invalidate(keyId));
+    subscriber.on('message', (_channel: string, keyId: string) => {
+      authenticator.invalidate(keyId);
+      watch?.keyChanged(); // a key made elsewhere (another instance, the CLI) is checked for expiry here too
+    });
     subscriber.on('ready', () => void subscriber!.subscribe(KEY_CHANGED_CHANNEL).catch(() => undefined));
   }
   const outbox = new Outbox(database.db, options.now);

@@ -98,7 +98,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     onAuthFailure: (reason) => metrics.authFailure(reason),
     onRejected: (gate) => metrics.rejected(gate),
     onCost: (points) => metrics.cost(points),
-    onStanding: services.alerts.watch ? (key, windows, states) => services.alerts.watch!.standing(key, windows, states) : undefined,
+    onStanding: services.alerts.watch ? (key, windows, states, refusedAt) => services.alerts.watch!.standing(key, windows, states, refusedAt) : undefined,
   });
   const usage = new FieldUsageReader(store, services.fieldGate, new Map());
   const built = new WeakMap<GraphQLSchema, BuiltSchema>();

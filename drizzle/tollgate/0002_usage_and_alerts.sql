@@ -2,25 +2,25 @@ CREATE TABLE "tollgate"."usage" (
 	"granularity" text NOT NULL,
 	"start" timestamp with time zone NOT NULL,
 	"key_id" uuid NOT NULL,
-	"consumer_id" uuid,
-	"operations" integer DEFAULT 0 NOT NULL,
-	"refused" integer DEFAULT 0 NOT NULL,
+	"consumer_id" uuid DEFAULT '00000000-0000-0000-0000-000000000000' NOT NULL,
+	"operations" bigint DEFAULT 0 NOT NULL,
+	"refused" bigint DEFAULT 0 NOT NULL,
 	"points" bigint DEFAULT 0 NOT NULL,
 	"refunded" bigint DEFAULT 0 NOT NULL,
-	"errors" integer DEFAULT 0 NOT NULL,
-	CONSTRAINT "usage_key_id_granularity_start_pk" PRIMARY KEY("key_id","granularity","start")
+	"errors" bigint DEFAULT 0 NOT NULL,
+	CONSTRAINT "usage_key_id_granularity_start_consumer_id_pk" PRIMARY KEY("key_id","granularity","start","consumer_id")
 );
 --> statement-breakpoint
 CREATE TABLE "tollgate"."usage_fields" (
 	"granularity" text NOT NULL,
 	"start" timestamp with time zone NOT NULL,
 	"key_id" uuid NOT NULL,
-	"consumer_id" uuid,
+	"consumer_id" uuid DEFAULT '00000000-0000-0000-0000-000000000000' NOT NULL,
 	"coordinate" text NOT NULL,
-	"calls" integer DEFAULT 0 NOT NULL,
+	"calls" bigint DEFAULT 0 NOT NULL,
 	"points" bigint DEFAULT 0 NOT NULL,
-	"refused" integer DEFAULT 0 NOT NULL,
-	CONSTRAINT "usage_fields_key_id_granularity_start_coordinate_pk" PRIMARY KEY("key_id","granularity","start","coordinate")
+	"refused" bigint DEFAULT 0 NOT NULL,
+	CONSTRAINT "usage_fields_key_id_granularity_start_consumer_id_coordinate_pk" PRIMARY KEY("key_id","granularity","start","consumer_id","coordinate")
 );
 --> statement-breakpoint
 CREATE TABLE "tollgate"."usage_flushes" (
@@ -32,11 +32,11 @@ CREATE TABLE "tollgate"."usage_refusals" (
 	"granularity" text NOT NULL,
 	"start" timestamp with time zone NOT NULL,
 	"key_id" uuid NOT NULL,
-	"consumer_id" uuid,
+	"consumer_id" uuid DEFAULT '00000000-0000-0000-0000-000000000000' NOT NULL,
 	"gate" text NOT NULL,
 	"coordinate" text DEFAULT '' NOT NULL,
-	"count" integer DEFAULT 0 NOT NULL,
-	CONSTRAINT "usage_refusals_key_id_granularity_start_gate_coordinate_pk" PRIMARY KEY("key_id","granularity","start","gate","coordinate")
+	"count" bigint DEFAULT 0 NOT NULL,
+	CONSTRAINT "usage_refusals_key_id_granularity_start_consumer_id_gate_coordinate_pk" PRIMARY KEY("key_id","granularity","start","consumer_id","gate","coordinate")
 );
 --> statement-breakpoint
 CREATE TABLE "tollgate"."webhook_events" (
@@ -50,7 +50,8 @@ CREATE TABLE "tollgate"."webhook_events" (
 	"next_attempt_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
 	"last_attempt_at" timestamp (3) with time zone,
 	"last_result" text,
-	"delivered_at" timestamp (3) with time zone
+	"delivered_at" timestamp (3) with time zone,
+	"keep_until" timestamp (3) with time zone
 );
 --> statement-breakpoint
 ALTER TABLE "tollgate"."api_keys" ADD COLUMN "secret_created_at" timestamp (3) with time zone DEFAULT now() NOT NULL;--> statement-breakpoint

@@ -28,12 +28,13 @@ function connection<T>(page: Page<T>) {
 }
 
 type Args<T> = { input: T };
-type RangeArgs = { from: Date; to: Date; granularity: 'MINUTE' | 'HOUR' | 'DAY' };
+type RangeArgs = { from: Date; to: Date; granularity: 'MINUTE' | 'HOUR' | 'DAY' | null };
 
 /** The admin API's resolvers, over the key service and usage reader they are given. */
 export const adminResolvers = (services: { keys: KeyService; consumers: ConsumerService; usage: FieldUsageReader; history: UsageHistory; hourRetentionMs: number; outbox: Outbox; rotationDays?: number }) => {
   const history = (subject: UsageSubject, args: RangeArgs) => {
-    const granularity = args.granularity.toLowerCase() as Granularity;
+    // An explicit null replaces the default: it means the default.
+    const granularity = (args.granularity ?? 'HOUR').toLowerCase() as Granularity;
     const range = unwrap(checkRange(args.from, args.to, granularity));
     return services.history.read(subject, range.from, range.to, granularity);
   };

@@ -11,7 +11,15 @@ export type AlertEvent = {
   data: Record<string, unknown>;
   /** Recorded but never sent: a tighter warning of the same kind went instead. */
   superseded?: boolean;
+  /**
+   * Until when the event must be remembered to stay once (its window's end, its key's expiry);
+   * null: while its key keeps the secret it is about. Settled events go after this, and 30 days.
+   */
+  keepUntil: Date | null;
 };
+
+/** Rows per insert: well inside Postgres's 65 535 parameters. */
+const INSERT_CHUNK = 500;
 
 export type WebhookDeliveryRow = typeof webhookEvents.$inferSelect;
 
@@ -27,20 +35,22 @@ export class Outbox {
 
   /** Records events; ones already recorded (by dedupe key) are left as they are. */
   async enqueue(events: readonly AlertEvent[]): Promise<void> {
-    if (!events.length) return;
     const createdAt = new Date(this.now());
-    await this.db
-      .insert(webhookEvents)
-      .values(events.map((e) => ({
-        id: messageId(),
-        dedupeKey: e.dedupeKey,
-        type: e.type,
-        payload: { type: e.type, timestamp: createdAt.toISOString(), data: e.data },
-        createdAt,
-        nextAttemptAt: createdAt,
-        status: e.superseded ? 'superseded' : 'pending',
-      })))
-      .onConflictDoNothing({ target: webhookEvents.dedupeKey });
+    for (let i = 0; i < events.length; i += INSERT_CHUNK) {
+      await this.db
+        .insert(webhookEvents)
+        .values(events.slice(i, i + INSERT_CHUNK).map((e) => ({
+          id: messageId(),
+          dedupeKey: e.dedupeKey,
+          type: e.type,
+          payload: { type: e.type, timestamp: createdAt.toISOString(), data: e.data },
+          createdAt,
+          nextAttemptAt: createdAt,
+          status: e.superseded ? 'superseded' : 'pending',
+          keepUntil: e.keepUntil,
+        })))
+        .onConflictDoNothing({ target: webhookEvents.dedupeKey });
+    }
   }
 
   /**
@@ -73,19 +83,27 @@ export class Outbox {
         : outcome.retryAt
           ? { lastResult: result, nextAttemptAt: outcome.retryAt }
           : { status: 'failed', lastResult: result })
-      .where(eq(webhookEvents.id, id));
+      // Only while pending: a slow attempt that gives up never undoes another instance's delivery.
+      .where(and(eq(webhookEvents.id, id), eq(webhookEvents.status, 'pending')));
   }
 
   /**
-   * Forgets settled events (delivered, failed, superseded) recorded before `before`, a batch at a
-   * time. Their dedupe keys go with them: only a rotation still not done is reminded of again.
+   * Forgets settled events (delivered, failed, superseded) recorded before `before` whose dedupe
+   * key can no longer matter: past `keep_until`, or — a rotation reminder — once its key has a
+   * new secret or is revoked. A batch at a time.
    */
   async prune(before: Date): Promise<number> {
     let deleted = 0;
+    const now = new Date(this.now()).toISOString();
     for (;;) {
       const rows = await this.db.execute(sql`
         DELETE FROM tollgate.webhook_events WHERE id IN (
-          SELECT id FROM tollgate.webhook_events WHERE status <> 'pending' AND created_at < ${before.toISOString()}::timestamptz LIMIT 1000)`);
+          SELECT e.id FROM tollgate.webhook_events e
+          WHERE e.status <> 'pending' AND e.created_at < ${before.toISOString()}::timestamptz
+            AND (e.keep_until < ${now}::timestamptz OR (e.keep_until IS NULL AND NOT EXISTS (
+              SELECT 1 FROM tollgate.api_keys k WHERE k.id::text = e.payload->'data'->>'keyId' AND k.revoked_at IS NULL
+                AND k.secret_created_at = (e.payload->'data'->>'secretCreatedAt')::timestamptz)))
+          LIMIT 1000)`);
       const count = (rows as { count?: number; affectedRows?: number }).count ?? (rows as { affectedRows?: number }).affectedRows ?? 0;
       deleted += count;
       if (count < 1000) return deleted;
@@ -98,7 +116,7 @@ export class Outbox {
     let cursor: { at: Date; id: string } | undefined;
     if (args.after) {
       const [at, id] = Buffer.from(args.after, 'base64url').toString().split('|');
-      if (!id || Number.isNaN(Number(at))) return fail('BAD_USER_INPUT', '"after" is not a cursor this list gave.', 'after');
+      if (!id || !/^\d{1,15}$/.test(at)) return fail('BAD_USER_INPUT', '"after" is not a cursor this list gave.', 'after');
       cursor = { at: new Date(Number(at)), id };
     }
     const rows = await this.db

@@ -22,6 +22,10 @@ export type AlertWatchOptions = {
 };
 
 const DAY_MS = 86_400_000;
+/** Keys one check reminds of rotation at most; the next check (a minute later) takes the next ones. */
+const KEYS_PER_CHECK = 1_000;
+const ROTATION_PREFIX = 'key.rotation_due|';
+const rotationDedupeKey = (keyId: string, secretCreatedAtMs: number) => `${ROTATION_PREFIX}${keyId}|${secretCreatedAtMs}`;
 /** Window instances this instance remembers having alerted (the database decides "once"; this only saves inserts). */
 const MAX_NOTED = 10_000;
 
@@ -39,6 +43,7 @@ export class AlertWatch {
   private flushing: Promise<void> | null = null;
   private timer?: NodeJS.Timeout;
   private soon?: NodeJS.Timeout;
+  private retry?: NodeJS.Timeout;
   private checking: Promise<void> | null = null;
 
   constructor(private readonly options: AlertWatchOptions) {}
@@ -56,19 +61,24 @@ export class AlertWatch {
   async close(): Promise<void> {
     clearInterval(this.timer);
     clearTimeout(this.soon);
+    clearTimeout(this.retry);
     await this.checking;
     await this.flushing;
     await this.flush();
   }
 
-  /** After a take or read: checks the owner's long windows and quotas against the thresholds. No I/O here. */
-  standing(key: AuthenticatedKey, windows: readonly KeyWindow[], states: readonly (CounterState | null | undefined)[]): void {
+  /**
+   * Once an operation is done (after its refund), or refused: checks the owner's long windows and
+   * quotas against the thresholds. A window that refused is at 100 % — the customer hit the wall —
+   * even when what it holds is a little less (the refused take added nothing). No I/O here.
+   */
+  standing(key: AuthenticatedKey, windows: readonly KeyWindow[], states: readonly (CounterState | null | undefined)[], refusedAt?: number): void {
     const { thresholds } = this.options;
     for (let i = 0; i < windows.length; i++) {
       const window = windows[i];
       const state = states[i];
       if (!state || window.cap || (!window.period && window.duration < 3600)) continue;
-      const percent = (state.used * 100) / window.limit;
+      const percent = i === refusedAt ? 100 : (state.used * 100) / window.limit;
       if (percent < thresholds[0]) continue;
       const subject = key.consumerId ? `consumer:${key.consumerId}` : `key:${key.id}`;
       const name = window.period ? `quota-${window.period.toLowerCase()}` : `${window.duration}s`;
@@ -78,9 +88,12 @@ export class AlertWatch {
       if (!crossed.length) continue;
       if (this.noted.size >= MAX_NOTED) this.noted.clear();
       this.noted.set(instance, crossed[crossed.length - 1]);
-      const resetAt = new Date(this.now() + state.msLeft).toISOString();
+      const resetAt = new Date(this.now() + state.msLeft);
+      // Remembered while the window instance can recur (a sliding window's bucket, one more length).
+      const keepUntil = new Date(resetAt.getTime() + (window.period ? 0 : window.duration * 1000) + DAY_MS);
       for (const threshold of crossed) {
         this.pending.push({
+          keepUntil,
           dedupeKey: `usage.threshold|${instance}|${threshold}`,
           type: 'usage.threshold',
           data: {
@@ -89,7 +102,7 @@ export class AlertWatch {
             ...(window.period ? { period: window.period } : { duration: window.duration }),
             used: state.used,
             threshold,
-            resetAt,
+            resetAt: resetAt.toISOString(),
           },
         });
       }
@@ -136,6 +149,7 @@ export class AlertWatch {
           data: { keyId: key.id, expiresAt: key.expiresAt!.toISOString(), days },
           // Only the tightest warning goes out; wider ones it passed are recorded as done.
           superseded: i < due.length - 1,
+          keepUntil: key.expiresAt,
         }));
       }
     }
@@ -143,10 +157,17 @@ export class AlertWatch {
       const due = await db
         .select({ id: apiKeys.id, secretCreatedAt: apiKeys.secretCreatedAt })
         .from(apiKeys)
-        .where(and(isNull(apiKeys.revokedAt), sql`(${apiKeys.expiresAt} IS NULL OR ${apiKeys.expiresAt} > ${new Date(now).toISOString()}::timestamptz)`, lte(apiKeys.secretCreatedAt, new Date(now - rotationDays * DAY_MS))));
+        .where(and(
+          isNull(apiKeys.revokedAt),
+          sql`(${apiKeys.expiresAt} IS NULL OR ${apiKeys.expiresAt} > ${new Date(now).toISOString()}::timestamptz)`,
+          lte(apiKeys.secretCreatedAt, new Date(now - rotationDays * DAY_MS)),
+          // Not those already reminded: on a deployment of many old keys, a check is a few rows, not all of them.
+          sql`NOT EXISTS (SELECT 1 FROM tollgate.webhook_events e WHERE e.dedupe_key = ${ROTATION_PREFIX}::text || ${apiKeys.id}::text || '|' || ((extract(epoch FROM ${apiKeys.secretCreatedAt}) * 1000)::bigint)::text)`,
+        ))
+        .limit(KEYS_PER_CHECK);
       for (const key of due) {
         const dueAt = new Date(key.secretCreatedAt.getTime() + rotationDays * DAY_MS).toISOString();
-        events.push({ dedupeKey: `key.rotation_due|${key.id}|${key.secretCreatedAt.getTime()}`, type: 'key.rotation_due', data: { keyId: key.id, secretCreatedAt: key.secretCreatedAt.toISOString(), rotationDueAt: dueAt, rotationDays } });
+        events.push({ dedupeKey: rotationDedupeKey(key.id, key.secretCreatedAt.getTime()), type: 'key.rotation_due', data: { keyId: key.id, secretCreatedAt: key.secretCreatedAt.toISOString(), rotationDueAt: dueAt, rotationDays }, keepUntil: null });
       }
     }
     return events;
@@ -158,14 +179,20 @@ export class AlertWatch {
     this.flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush()).finally(() => (this.flushing = null));
   }
 
-  /** Records pending usage alerts. Never throws (a failed insert is retried on the next crossing: `noted` is forgotten for them). */
+  /** Records pending usage alerts. Never throws (a failed insert is kept and tried again a minute later). */
   async flush(): Promise<void> {
     const events = this.pending;
     this.pending = [];
     if (!events.length) return;
     await this.options.outbox.enqueue(events).catch((error: Error) => {
-      for (const event of events) this.noted.delete(event.dedupeKey.split('|').slice(1, 4).join('|'));
-      this.options.logger.warn({ err: { message: error.message }, events: events.length }, 'could not record usage alerts');
+      // Kept for the next flush (a minute from now, or the next crossing), up to a bound.
+      this.pending = [...events, ...this.pending].slice(0, MAX_NOTED);
+      this.retry ??= setTimeout(() => {
+        this.retry = undefined;
+        this.scheduleFlush();
+      }, 60_000);
+      this.retry.unref();
+      this.options.logger.warn({ err: { message: error.message }, events: events.length }, 'could not record usage alerts; retrying in a minute');
     });
   }
 }

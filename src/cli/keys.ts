@@ -17,8 +17,8 @@ const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
                                                                     a consumer and its first key, in one command
   consumers                                                         list consumers (id, name, external id, plan)
   plans                                                             list plans (id, name, windows, quotas)
-  usage (<key id> | --consumer ID) --from DATE --to DATE [--granularity minute|hour|day] [--fields]
-                                                                    usage history as CSV (per field with --fields)
+  usage (<key id> | --consumer ID) --from DATE --to DATE [--granularity minute|hour|day] [--fields | --refusals]
+                                                                    usage history as CSV (per field with --fields, per gate with --refusals)
   revoke <id>                                                       revoke a key
   rotate <id> [--grace 3600]                                        new secret, same id; old one works for --grace seconds
 
@@ -107,6 +107,8 @@ async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
       return r.ok ? { ok: true, value: { id: r.value.key.id, secret: r.value.secret } } : r;
     },
     async usage(subject, from, to, granularity) {
+      const exists = 'keyId' in subject ? await keys.get(subject.keyId) : await consumers.consumer(subject.consumerId);
+      if (!exists) return unknownSubject(subject);
       const range = checkRange(from, to, granularity);
       return range.ok ? { ok: true, value: await history.read(subject, range.value.from, range.value.to, granularity) } : range;
     },
@@ -173,13 +175,16 @@ function remoteAdmin(url: string, key: string): KeyAdmin {
       call('mutation($id: ID!, $grace: Int) { rotateApiKey(id: $id, gracePeriodSeconds: $grace) { secret apiKey { id } } }', { id, grace }, (d) => ({ id: d.rotateApiKey.apiKey.id, secret: d.rotateApiKey.secret })),
     usage: (subject, from, to, granularity) =>
       call(
-        `query($id: ID!, $from: DateTime!, $to: DateTime!, $g: UsageGranularity) { node: ${'keyId' in subject ? 'apiKey' : 'consumer'}(id: $id) { usageHistory(from: $from, to: $to, granularity: $g) { start operations refused points refunded errors fields { coordinate calls points refused } } } }`,
+        `query($id: ID!, $from: DateTime!, $to: DateTime!, $g: UsageGranularity) { node: ${'keyId' in subject ? 'apiKey' : 'consumer'}(id: $id) { usageHistory(from: $from, to: $to, granularity: $g) { start operations refused points refunded errors refusals { gate coordinate count } fields { coordinate calls points refused } } } }`,
         { id: 'keyId' in subject ? subject.keyId : subject.consumerId, from: from.toISOString(), to: to.toISOString(), g: granularity.toUpperCase() },
-        (d) => (d.node?.usageHistory ?? []).map((b: UsageBucket & { start: string }) => ({ ...b, start: new Date(b.start) })),
-      ),
+        (d) => d.node && d.node.usageHistory.map((b: UsageBucket & { start: string }) => ({ ...b, start: new Date(b.start) })),
+      ).then((result) => (result.ok && !result.value ? unknownSubject(subject) : result)),
     close: async () => {},
   };
 }
+
+const unknownSubject = (subject: UsageSubject) =>
+  ({ ok: false as const, message: 'keyId' in subject ? `No API key with id "${subject.keyId}".` : `No consumer with id "${subject.consumerId}".` });
 
 /** Operators' entry point: same service code and database config as the server, or its admin API. */
 export async function runKeysCli(argv: string[], out: (line: string) => void = console.log, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -202,6 +207,7 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
         to: { type: 'string' },
         granularity: { type: 'string' },
         fields: { type: 'boolean' },
+        refusals: { type: 'boolean' },
         url: { type: 'string' },
         key: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -296,10 +302,11 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
         const subject: UsageSubject = values.consumer ? { consumerId: values.consumer } : { keyId: id };
         const result = await admin.usage(subject, from, to, granularity as Granularity);
         if (!result.ok) return fail(result.message);
-        out(values.fields ? 'start,coordinate,calls,points,refused' : 'start,operations,refused,points,refunded,errors');
+        out(values.fields ? 'start,coordinate,calls,points,refused' : values.refusals ? 'start,gate,coordinate,count' : 'start,operations,refused,points,refunded,errors');
         for (const b of result.value) {
           const start = b.start.toISOString();
           if (values.fields) for (const f of b.fields) out([start, f.coordinate, f.calls, f.points, f.refused].join(','));
+          else if (values.refusals) for (const r of b.refusals) out([start, r.gate, r.coordinate ?? '', r.count].join(','));
           else out([start, b.operations, b.refused, b.points, b.refunded, b.errors].join(','));
         }
         return 0;

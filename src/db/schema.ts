@@ -100,12 +100,17 @@ export const auditEvents = tollgateSchema.table(
 /** A usage bucket's length: every count is written to its minute, hour and day at once (src/usage/). */
 export type Granularity = 'minute' | 'hour' | 'day';
 
+/** The consumer id of usage by a key that has no consumer. */
+export const NO_CONSUMER = '00000000-0000-0000-0000-000000000000';
+
 const usageBucket = {
   granularity: text('granularity').$type<Granularity>().notNull(),
   start: timestamp('start', { withTimezone: true }).notNull(),
   keyId: uuid('key_id').notNull(),
-  // The key's consumer when the usage happened (a consumer's history is the sum of its keys').
-  consumerId: uuid('consumer_id'),
+  // The key's consumer when the usage happened (a consumer's history is the sum of its keys'
+  // while they were under it): part of the bucket, so a key moved to another consumer starts new
+  // rows. NO_CONSUMER for a key without one (a primary key cannot hold a null).
+  consumerId: uuid('consumer_id').notNull().default(NO_CONSUMER),
 };
 
 /** Operations of one key in one bucket. No foreign keys: history outlives what it describes. */
@@ -113,13 +118,13 @@ export const usage = tollgateSchema.table(
   'usage',
   {
     ...usageBucket,
-    operations: integer('operations').notNull().default(0),
-    refused: integer('refused').notNull().default(0),
+    operations: bigint('operations', { mode: 'number' }).notNull().default(0),
+    refused: bigint('refused', { mode: 'number' }).notNull().default(0),
     points: bigint('points', { mode: 'number' }).notNull().default(0),
     refunded: bigint('refunded', { mode: 'number' }).notNull().default(0),
-    errors: integer('errors').notNull().default(0),
+    errors: bigint('errors', { mode: 'number' }).notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start] }), index('usage_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_bucket_idx').on(t.granularity, t.start)],
+  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start, t.consumerId] }), index('usage_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_bucket_idx').on(t.granularity, t.start)],
 );
 
 /** Per field coordinate: resolutions, points, refusals. */
@@ -128,11 +133,11 @@ export const usageFields = tollgateSchema.table(
   {
     ...usageBucket,
     coordinate: text('coordinate').notNull(),
-    calls: integer('calls').notNull().default(0),
+    calls: bigint('calls', { mode: 'number' }).notNull().default(0),
     points: bigint('points', { mode: 'number' }).notNull().default(0),
-    refused: integer('refused').notNull().default(0),
+    refused: bigint('refused', { mode: 'number' }).notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start, t.coordinate] }), index('usage_fields_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_fields_bucket_idx').on(t.granularity, t.start)],
+  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start, t.consumerId, t.coordinate] }), index('usage_fields_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_fields_bucket_idx').on(t.granularity, t.start)],
 );
 
 /** Refusals by gate (and coordinate, '' for the whole operation). */
@@ -142,9 +147,9 @@ export const usageRefusals = tollgateSchema.table(
     ...usageBucket,
     gate: text('gate').notNull(),
     coordinate: text('coordinate').notNull().default(''),
-    count: integer('count').notNull().default(0),
+    count: bigint('count', { mode: 'number' }).notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start, t.gate, t.coordinate] }), index('usage_refusals_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_refusals_bucket_idx').on(t.granularity, t.start)],
+  (t) => [primaryKey({ columns: [t.keyId, t.granularity, t.start, t.consumerId, t.gate, t.coordinate] }), index('usage_refusals_consumer_idx').on(t.consumerId, t.granularity, t.start), index('usage_refusals_bucket_idx').on(t.granularity, t.start)],
 );
 
 /**
@@ -177,6 +182,9 @@ export const webhookEvents = tollgateSchema.table(
     lastAttemptAt: timestamp('last_attempt_at', { withTimezone: true, precision: 3 }),
     lastResult: text('last_result'),
     deliveredAt: timestamp('delivered_at', { withTimezone: true, precision: 3 }),
+    // Settled events are kept until then (and at least 30 days): while its window instance can
+    // still recur, the row is what keeps the event once. Null: kept while its key's secret is unchanged.
+    keepUntil: timestamp('keep_until', { withTimezone: true, precision: 3 }),
   },
   (t) => [uniqueIndex('webhook_events_dedupe_key').on(t.dedupeKey), index('webhook_events_due_idx').on(t.status, t.nextAttemptAt), index('webhook_events_created_idx').on(t.createdAt, t.id)],
 );

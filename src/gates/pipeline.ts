@@ -72,7 +72,7 @@ export type AdmissionOptions = {
   onRejected?: (gate: 'ip' | 'auth-failures' | 'operation') => void;
   onCost?: (points: number) => void;
   /** Where the key's budget windows stand after each take or read (alerts/watch.ts: usage thresholds). */
-  onStanding?: (key: AuthenticatedKey, windows: readonly KeyWindow[], states: readonly (CounterState | null | undefined)[]) => void;
+  onStanding?: (key: AuthenticatedKey, windows: readonly KeyWindow[], states: readonly (CounterState | null | undefined)[], refusedAt?: number) => void;
 };
 
 /**
@@ -169,6 +169,8 @@ export class Admission {
   private analysis?: OperationAnalysis;
   /** Whether an operation of this request has this admission already (a batch shares one request's context). */
   private taken = false;
+  /** The budget's counters as the operation's take left them (before any refund). */
+  private charged?: readonly (CounterState | null | undefined)[];
   /** The bucket each window's prepaid points came from: a refund goes back to them. */
   private prepaidBuckets: readonly number[] = [];
   /**
@@ -340,6 +342,7 @@ export class Admission {
       const refusedBy = this.windows[at];
       const used = charge.states[at];
       this.record(charge.states, at);
+      this.tellStanding(charge.states, at);
       settings.onRejected?.('operation');
       this.refused('operation');
       const remaining = this.cost.remaining ?? 0;
@@ -353,6 +356,7 @@ export class Admission {
       );
     }
     this.record(charge.states);
+    this.charged = charge.states;
     // Measured, or admitted: each limited root field resolves with what its own take decided.
     if (fields.length) {
       this.prepaid = new Map();
@@ -379,7 +383,10 @@ export class Admission {
       this.cost.actual = Math.min(this.cost.prepaid, this.measure(data, errors));
       refund = this.cost.prepaid - this.cost.actual;
     }
-    if (this.cost.remaining !== undefined && refund <= 0) return null;
+    if (this.cost.remaining !== undefined && refund <= 0) {
+      if (this.charged) this.tellStanding(this.charged);
+      return null;
+    }
     return this.settleWithStore(refund);
   }
 
@@ -389,12 +396,14 @@ export class Admission {
     const [owner, cap] = this.counterKeys;
     const asks = gate.asks(owner, this.windows, 0, cap);
     const read = () => Promise.all(asks.map((ask) => store.read(ask.limiter, ask.key).catch(() => null)));
-    if (this.cost.remaining === undefined) this.record(await read());
+    let standing = this.charged;
+    if (this.cost.remaining === undefined) this.record((standing = await read()));
     if (refund > 0) {
       // To the buckets the points came from; one that counts nothing any more gets nothing (and reports as is).
       const after = await store.giveBack(asks.map((ask, i) => ({ limiter: ask.limiter, key: ask.key, points: refund, bucket: this.prepaidBuckets[i] ?? -1 }))).catch(() => null);
-      this.record(after && after.every((state) => state) ? after : await read());
+      this.record((standing = after && after.every((state) => state) ? after : await read()));
     }
+    if (standing) this.tellStanding(standing);
     return null;
   }
 
@@ -420,6 +429,14 @@ export class Admission {
     };
   }
 
+  /**
+   * Where the budget stands once the operation is done — after its refund, or as refused (by the
+   * window at `refusedAt`) — for the alert watch: an estimate later refunded never alerts.
+   */
+  private tellStanding(states: readonly (CounterState | null | undefined)[], refusedAt?: number) {
+    this.admissions.settings.onStanding?.(this.key, this.windows, states, refusedAt);
+  }
+
   /** RateLimit-Policy: every window of the budget, the first named `budget`. */
   private policyHeader(): string {
     return this.windows.map((w, i) => `"${policyName(w, i)}";q=${w.limit};w=${w.duration}`).join(', ');
@@ -435,7 +452,6 @@ export class Admission {
     const left = (i: number) => this.windows[i].limit - (states[i]?.used ?? 0);
     let chosen = at ?? 0;
     if (at === undefined) for (let i = 1; i < this.windows.length; i++) if (left(i) < left(chosen)) chosen = i;
-    this.admissions.settings.onStanding?.(this.key, this.windows, states);
     const budget = (this.budget = this.windows[chosen]);
     const state = states[chosen];
     this.cost.limit = budget.limit;

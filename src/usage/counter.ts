@@ -51,11 +51,15 @@ export class UsageCounter {
       this.minute = minute;
     }
     let counts = this.current.get(key.id);
+    if (counts && counts.consumerId !== key.consumerId) {
+      // Moved to another consumer within the minute: what came before stays its old consumer's.
+      this.ended.push(counts);
+      counts = undefined;
+    }
     if (!counts) {
       counts = { keyId: key.id, consumerId: key.consumerId, minute, operations: 0, refused: 0, points: 0, refunded: 0, errors: 0, fields: new Map(), refusals: new Map() };
       this.current.set(key.id, counts);
     }
-    counts.consumerId = key.consumerId;
     if (operation.refused) counts.refused++;
     else counts.operations++;
     counts.points += operation.points;

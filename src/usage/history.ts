@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, lt, ne, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { usage, usageFields, usageRefusals, type Granularity } from '../db/schema';
+import { NO_CONSUMER, usage, usageFields, usageRefusals, type Granularity } from '../db/schema';
 import { fail, type Result } from '../keys/limits-input';
 
 export type UsageBucket = {
@@ -87,7 +87,7 @@ export class UsageHistory {
     const rows = await this.db
       .select({ id, points, operations: sql<number>`sum(${usage.operations})::float8`, refused: sql<number>`sum(${usage.refused})::float8` })
       .from(usage)
-      .where(and(eq(usage.granularity, granularity), gte(usage.start, start), lt(usage.start, to), by === 'CONSUMER' ? sql`${usage.consumerId} IS NOT NULL` : undefined))
+      .where(and(eq(usage.granularity, granularity), gte(usage.start, start), lt(usage.start, to), by === 'CONSUMER' ? ne(usage.consumerId, NO_CONSUMER) : undefined))
       .groupBy(id)
       .orderBy(desc(points), asc(id))
       .limit(first);

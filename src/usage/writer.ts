@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Database } from '../db/client';
-import type { Granularity } from '../db/schema';
+import { NO_CONSUMER, type Granularity } from '../db/schema';
 import { withTimeout } from '../timeout';
 import type { KeyMinute, UsageCounter } from './counter';
 
@@ -31,13 +31,24 @@ const PRUNE_EVERY_MS = 10 * 60_000;
 const FLUSH_IDS_KEPT_MS = 7 * 86_400_000;
 
 /** Key-minutes written by one statement, under an id that makes sending it twice harmless. */
-type Batch = { id: string; rows: KeyMinute[] };
+type Batch = { id: string; rows: KeyMinute[]; rejected: number };
+/** Times Postgres may refuse a batch's data (not its connection) before it is given up. */
+const MAX_REJECTIONS = 3;
+
+/**
+ * Postgres answered and refused the statement for what it holds (a SQLSTATE outside connection
+ * trouble, resources, rollbacks like deadlocks, and cancellations), as opposed to being away.
+ */
+function rejectedByPostgres(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|40|53|57|58)/.test(code);
+}
 
 /**
  * Writes counted usage to Postgres: every `flushMs`, one statement per batch that adds each
  * key-minute to its minute, its hour and its day (upserts that add, so any number of instances
  * write the same bucket without losing a count; no roll-up job can miss a late row), and, every
- * ten minutes, prunes each granularity past its retention in small batches.
+ * ten minutes and beside the flushes, prunes each granularity past its retention in small batches.
  *
  * Exactly once: a batch keeps its id until a write of it is known to have committed. A write
  * that fails or whose answer does not come in time (a frozen connection) is sent again with the
@@ -45,8 +56,9 @@ type Batch = { id: string; rows: KeyMinute[] };
  */
 export class UsageWriter {
   private timer?: NodeJS.Timeout;
+  private pruneTimer?: NodeJS.Timeout;
   private flushing: Promise<void> | null = null;
-  private lastPrune = 0;
+  private pruning: Promise<unknown> | null = null;
   private closed = false;
   /** Batches not yet known to be written, oldest first. */
   private waiting: Batch[] = [];
@@ -56,9 +68,16 @@ export class UsageWriter {
   start(): void {
     this.timer = setInterval(() => void this.flush(), this.options.flushMs);
     this.timer.unref();
+    // Pruning runs beside the flushes, never in their way: a long prune delays no count.
+    this.pruneTimer = setInterval(() => {
+      this.pruning ??= this.prune()
+        .catch((error: Error) => this.options.logger.warn({ err: { message: error.message } }, 'could not prune usage history'))
+        .finally(() => (this.pruning = null));
+    }, PRUNE_EVERY_MS);
+    this.pruneTimer.unref();
   }
 
-  /** Writes what is counted now (and prunes when due). Never throws: a failed write keeps its batch for the next one. */
+  /** Writes what is counted now. Never throws: a failed write keeps its batch for the next one. */
   flush(): Promise<void> {
     this.flushing ??= this.write().finally(() => (this.flushing = null));
     return this.flushing;
@@ -69,6 +88,8 @@ export class UsageWriter {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    clearInterval(this.pruneTimer);
+    await this.pruning; // stops after its current batch
     await this.flushing;
     await this.flush();
   }
@@ -81,7 +102,7 @@ export class UsageWriter {
   private async write(): Promise<void> {
     const { counter, logger } = this.options;
     const drained = counter.drain();
-    for (let i = 0; i < drained.length; i += MAX_BATCH) this.waiting.push({ id: randomUUID(), rows: drained.slice(i, i + MAX_BATCH) });
+    for (let i = 0; i < drained.length; i += MAX_BATCH) this.waiting.push({ id: randomUUID(), rows: drained.slice(i, i + MAX_BATCH), rejected: 0 });
     this.dropOldestPastBound();
     while (this.waiting.length) {
       const batch = this.waiting[0];
@@ -91,14 +112,15 @@ export class UsageWriter {
         this.options.onFlush?.(batch.rows.length, false);
       } catch (error) {
         this.options.onFlush?.(batch.rows.length, true);
+        if (rejectedByPostgres(error) && ++batch.rejected >= MAX_REJECTIONS) {
+          // Postgres answered, and refused this data itself: retrying cannot help, and must not hold up the rest.
+          this.waiting.shift();
+          logger.error({ err: { message: (error as Error).message }, rows: batch.rows.length }, 'usage history lost: Postgres refused a batch three times');
+          continue;
+        }
         logger.warn({ err: { message: (error as Error).message }, rows: this.pending }, 'could not write usage; keeping it for the next flush');
         break;
       }
-    }
-    const now = (this.options.now ?? Date.now)();
-    if (now - this.lastPrune >= PRUNE_EVERY_MS) {
-      this.lastPrune = now;
-      await this.prune(now).catch((error: Error) => logger.warn({ err: { message: error.message } }, 'could not prune usage history'));
     }
   }
 
@@ -137,45 +159,47 @@ function affected(result: unknown): number {
 }
 
 /**
- * One statement for a whole flush: the rows travel as three JSON parameters (no parameter-count
- * limit), each fanned out to minute, hour and day, grouped (an upsert may touch a row once), and
- * added to what is there.
+ * One statement for a batch: the rows travel as three JSON parameters (no parameter-count limit),
+ * each fanned out to minute, hour and day, grouped (an upsert may touch a row once), in key order
+ * (instances writing the same hot hour and day rows lock them in one order: no deadlock), and
+ * added to what is there — only if the batch's id is new.
  */
 function upsertStatement({ id, rows }: Batch) {
-  const operations = rows.map((r) => ({ k: r.keyId, c: r.consumerId, m: r.minute, o: r.operations, r: r.refused, p: r.points, f: r.refunded, e: r.errors }));
-  const fields = rows.flatMap((r) => [...r.fields].map(([d, n]) => ({ k: r.keyId, c: r.consumerId, m: r.minute, d, n: n.calls, p: n.points, r: n.refused })));
+  const c = (consumerId: string | null) => consumerId ?? NO_CONSUMER;
+  const operations = rows.map((r) => ({ k: r.keyId, c: c(r.consumerId), m: r.minute, o: r.operations, r: r.refused, p: r.points, f: r.refunded, e: r.errors }));
+  const fields = rows.flatMap((r) => [...r.fields].map(([d, n]) => ({ k: r.keyId, c: c(r.consumerId), m: r.minute, d, n: n.calls, p: n.points, r: n.refused })));
   const refusals = rows.flatMap((r) => [...r.refusals].map(([name, n]) => {
     const [g, d] = name.split('\u0000');
-    return { k: r.keyId, c: r.consumerId, m: r.minute, g, d, n };
+    return { k: r.keyId, c: c(r.consumerId), m: r.minute, g, d, n };
   }));
-  // date_trunc in UTC whatever the session's time zone; (array_agg(c))[1]: a key's consumer as last counted.
-  const bucket = sql.raw(`g.name, date_trunc(g.name, to_timestamp(x.m * 60), 'UTC'), x.k, (array_agg(x.c))[1]`);
+  // date_trunc in UTC whatever the session's time zone.
+  const bucket = sql.raw(`g.name, date_trunc(g.name, to_timestamp(x.m * 60), 'UTC'), x.k, x.c`);
   return sql`
     WITH flush AS (INSERT INTO tollgate.usage_flushes (id) VALUES (${id}) ON CONFLICT DO NOTHING RETURNING id),
     g(name) AS (SELECT name FROM (VALUES ('minute'), ('hour'), ('day')) AS v(name) WHERE EXISTS (SELECT 1 FROM flush)),
     ops AS (
       INSERT INTO tollgate.usage AS u (granularity, start, key_id, consumer_id, operations, refused, points, refunded, errors)
       SELECT ${bucket}, sum(x.o), sum(x.r), sum(x.p), sum(x.f), sum(x.e)
-      FROM jsonb_to_recordset(${JSON.stringify(operations)}::jsonb) AS x(k uuid, c uuid, m bigint, o int, r int, p bigint, f bigint, e int) CROSS JOIN g
-      GROUP BY 1, 2, 3
-      ON CONFLICT (key_id, granularity, start) DO UPDATE SET consumer_id = excluded.consumer_id,
+      FROM jsonb_to_recordset(${JSON.stringify(operations)}::jsonb) AS x(k uuid, c uuid, m bigint, o bigint, r bigint, p bigint, f bigint, e bigint) CROSS JOIN g
+      GROUP BY 1, 2, 3, 4 ORDER BY 3, 4, 1, 2
+      ON CONFLICT (key_id, granularity, start, consumer_id) DO UPDATE SET
         operations = u.operations + excluded.operations, refused = u.refused + excluded.refused, points = u.points + excluded.points,
         refunded = u.refunded + excluded.refunded, errors = u.errors + excluded.errors
       RETURNING 1),
     fields AS (
       INSERT INTO tollgate.usage_fields AS u (granularity, start, key_id, consumer_id, coordinate, calls, points, refused)
       SELECT ${bucket}, x.d, sum(x.n), sum(x.p), sum(x.r)
-      FROM jsonb_to_recordset(${JSON.stringify(fields)}::jsonb) AS x(k uuid, c uuid, m bigint, d text, n int, p bigint, r int) CROSS JOIN g
-      GROUP BY 1, 2, 3, 5
-      ON CONFLICT (key_id, granularity, start, coordinate) DO UPDATE SET consumer_id = excluded.consumer_id,
+      FROM jsonb_to_recordset(${JSON.stringify(fields)}::jsonb) AS x(k uuid, c uuid, m bigint, d text, n bigint, p bigint, r bigint) CROSS JOIN g
+      GROUP BY 1, 2, 3, 4, 5 ORDER BY 3, 4, 1, 2, 5
+      ON CONFLICT (key_id, granularity, start, consumer_id, coordinate) DO UPDATE SET
         calls = u.calls + excluded.calls, points = u.points + excluded.points, refused = u.refused + excluded.refused
       RETURNING 1),
     refusals AS (
       INSERT INTO tollgate.usage_refusals AS u (granularity, start, key_id, consumer_id, gate, coordinate, count)
       SELECT ${bucket}, x.g, x.d, sum(x.n)
-      FROM jsonb_to_recordset(${JSON.stringify(refusals)}::jsonb) AS x(k uuid, c uuid, m bigint, g text, d text, n int) CROSS JOIN g
-      GROUP BY 1, 2, 3, 5, 6
-      ON CONFLICT (key_id, granularity, start, gate, coordinate) DO UPDATE SET consumer_id = excluded.consumer_id, count = u.count + excluded.count
+      FROM jsonb_to_recordset(${JSON.stringify(refusals)}::jsonb) AS x(k uuid, c uuid, m bigint, g text, d text, n bigint) CROSS JOIN g
+      GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 3, 4, 1, 2, 5, 6
+      ON CONFLICT (key_id, granularity, start, consumer_id, gate, coordinate) DO UPDATE SET count = u.count + excluded.count
       RETURNING 1)
     SELECT (SELECT count(*) FROM ops) AS operations, (SELECT count(*) FROM fields) AS fields, (SELECT count(*) FROM refusals) AS refusals`;
 }

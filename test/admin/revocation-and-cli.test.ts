@@ -188,9 +188,14 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
     expect(byConsumer.out).toMatch(new RegExp(`^start,operations,refused,points,refunded,errors\n(${hour}|.*\n${hour}),3,0,3,0,0$`));
     const fields = await run('usage', keyId, '--from', from, '--to', to, '--fields');
     expect(fields.out).toMatch(/^start,coordinate,calls,points,refused\n.*,Query\.station,3,3,0$/);
+    expect(await run('usage', keyId, '--from', from, '--to', to, '--refusals')).toEqual({ code: 0, out: 'start,gate,coordinate,count' });
+    const unknownKey = '00000000-0000-4000-8000-000000000009';
+    expect(await run('usage', unknownKey, '--from', from, '--to', to)).toEqual({ code: 1, out: `error: No API key with id "${unknownKey}".` });
+    expect(await run('usage', '--consumer', 'acme', '--from', from, '--to', to)).toEqual({ code: 1, out: 'error: No consumer with id "acme".' });
     await withServerOnSameDatabase(async (server) => {
       const remote = await run('--url', server.url, '--key', server.adminKey, 'usage', keyId, '--from', from, '--to', to, '--granularity', 'minute');
       expect(remote).toEqual(local);
+      expect(await run('--url', server.url, '--key', server.adminKey, 'usage', unknownKey, '--from', from, '--to', to)).toEqual({ code: 1, out: `error: No API key with id "${unknownKey}".` });
     });
 
     expect(await run('usage', keyId, '--from', to, '--to', from)).toEqual({ code: 1, out: 'error: "from" must not be after "to".' });

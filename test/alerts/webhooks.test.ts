@@ -4,6 +4,7 @@ import { Webhook } from 'standardwebhooks';
 import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { hasPostgres, hasRedis } from '../support/services';
 import { until } from '../support/wait';
+import { sql } from 'drizzle-orm';
 import { webhookEvents } from '../../src/db/schema';
 
 // Alerts (issue 26) as Standard Webhooks, against a local receiver that fails its first attempt:
@@ -122,6 +123,43 @@ describe('alerts as signed webhooks', () => {
   });
 });
 
+describe('thresholds as the customer meets them', () => {
+  it('100 % is sent when the budget refuses, even short of its limit; an estimate that is refunded sends nothing', async () => {
+    const db = await openTestDatabase('pglite');
+    const receiver = await startReceiver();
+    const t = await startTestServer({ database: db, env: { ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET } });
+    const watch = t.server.tollgate.services.alerts.watch!;
+    const delivery = t.server.tollgate.services.alerts.delivery!;
+    const thresholdsOf = (keyId: string) => receiver.received.filter((r) => r.status === 204).map(verified).filter((e) => e.type === 'usage.threshold' && e.data.keyId === keyId);
+    try {
+      // Three points an operation against 10: 3, 6, 9 (80 and 90 %), then refused at 9 — the wall.
+      const THREE = '{ a: station(id: "LHR") { name } b: station(id: "LHR") { name } c: station(id: "LHR") { name } }';
+      const walled = await t.createKey({ name: 'walled', budget: { points: 10, duration: 3600 } });
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await t.gql(THREE, {}, walled.secret)).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      await watch.flush();
+      await until(async () => (await delivery.poll(), thresholdsOf(walled.id).length >= 3), 20_000);
+      expect(thresholdsOf(walled.id).map((e) => [e.data.threshold, e.data.used]).sort()).toEqual([[100, 9], [80, 9], [90, 9]]);
+
+      // A list estimated at more than 80 % of the budget, refunded down to a little: no alert.
+      const LIST = '{ stations(first: 50) { edges { node { id } } } }';
+      const probe = (await t.gql(LIST)).body.extensions.cost;
+      const budget = Math.ceil(probe.requestedQueryCost / 0.85);
+      expect(probe.actualQueryCost).toBeLessThan(budget * 0.8); // the premise
+      const estimated = await t.createKey({ name: 'estimated', budget: { points: budget, duration: 3600 } });
+      expect((await t.gql(LIST, {}, estimated.secret)).status).toBe(200);
+      await watch.flush();
+      await delivery.poll();
+      expect(await db.db.select().from(webhookEvents).where(sql`${webhookEvents.payload}->'data'->>'keyId' = ${estimated.id}`)).toEqual([]);
+    } finally {
+      await t.close();
+      await receiver.close();
+      await db.dispose();
+    }
+  }, 40_000);
+});
+
 describe('rotation due', () => {
   it('KEY_ROTATION_DAYS: a key whose secret is older gets one key.rotation_due and shows rotationDueAt; rotating starts the clock again', async () => {
     const db = await openTestDatabase('pglite');
@@ -147,16 +185,25 @@ describe('rotation due', () => {
       expect(rotated.body.errors).toBeUndefined();
       expect(new Date(rotated.body.data.rotateApiKey.apiKey.rotationDueAt).getTime()).toBeGreaterThan(Date.now() + 29 * 86_400_000);
 
-      // Settled deliveries are listed for 30 days, then pruned.
+      // Settled deliveries are listed for 30 days, then pruned — a reminder only once its key is
+      // rotated (the admin key, never rotated here, keeps its reminder: it stays once).
       const listed = async () => (await t.gql('{ webhookDeliveries(first: 100) { edges { node { id type } } } }')).body.data.webhookDeliveries.edges.map((e: { node: { id: string } }) => e.node.id);
-      const sent = receiver.received.find((r) => r.status === 204 && verified(r).type === 'key.rotation_due')!.headers['webhook-id'];
-      expect(await listed()).toContain(sent);
+      const reminderOf = (keyId: string) => receiver.received.find((r) => r.status === 204 && verified(r).type === 'key.rotation_due' && verified(r).data.keyId === keyId)?.headers['webhook-id'];
+      const adminId = (await t.gql('{ me { id } }')).body.data.me.id;
+      await until(async () => !!reminderOf(adminId), 20_000); // the receiver's first answer (a 503) may have been its
+      const sent = reminderOf(id);
+      const adminReminder = reminderOf(adminId);
+      expect(await listed()).toEqual(expect.arrayContaining([sent, adminReminder]));
       offset += 29 * 86_400_000;
       await t.server.tollgate.services.alerts.delivery!.poll();
       expect(await listed()).toContain(sent);
       offset += 2 * 86_400_000;
       await t.server.tollgate.services.alerts.delivery!.poll();
       expect(await listed()).not.toContain(sent);
+      expect(await listed()).toContain(adminReminder);
+      await t.server.tollgate.services.alerts.watch!.checkKeys();
+      await t.server.tollgate.services.alerts.delivery!.poll();
+      expect(receiver.received.filter((r) => r.status === 204 && verified(r).data.keyId === adminId)).toHaveLength(1);
     } finally {
       await t.close();
       await receiver.close();
@@ -178,6 +225,11 @@ describe('without ALERT_WEBHOOK_URL', () => {
       await new Promise((resolve) => setTimeout(resolve, 700)); // past the 500 ms a key change would wait
       expect(await db.db.select().from(webhookEvents)).toEqual([]);
       expect((await t.gql('{ webhookDeliveries { edges { node { id } } } }')).body.data.webhookDeliveries.edges).toEqual([]);
+      // A cursor this list never gave is bad input, whatever it holds.
+      for (const after of ['nonsense', Buffer.from('99999999999999999|x').toString('base64url'), Buffer.from('1e400|x').toString('base64url')]) {
+        const res = await t.gql('query($after: String) { webhookDeliveries(after: $after) { edges { node { id } } } }', { after });
+        expect(res.body.errors).toMatchObject([{ extensions: { code: 'BAD_USER_INPUT' } }]);
+      }
     } finally {
       await t.close();
       await db.dispose();

@@ -1,5 +1,6 @@
 import { openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { databaseBackends } from '../support/services';
+import { until } from '../support/wait';
 
 // Usage history over time (issue 26), on an injected clock: each minute's counts land in their
 // minute, hour and day (UTC) as they are written — no roll-up job — and each granularity is
@@ -107,6 +108,48 @@ describe.each(databaseBackends())('usage roll-up and retention on %s', (backend)
     const admin = (await t.gql('{ me { id } }')).body.data.me.id;
     const byKey = await top('KEY');
     expect(byKey.map((r: { key: { id: string }; operations: number }) => [r.key.id, r.operations])).toEqual([[admin, 5], [s1.apiKey.id, 3]]);
+  });
+
+  it('a key moved to another consumer leaves what it spent before with the first one — in the minute, the hour and the day', async () => {
+    now = base + 5 * DAY + 5 * MINUTE; // 00:05
+    const consumer = async (name: string) => (await t.gql(`mutation { createConsumer(input: { name: "${name}" }) { id } }`)).body.data.createConsumer.id;
+    const [first, second] = [await consumer('First'), await consumer('Second')];
+    const made = (await t.gql(`mutation { createApiKey(input: { name: "mover", scopes: ["read"], consumerId: "${first}" }) { secret apiKey { id } } }`)).body.data.createApiKey;
+    const move = async (to: string) => expect((await t.gql(`mutation { updateApiKey(id: "${made.apiKey.id}", input: { consumerId: "${to}" }) { id } }`)).body.errors).toBeUndefined();
+    const call = async () => expect((await t.gql(STATION, {}, made.secret)).status).toBe(200);
+    await call();
+    await call();
+    now += 25 * MINUTE; // 00:30: moved, then one call
+    await move(second);
+    await until(async () => (await t.gql('{ me { consumer { id } } }', {}, made.secret)).body.data.me.consumer.id === second, 5_000);
+    await call();
+    now += 10_000; // the same minute: moved back and forth
+    await move(first);
+    await until(async () => (await t.gql('{ me { consumer { id } } }', {}, made.secret)).body.data.me.consumer.id === first, 5_000);
+    await call();
+    now += 2 * MINUTE;
+    await t.server.tollgate.services.usage.writer!.flush();
+
+    const range = { from: new Date(base + 5 * DAY - HOUR).toISOString(), to: new Date(base + 5 * DAY + 2 * HOUR).toISOString() };
+    const ops = async (field: string, id: string, g: string) => {
+      const res = await t.gql(`query($from: DateTime!, $to: DateTime!) { ${field}(id: "${id}") { usageHistory(from: $from, to: $to, granularity: ${g}) { operations } } }`, range);
+      expect(res.body.errors).toBeUndefined();
+      return res.body.data[field].usageHistory.reduce((n: number, b: { operations: number }) => n + b.operations, 0);
+    };
+    // `me { consumer }` reads count as operations too: only STATION calls are compared, by difference.
+    for (const g of ['MINUTE', 'HOUR', 'DAY']) {
+      const [byKey, byFirst, bySecond] = [await ops('apiKey', made.apiKey.id, g), await ops('consumer', first, g), await ops('consumer', second, g)];
+      expect(byFirst + bySecond).toBe(byKey);
+      expect(bySecond).toBe(2); // one call and one `me` read while under the second
+      expect(byFirst).toBe(byKey - 2);
+    }
+  });
+
+  it('granularity: null means the default (HOUR)', async () => {
+    const key = await t.createKey({ name: 'nulls' });
+    const res = await t.gql('query($id: ID!, $from: DateTime!, $to: DateTime!) { apiKey(id: $id) { usageHistory(from: $from, to: $to, granularity: null) { start } } }', { id: key.id, from: new Date(base).toISOString(), to: new Date(base + 30 * DAY).toISOString() });
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data.apiKey.usageHistory).toEqual([]);
   });
 
   it.each([
