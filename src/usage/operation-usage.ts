@@ -50,7 +50,7 @@ export function operationUsage(input: {
     counts.calls++;
     if (!charge.released) counts.points += charge.points;
   }
-  for (const refusal of refusals) if (refusal.coordinate && refusal.gate === 'field') field(refusal.coordinate).refused++;
+  for (const refusal of refusals) if (refusal.coordinate) field(refusal.coordinate).refused++; // by its budget or its scope
   return { refused, points: refused ? 0 : kept, refunded: refused ? 0 : prepaid - kept, error, refusals, fields: [...fields.values()] };
 }
 
@@ -67,6 +67,9 @@ function gateOf(error: ResponseError): { gate: string; coordinate?: string } | n
       return { gate: 'too-complex' };
     case 'FORBIDDEN':
       return coordinate ? { gate: 'scope', coordinate } : { gate: 'scope' };
+    case 'SERVICE_UNAVAILABLE':
+      // The budget could not be decided (store down, closed mode): refused whole, not an error of the API's.
+      return error.path ? null : { gate: 'unavailable' };
     default:
       return null;
   }
