@@ -266,6 +266,8 @@ async function libraryWorkload() {
     lib('bare Apollo, context a turn later', 'bare-apollo-turn'),
     lib('naive peer, memory', 'naive-memory'),
     lib('Tollgate, memory', 'tollgate'),
+    // what usage history costs on the request path: the same without it
+    lib('Tollgate, memory, no usage history', 'tollgate', { USAGE_TRACKING: 'false' }),
     { ...lib('naive peer, Redis', 'naive-redis', redisEnv), redis: true },
     { ...lib('Tollgate, Redis', 'tollgate', redisEnv), redis: true },
     { ...lib('Tollgate, Redis, 1 % leases', 'tollgate', { ...redisEnv, LIMITS_LEASE_PERCENT: '1' }), redis: true },
@@ -318,6 +320,7 @@ async function libraryWorkload() {
     'Tollgate Redis, 1 % leases / naive peer on Redis': ratio('Tollgate, Redis, 1 % leases', 'naive peer, Redis'),
     'the gates\' own cost: Tollgate memory / bare Apollo with its context a turn later': ratio('Tollgate, memory', turn),
     'the gates\' own cost: Tollgate Redis / bare Apollo with its context a turn later': ratio('Tollgate, Redis', turn),
+    'Tollgate memory with usage history / without (goal: no loss beyond noise, ≈ 1.0)': ratio('Tollgate, memory', 'Tollgate, memory, no usage history'),
     'Redis commands per request, Tollgate on one Redis (goal ≤ 1)': at('Tollgate, Redis').redisPerReq,
     'p99 added, Tollgate memory, ms (goal ≤ 1)': p99Added('Tollgate, memory'),
     'p99 added, Tollgate Redis, ms (goal ≤ 2)': p99Added('Tollgate, Redis'),

@@ -41,7 +41,7 @@ describeIf(hasPostgres() && hasRedis(), 'Postgres and Redis', 'bench smoke run (
     // a key under a consumer on a plan of three windows and a quota: still one Redis command per request
     const consumerTrivial = rows.find((r: { variant: string; workload: string }) => r.variant === 'consumer plan, Redis + Postgres' && r.workload.startsWith('trivial'));
     expect(consumerTrivial.redisPerOp).toBeLessThanOrEqual(1.05);
-    const libraryVariants = ['bare Apollo', 'bare Apollo, context a turn later', 'naive peer, memory', 'Tollgate, memory', 'naive peer, Redis', 'Tollgate, Redis', 'Tollgate, Redis, 1 % leases'];
+    const libraryVariants = ['bare Apollo', 'bare Apollo, context a turn later', 'naive peer, memory', 'Tollgate, memory', 'Tollgate, memory, no usage history', 'naive peer, Redis', 'Tollgate, Redis', 'Tollgate, Redis, 1 % leases'];
     expect(library.rows.map((r: { variant: string }) => r.variant)).toEqual(expect.arrayContaining(libraryVariants));
     for (const row of [...rows, ...library.rows]) {
       expect(row.rps).toBeGreaterThan(0);
