@@ -9,6 +9,13 @@ import { timed, until } from '../support/wait';
 // never-seen keys get a fast coded 503, /ready says the database is down, the outage is logged
 // once each way, and everything recovers without a restart.
 const TIMEOUT_MS = 500;
+/**
+ * "Fast" as a bound a loaded machine cannot miss: 20 × DATABASE_TIMEOUT_MS. What it tells apart
+ * is not a speed but which event ends the wait: the database timeout (500 ms) or the database
+ * itself (a frozen one never answers; a down one is retried with growing delays, for minutes).
+ * How fast the answer really is belongs to the bench, not to a test.
+ */
+const ANSWERED_BY_MS = 10_000;
 const ME = '{ me { id } }';
 /** Needs a key, but no database query of its own: shows the key gate alone. */
 const STATUS = '{ rateLimit { limit } }';
@@ -85,14 +92,14 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgr
       const served = await timed(() => t.gql(STATUS, {}, verified.secret));
       expect(served.value.status).toBe(200);
       expect(served.value.body.data.rateLimit.limit).toBeGreaterThan(0);
-      expect(served.ms).toBeLessThan(TIMEOUT_MS * 4);
+      expect(served.ms).toBeLessThan(ANSWERED_BY_MS);
 
       const refused = await timed(() => t.gql(STATUS, {}, neverSeen.secret));
       expect(refused.value.status).toBe(503);
       expect(refused.value.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
       expect(refused.value.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(JSON.stringify(refused.value.body)).not.toMatch(/ECONNREFUSED|Failed query|timed out|stack/);
-      expect(refused.ms).toBeLessThan(TIMEOUT_MS * 4);
+      expect(refused.ms).toBeLessThan(ANSWERED_BY_MS);
 
       // Past the stale-if-error window even a verified key is refused (with 503, not 401).
       skew = 601_000 + 1_000;
@@ -105,7 +112,7 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgr
 
       const probe = await timed(ready);
       expect(probe.value).toEqual({ status: 503, body: expect.objectContaining({ status: 'unavailable', database: 'down' }) });
-      expect(probe.ms).toBeLessThan(TIMEOUT_MS * 4);
+      expect(probe.ms).toBeLessThan(ANSWERED_BY_MS);
     } finally {
       if (fault === 'cut') await proxy.restore();
       else proxy.thaw();
@@ -165,11 +172,14 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgr
       expect((await strict.gql(ME)).status).toBe(200);
       proxy.freeze();
       try {
-        const res = await timed(() => strict.gql('{ apiKeys(first: 1) { edges { node { id } } } }'));
-        expect(res.value.status).toBe(503);
-        expect(res.value.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
-        expect(res.value.headers.get('retry-after')).toBe('5');
-        expect(res.ms).toBeLessThan(2_000);
+        const res = await strict.gql('{ apiKeys(first: 1) { edges { node { id } } } }');
+        expect(res.status).toBe(503);
+        expect(res.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
+        expect(res.headers.get('retry-after')).toBe('5');
+        // Which timer answered, not how fast: REQUEST_TIMEOUT_MS (200 ms) fires long before
+        // DATABASE_TIMEOUT_MS (5 s) on any machine, and says so in its answer and its log line.
+        expect(res.body.errors[0].message).toMatch(/did not complete within 200 ms/);
+        expect(strict.logs.map((l) => JSON.parse(l).msg)).toContain('request exceeded REQUEST_TIMEOUT_MS');
         expect((await fetch(`${strict.url}/health`)).status).toBe(200); // the server itself is fine
       } finally {
         proxy.thaw();
