@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
@@ -27,6 +28,8 @@ export type Server = {
 } & Pick<Tollgate['services'], 'database' | 'store' | 'authenticator' | 'keys' | 'logger' | 'metrics'> & {
   /** Listens on config.host:config.port (0 = any free port); returns the base URL. */
   listen(): Promise<string>;
+  /** With METRICS_PORT (0 = any free port): the base URL of the metrics listener, bound when the server is created. */
+  metricsUrl?: string;
   close(): Promise<void>;
 };
 
@@ -177,6 +180,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     keys,
     logger,
     metrics,
+    metricsUrl: metricsApp ? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(metricsApp.server.address() as AddressInfo).port}` : undefined,
     async listen() {
       return app.listen({ host: config.host, port: config.port });
     },
