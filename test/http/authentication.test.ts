@@ -2,7 +2,7 @@ import http from 'node:http';
 import { eq, sql } from 'drizzle-orm';
 import { apiKeys } from '../../src/db/schema';
 import { generateKey } from '../../src/keys/format';
-import { openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { openTestDatabase, requestQueries, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { databaseBackends } from '../support/services';
 
 const ME = '{ me { id name } }';
@@ -52,14 +52,14 @@ describe.each(databaseBackends())('authentication on %s', (backend) => {
   });
 
   it('refuses malformed and bad-checksum keys without any database query', async () => {
-    const before = db.queries.length;
+    const before = requestQueries(db).length;
     const good = generateKey('tg');
     for (const key of ['nonsense', good.slice(0, -1) + (good.endsWith('a') ? 'b' : 'a'), 'x'.repeat(2000)]) {
       const res = await t.gql(ME, {}, key);
       expect(res.status).toBe(401);
       expect(res.body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
     }
-    expect(db.queries.length).toBe(before);
+    expect(requestQueries(db).length).toBe(before);
   });
 
   it('gives unknown, revoked and expired keys one public message', async () => {
@@ -100,9 +100,9 @@ describe.each(databaseBackends())('authentication on %s', (backend) => {
   it('makes zero database queries for a warm key', async () => {
     const key = await t.createKey({ scopes: ['read'] });
     expect((await t.gql('{ __typename }', {}, key.secret)).status).toBe(200); // cold: one lookup
-    const before = db.queries.length;
+    const before = requestQueries(db).length;
     for (let i = 0; i < 10; i++) expect((await t.gql('{ __typename }', {}, key.secret)).status).toBe(200);
-    expect(db.queries.length - before).toBe(0);
+    expect(requestQueries(db).length - before).toBe(0);
   });
 
   it('writes last_used_at in one batched UPDATE, not per request', async () => {

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { generateKey } from '../../src/keys/format';
 import { clientIp } from '../../src/tollgate';
-import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { flushTestRedis, openTestDatabase, requestQueries, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { storeBackends } from '../support/services';
 
 const Q = '{ __typename }';
@@ -14,7 +14,7 @@ describe.each(storeBackends())('IP gate on the %s store', (store) => {
   beforeAll(async () => {
     if (store === 'redis') await flushTestRedis();
     db = await openTestDatabase('pglite');
-    const env = { IP_LIMIT: '8', IP_LIMIT_DURATION_SECONDS: '60', AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_WINDOW_SECONDS: '600', AUTH_FAILURE_BLOCK_SECONDS: '900' };
+    const env = { IP_LIMIT: '8', IP_LIMIT_DURATION_SECONDS: '60', AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_WINDOW_SECONDS: '600', AUTH_FAILURE_BLOCK_SECONDS: '900', LAST_USED_FLUSH_SECONDS: '3600' };
     t = await startTestServer({ database: db, store, env: { ...env, TRUST_PROXY: 'true' } });
     untrusting = await startTestServer({ database: db, store, env: { ...env, IP_LIMIT: '1000', TRUST_PROXY: 'false' } });
   });
@@ -52,10 +52,10 @@ describe.each(storeBackends())('IP gate on the %s store', (store) => {
   it('blocks an IP after 3 failed authentications: every further guess is 429, and no key budget is spent', async () => {
     const ip = '203.0.113.20';
     for (let i = 0; i < 3; i++) expect((await t.gql(Q, {}, generateKey('tg'), from(ip))).status).toBe(401);
-    const dbBefore = db.queries.length;
+    const dbBefore = requestQueries(db).length;
     expect((await t.gql(Q, {}, 'tg_malformed', from(ip))).status).toBe(429);
     const blocked = await t.gql(Q, {}, generateKey('tg'), from(ip));
-    expect(db.queries.length).toBe(dbBefore); // the guess never reached the database
+    expect(requestQueries(db).length).toBe(dbBefore); // the guess never reached the database
     // a key this address has never used here is not looked up either, and spends nothing
     const fresh = await t.createKey();
     const spending = '{ station(id: "LHR") { name } forecast(stationId: "LHR", days: 2) { highC } }';

@@ -10,6 +10,13 @@ export type Backend = { database: 'pglite' | 'postgres'; store: 'memory' | 'redi
 /** A database for one test file, with a counter of the SQL statements sent through Drizzle. */
 export type TestDatabase = DatabaseHandle & { queries: string[]; dispose(): Promise<void> };
 
+/**
+ * The statements a test database saw, less the usage writer's: it adds counted usage on a timer
+ * (USAGE_FLUSH_SECONDS) and prunes it, never on a request's path, so a count of "queries a request
+ * made" must not depend on whether its tick fell inside the test.
+ */
+export const requestQueries = (db: TestDatabase) => db.queries.filter((q) => !/\btollgate\.usage(_fields|_refusals)?\b/.test(q));
+
 export async function openTestDatabase(kind: 'pglite' | 'postgres'): Promise<TestDatabase> {
   const queries: string[] = [];
   const scratch = kind === 'postgres' ? await createScratchDatabase() : null;
