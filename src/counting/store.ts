@@ -59,6 +59,10 @@ export function createRedisClient(target: RedisTarget, purpose: string, commandT
     // hang every command: past this, the command fails and the store-failure mode applies.
     commandTimeout: commandTimeoutMs,
     connectTimeout: Math.max(1000, (commandTimeoutMs ?? 1000) * 5),
+    // How long a closing socket may take to close before it is destroyed. ioredis's 2 s default
+    // also runs when the socket is long gone (a refused connection, or a second close), as a
+    // timer that keeps the process alive 2 s after close() for nothing.
+    disconnectTimeout: 200,
   };
   if (typeof target !== 'string') {
     return new Cluster([...target], {
@@ -214,6 +218,7 @@ export function createLimiterStore(options: {
   const send = redis.sendCommand.bind(redis) as (...args: unknown[]) => unknown;
   (redis as { sendCommand: unknown }).sendCommand = (...args: unknown[]) => (commands++, send(...args));
   const leases = options.leasePercent ? new Leases(options.leasePercent) : undefined;
+  let closed = false;
   const taker = new RedisTaker(redis, {
     sharded,
     succeeded: () => watch.succeeded(),
@@ -285,6 +290,8 @@ export function createLimiterStore(options: {
       }
     },
     close: async () => {
+      if (closed) return;
+      closed = true;
       await taker.returnLeases();
       redis.disconnect();
     },

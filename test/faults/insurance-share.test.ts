@@ -29,3 +29,21 @@ describe('insurance while Redis is down', () => {
     }
   });
 });
+
+describe('closing a store whose Redis never answered', () => {
+  // ioredis's disconnect arms a 2 s timer for a socket that is already gone: with its default,
+  // a closed store kept the process (a jest worker, a CLI) alive for 2 s after close().
+  it('leaves no timer keeping the process alive beyond a moment, closed once or twice', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const store = createLimiterStore({ redis: `redis://127.0.0.1:${await deadPort()}`, failureMode: 'insurance', commandTimeoutMs: 100 });
+    const limiter = store.counters({ keyPrefix: 'tg:test:closing', points: 10, duration: 60 });
+    await store.take([{ asks: [{ limiter, key: 'k', points: 1 }], required: true }]);
+    await store.close();
+    await store.close();
+    // What close leaves is the bounded wait for the socket (disconnectTimeout), nothing longer:
+    // gone once it has run.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+});
