@@ -235,7 +235,10 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startu
   });
 
   it('an open port that is not Postgres: fails within the connect timeout, not 30 s', async () => {
-    const silent = net.createServer(() => undefined); // accepts, never answers
+    // Accepts, never answers (nor reads: the server's startup message stays unread, so the
+    // connection outlives the server that opened it unless destroyed here).
+    const accepted = new Set<net.Socket>();
+    const silent = net.createServer((socket) => accepted.add(socket));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const { port } = silent.address() as net.AddressInfo;
     try {
@@ -243,6 +246,7 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startu
       expect(stderr).toMatch(/DATABASE_URL: no Postgres answered at 127\.0\.0\.1:\d+ within 1000 ms/);
       expect(ms).toBeLessThan(10_000);
     } finally {
+      for (const socket of accepted) socket.destroy();
       silent.close();
     }
   });
