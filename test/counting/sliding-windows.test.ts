@@ -52,9 +52,11 @@ describe.each(stores)('a sliding window on the %s store', (store) => {
     await sleepUntil(edge + 50);
     const after = await burst(key.secret, LIMIT);
     const elapsed = Date.now() - edge;
-    // What spent before the edge still counts, weighted by how much of it lies within one window.
-    expect(spentBefore).toBeLessThanOrEqual(LIMIT);
-    expect(after).toBeLessThanOrEqual(Math.ceil((LIMIT * elapsed) / (WINDOW_S * 1000)));
+    // What spent before the edge still counts, weighted by how much of it lies within one window:
+    // both bursts together get at most the limit and what faded since the edge. (Counted together:
+    // on a loaded machine the first burst can run past the edge, and what it spends there counts
+    // in full in the new bucket. Fixed windows admit 2 × LIMIT here.)
+    expect(spentBefore + after).toBeLessThanOrEqual(LIMIT + Math.ceil((LIMIT * elapsed) / (WINDOW_S * 1000)));
     expect(after).toBeLessThan(LIMIT);
   });
 
