@@ -35,6 +35,8 @@ const envSchema = z.object({
     .regex(/^(true|false|[0-9])$/, 'false, true (one proxy of yours in front), or how many proxies are in front (0-9)')
     .default('false')
     .transform((v) => (v === 'true' ? 1 : v === 'false' ? 0 : Number(v))),
+  // An IPv6 client is counted by its /n network: one user is handed a /64 or a /56.
+  IPV6_PREFIX_LENGTH: int(1, 128).default(56),
   LIMITS_ON_STORE_FAILURE: z.enum(['insurance', 'open', 'closed']).default('insurance'),
   LIMITER_TIMEOUT_MS: int(10, 60_000).default(100),
   LIMITS_LEASE_PERCENT: int(0, 50).default(0),
@@ -100,6 +102,8 @@ export type Config = Readonly<{
    * a proxy that appends (AWS ALB, nginx's $proxy_add_x_forwarded_for) keeps what the client sent there.
    */
   trustedProxies: number;
+  /** The IP budget and the failed-authentication block count an IPv6 client by its /n network (IPV6_PREFIX_LENGTH). */
+  ipv6PrefixLength: number;
   onStoreFailure: 'insurance' | 'open' | 'closed';
   /** How long one limiter store (Redis) command may take before the store counts as down. */
   limiterTimeoutMs: number;
@@ -185,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       blockDuration: e.AUTH_FAILURE_BLOCK_SECONDS,
     },
     trustedProxies: e.TRUST_PROXY,
+    ipv6PrefixLength: e.IPV6_PREFIX_LENGTH,
     onStoreFailure: e.LIMITS_ON_STORE_FAILURE,
     limiterTimeoutMs: e.LIMITER_TIMEOUT_MS,
     leasePercent: e.LIMITS_LEASE_PERCENT,

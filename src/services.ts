@@ -170,7 +170,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     authenticator,
     keys,
     consumers,
-    ipGate: new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit }),
+    ipGate: new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit, ipv6PrefixLength: config.ipv6PrefixLength }),
     fieldGate: new FieldGate(store),
     limitedCoordinates,
     async close() {

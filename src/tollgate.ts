@@ -14,6 +14,7 @@ import { buildSchema, type BuiltSchema, type SchemaSpec } from './graphql/schema
 import type { AuthenticatedKey } from './keys/types';
 import { Admission, Admissions, requestMeta, type RequestInfo, type RequestMeta, type SchemaGates } from './gates/pipeline';
 import { FieldUsageReader } from './gates/usage';
+import { canonicalAddress } from './gates/addresses';
 import type { FieldGate } from './gates/field-gate';
 import { newRequestId } from './request-id';
 
@@ -226,16 +227,25 @@ export function printAdminKey(secret: string) {
 }
 
 /**
- * The client's address: Express's or Fastify's `req.ip` when there is one (set up with the same
- * hop count), else the socket's — or, behind `trustedProxies` proxies, the address the outermost
- * of them saw: that many entries from the right of X-Forwarded-For (the left is the client's to write).
+ * The client's address: the socket's peer — or, behind `trustedProxies` proxies, the address the
+ * outermost of them saw: that many entries from the right of X-Forwarded-For (the left is the
+ * client's to write). Express's `req.ip` (set up with the same hop count) is taken when it is an
+ * address. An entry that is not an IP address (a proxy's "unknown", a client's junk) is never the
+ * answer: the nearest address to its right is — one a proxy nearer to us wrote — else the socket's
+ * peer; never one further left, which the client chose. IPv4-mapped IPv6 is the IPv4 address.
  */
 export function clientIp(req: IncomingMessage & { ip?: string }, trustedProxies: number): string {
-  if (typeof req.ip === 'string') return req.ip;
-  const socketAddress = req.socket?.remoteAddress ?? 'unknown';
+  const framework = typeof req.ip === 'string' ? canonicalAddress(req.ip) : null;
+  if (framework) return framework;
+  const peer = req.socket?.remoteAddress;
+  const socketAddress = (peer && canonicalAddress(peer)) ?? peer ?? 'unknown';
   if (trustedProxies <= 0) return socketAddress;
   const header = req.headers['x-forwarded-for'];
   const forwarded = (Array.isArray(header) ? header.join(',') : header ?? '').split(',').map((a) => a.trim()).filter(Boolean);
   // The socket's peer is the innermost proxy; each trusted proxy's entry names the hop before it.
-  return forwarded[forwarded.length - trustedProxies] ?? forwarded[0] ?? socketAddress;
+  for (let i = Math.max(forwarded.length - trustedProxies, 0); i < forwarded.length; i++) {
+    const address = canonicalAddress(forwarded[i]);
+    if (address) return address;
+  }
+  return socketAddress;
 }

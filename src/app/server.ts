@@ -7,7 +7,7 @@ import type { Config } from '../config';
 import { ErrorCode, errorBody, queryTooLong } from '../errors';
 import { requestMeta, type RequestMeta } from '../gates/pipeline';
 import { registerMetricsRoute } from '../http/metrics-route';
-import { createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
+import { clientIp, createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
 import type { ServiceOptions } from '../services';
 import { weatherExample } from '../weather';
 import { newRequestId } from '../request-id';
@@ -55,7 +55,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     logger: false,
     // The socket's peer and the next trustedProxies - 1 hops are the owner's proxies: req.ip is the
     // address the outermost of them saw (see Config.trustedProxies). A function, because Fastify
-    // reads a bare hop count as "trust nothing".
+    // reads a bare hop count as "trust nothing". The gates read the address with clientIp (same
+    // rule), which also never takes an X-Forwarded-For entry that is not an address.
     trustProxy: config.trustedProxies > 0 ? (_address: string, hop: number) => hop < config.trustedProxies : false,
     bodyLimit: 1024 * 1024,
     genReqId: newRequestId,
@@ -135,7 +136,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   });
 
   const apolloHandler = fastifyApolloHandler(apollo, {
-    context: (request: FastifyRequest) => tollgate.contextFor({ requestId: request.id, ip: request.ip, headers: request.headers }, request.meta),
+    context: (request: FastifyRequest) => tollgate.contextFor({ requestId: request.id, ip: clientIp(request.raw, config.trustedProxies), headers: request.headers }, request.meta),
   });
   // The backstop for "nothing waits unbounded": whatever a request waits for (a resolver on a
   // silent database, a stuck dependency), the client gets a coded 503 by the deadline.

@@ -1,5 +1,6 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { LimiterStore } from '../counting/store';
+import { addressBucket } from './addresses';
 import type { Ask, GroupOutcome } from '../counting/take';
 import { Refusal, WindowGate, retryAfterMs } from '../counting/window-gate';
 
@@ -26,7 +27,8 @@ export type IpVerdict = { ok: true } | { ok: false; reason: 'rate' | 'auth-failu
  * per-IP budget of failed authentications that blocks the address for a while once spent
  * (brute-force protection, OWASP API2). The block is checked wherever a guess could be tested
  * (a key not already verified by this instance), so it costs a valid, cached key nothing.
- * Failed authentication never touches any key's budget.
+ * Failed authentication never touches any key's budget. Both count an IPv6 client by its network
+ * (IPV6_PREFIX_LENGTH), so rotating through the addresses of one's own /64 buys nothing.
  */
 export class IpGate {
   private readonly requests: WindowGate;
@@ -37,6 +39,8 @@ export class IpGate {
     private readonly options: {
       requests: { points: number; duration: number };
       authFailures: { points: number; duration: number; blockDuration: number };
+      /** An IPv6 client is counted by its network of this length (addresses.ts, addressBucket); default 56. */
+      ipv6PrefixLength?: number;
     },
   ) {
     this.requests = new WindowGate(store, 'tg:ip');
@@ -73,7 +77,12 @@ export class IpGate {
    * for a key this instance has verified — inside the operation's take, in the same round trip.
    */
   check(ip: string): IpCheck {
-    return new OneIpCheck(this, ip);
+    return new OneIpCheck(this, this.bucketOf(ip));
+  }
+
+  /** Who the address is counted as: an IPv4 address, or an IPv6 address's network. */
+  bucketOf(ip: string): string {
+    return addressBucket(ip, this.options.ipv6PrefixLength ?? 56);
   }
 
   private refusal(e: unknown): IpVerdict {
@@ -94,8 +103,9 @@ export class IpGate {
   }
 
   /** Counts one failed authentication; the one that spends the budget blocks the IP. */
-  async recordAuthFailure(ip: string): Promise<void> {
+  async recordAuthFailure(address: string): Promise<void> {
     const { points, blockDuration } = this.options.authFailures;
+    const ip = this.bucketOf(address);
     try {
       const res = await this.failures.consume(ip);
       if (res.consumedPoints >= points) await this.failures.block(ip, blockDuration);
