@@ -11,7 +11,9 @@ import type { Granularity } from '../db/schema';
 
 const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
   create --name NAME [--scopes admin,read] [--expires 2027-01-01] [--consumer ID]
+         [--allowed-ips 203.0.113.0/24,2001:db8::/48] [--allowed-origins https://app.example.com]
                                                                     create a key; prints its secret once
+                                                                    (restricted: refused from other addresses/origins)
   list [--all]                                                      list keys (--all includes revoked)
   create-consumer --name NAME [--external-id ID] [--plan ID] [--scopes read]
                                                                     a consumer and its first key, in one command
@@ -33,7 +35,7 @@ type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
 
 /** What the CLI needs, from the database directly or from a running server's admin API. */
 type KeyAdmin = {
-  create(input: { name: string; scopes: string[]; expiresAt?: Date; consumerId?: string }): Promise<Outcome<{ id: string; scopes: string[]; secret: string }>>;
+  create(input: { name: string; scopes: string[]; expiresAt?: Date; consumerId?: string; allowedIps?: string[]; allowedOrigins?: string[] }): Promise<Outcome<{ id: string; scopes: string[]; secret: string; allowedIps: string[]; allowedOrigins: string[] }>>;
   createConsumer(input: { name: string; externalId?: string; planId?: string }): Promise<Outcome<{ id: string; name: string }>>;
   consumers(): Promise<Outcome<ConsumerSummary[]>>;
   plans(): Promise<Outcome<PlanSummary[]>>;
@@ -45,6 +47,8 @@ type KeyAdmin = {
 };
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+/** A comma-separated option as a list; absent: undefined (nothing set). */
+const list = (value: string | undefined) => (value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter(Boolean));
 
 async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
   const config = loadConfig(env);
@@ -85,7 +89,7 @@ async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
     plans: () => all((after) => consumers.plans({ first: 100, after }), (p) => ({ id: p.id, name: p.name, budgets: p.budgets, quotas: p.quotas })),
     async create(input) {
       const r = await keys.create(input, null);
-      return r.ok ? { ok: true, value: { id: r.value.key.id, scopes: r.value.key.scopes, secret: r.value.secret } } : r;
+      return r.ok ? { ok: true, value: { id: r.value.key.id, scopes: r.value.key.scopes, secret: r.value.secret, allowedIps: r.value.key.allowedIps, allowedOrigins: r.value.key.allowedOrigins } } : r;
     },
     async list(includeRevoked) {
       const all: KeySummary[] = [];
@@ -150,11 +154,11 @@ function remoteAdmin(url: string, key: string): KeyAdmin {
     consumers: () => pages('consumers', 'id name externalId plan { name }', (n: { plan: { name: string } | null } & ConsumerSummary) => ({ ...n, plan: n.plan?.name ?? null })),
     plans: () => pages('plans', 'id name budgets { points duration } quotas { points period }', (n: PlanSummary) => n),
     create: (input) =>
-      call('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id scopes } } }', { input: { name: input.name, scopes: input.scopes, expiresAt: input.expiresAt?.toISOString(), consumerId: input.consumerId } }, (d) => ({
-        id: d.createApiKey.apiKey.id,
-        scopes: d.createApiKey.apiKey.scopes,
-        secret: d.createApiKey.secret,
-      })),
+      call(
+        'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id scopes allowedIps allowedOrigins } } }',
+        { input: { name: input.name, scopes: input.scopes, expiresAt: input.expiresAt?.toISOString(), consumerId: input.consumerId, allowedIps: input.allowedIps, allowedOrigins: input.allowedOrigins } },
+        (d) => ({ ...d.createApiKey.apiKey, secret: d.createApiKey.secret }),
+      ),
     async list(includeRevoked) {
       const all: KeySummary[] = [];
       let after: string | null = null;
@@ -201,6 +205,8 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
         grace: { type: 'string' },
         all: { type: 'boolean' },
         consumer: { type: 'string' },
+        'allowed-ips': { type: 'string' },
+        'allowed-origins': { type: 'string' },
         'external-id': { type: 'string' },
         plan: { type: 'string' },
         from: { type: 'string' },
@@ -256,10 +262,12 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
     switch (command) {
       case 'create': {
         const scopes = values.scopes ? values.scopes.split(',').map((s) => s.trim()).filter(Boolean) : [];
-        const result = await admin.create({ name: values.name!, scopes, expiresAt, consumerId: values.consumer });
+        const result = await admin.create({ name: values.name!, scopes, expiresAt, consumerId: values.consumer, allowedIps: list(values['allowed-ips']), allowedOrigins: list(values['allowed-origins']) });
         if (!result.ok) return fail(result.message);
         out(`id:     ${result.value.id}`);
         out(`scopes: ${result.value.scopes.join(',') || '(none)'}`);
+        if (result.value.allowedIps.length) out(`ips:    ${result.value.allowedIps.join(',')}`);
+        if (result.value.allowedOrigins.length) out(`origins: ${result.value.allowedOrigins.join(',')}`);
         out(`secret: ${result.value.secret}   (shown once: store it now)`);
         return 0;
       }

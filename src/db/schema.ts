@@ -65,6 +65,10 @@ export const apiKeys = tollgateSchema.table(
     budgets: jsonb('budgets').$type<BudgetWindow[]>().notNull().default(sql`'[]'::jsonb`),
     // Under a consumer, the key spends the consumer's budgets; its own budget and limits cap it.
     consumerId: uuid('consumer_id').references(() => consumers.id),
+    // Where the key may be used from: client addresses (CIDR ranges, canonical) and browser
+    // origins (exact). Empty: anywhere. A request from elsewhere is refused like an unknown key.
+    allowedIps: text('allowed_ips').array().notNull().default(sql`'{}'::text[]`),
+    allowedOrigins: text('allowed_origins').array().notNull().default(sql`'{}'::text[]`),
     expiresAt: timestamp('expires_at', { withTimezone: true }),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
     // Millisecond precision: the list cursor carries a JS Date, which has no microseconds.

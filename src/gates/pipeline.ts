@@ -126,13 +126,14 @@ export class Admissions {
       throw headerError;
     }
     if (!candidate) await guard();
-    const result = await authenticator.authenticate(candidate, guard);
+    const result = await authenticator.authenticate(candidate, guard, { ip: request.ip, origin: request.headers.origin });
     if (!result.ok) {
       this.options.onAuthFailure?.(result.reason);
       if (result.reason !== 'missing') await ipGate.recordAuthFailure(request.ip);
       throw result.reason === 'missing'
         ? unauthenticated('An API key is required: send it in the x-api-key header.')
-        : // One message for malformed, unknown, revoked and expired keys: no oracle for guessing.
+        : // One message for malformed, unknown, revoked and expired keys, and for a key used from
+          // an address or origin it does not allow: no oracle for guessing, none for a stolen key.
           unauthenticated('The API key is not valid.');
     }
     meta.keyId = result.key.id;

@@ -3,10 +3,14 @@ import type { Database } from '../db/client';
 import { hashKey, MAX_KEY_LENGTH, parseKey } from './format';
 import { findActiveKeyByHash, toAuthenticatedKey, touchLastUsed, type ApiKeyRow, type KeyRecord } from './repository';
 import type { AuthenticatedKey } from './types';
+import { admits } from './restrictions';
 import { serviceUnavailable } from '../errors';
 import { withTimeout } from '../timeout';
 
-export type AuthFailure = 'missing' | 'malformed' | 'invalid';
+/** `restricted`: a valid key used from an address or origin it does not allow (answered like `invalid`). */
+export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'restricted';
+/** Where a request comes from: the client's address as the IP gate sees it, and its Origin header. */
+export type RequestSource = { ip: string; origin?: string | string[] };
 export type AuthResult = { ok: true; key: AuthenticatedKey } | { ok: false; reason: AuthFailure };
 
 /**
@@ -66,9 +70,11 @@ export class KeyAuthenticator {
   /**
    * `guard` runs wherever the answer is not already known to be a valid key: before a database
    * lookup and before a failure is returned. The brute-force block lives there, so a known key
-   * pays nothing for it and every guess is checked.
+   * pays nothing for it and every guess is checked. A key used from where its restrictions do not
+   * allow (`source`) fails like a guess — the guard runs, nothing of the key is touched (not even
+   * last_used_at) — so a stolen key tried from elsewhere learns as little as a made-up one.
    */
-  async authenticate(candidate: string | undefined, guard: () => Promise<void> = async () => {}): Promise<AuthResult> {
+  async authenticate(candidate: string | undefined, guard: () => Promise<void> = async () => {}, source?: RequestSource): Promise<AuthResult> {
     if (candidate === undefined || candidate === '') return { ok: false, reason: 'missing' };
     if (candidate.length > MAX_KEY_LENGTH) return guard().then(() => ({ ok: false, reason: 'malformed' }));
     // The cache first: a key verified here hashes to an entry, and only well-formed keys were
@@ -80,13 +86,19 @@ export class KeyAuthenticator {
     let entry = cached && now - cached.fetchedAt < ttl ? cached : undefined;
     if (!entry && !parseKey(candidate, this.options.prefix).ok) return guard().then(() => ({ ok: false, reason: 'malformed' }));
     this.options.onLookup?.(!!entry);
-    if (!entry?.key) await guard();
+    const guarded = !entry?.key;
+    if (guarded) await guard();
     if (!entry) entry = await this.lookupOnce(hash, now, cached);
     if (!entry.key) return { ok: false, reason: 'invalid' };
     // A cached key may have expired, or its old secret's grace period ended, since it was cached.
     if (entry.until <= now) {
       this.cache.delete(hash);
       return { ok: false, reason: 'invalid' };
+    }
+    const { restrictions } = entry.key;
+    if (restrictions && !(source && admits(restrictions, source.ip, source.origin))) {
+      if (!guarded) await guard();
+      return { ok: false, reason: 'restricted' };
     }
     this.seen.add(entry.key.id);
     return { ok: true, key: entry.key };

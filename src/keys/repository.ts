@@ -2,6 +2,7 @@ import { and, eq, gt, or, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { apiKeys, consumers, plans } from '../db/schema';
 import type { AuthenticatedKey, BudgetWindow, KeyWindow, LimitOverride } from './types';
+import { compileRestrictions } from './restrictions';
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type ConsumerRow = typeof consumers.$inferSelect;
@@ -57,6 +58,7 @@ export function toAuthenticatedKey({ key: row, consumer, plan }: KeyRecord): Aut
     quotas,
     budgetCaps,
     maxOperationCost: plan?.maxOperationCost ?? null,
+    restrictions: compileRestrictions(row.allowedIps ?? [], row.allowedOrigins ?? []),
   });
 }
 

@@ -5,6 +5,7 @@ import { decodeCursor, diff, encodeCursor, fail, invalidBudgets, invalidLimits, 
 import { displayStart, generateKey, hashKey } from './format';
 import { findKeyRecord, toAuthenticatedKey, type ApiKeyRow } from './repository';
 import type { AuthenticatedKey } from './types';
+import { normalizeAllowedIps, normalizeAllowedOrigins } from './restrictions';
 
 export type { Failure, Result };
 
@@ -18,6 +19,10 @@ export type KeyInput = {
   budgets?: { points: number; duration: number }[];
   /** The consumer whose budgets the key spends (its own budget and limits then cap it); null: none. */
   consumerId?: string | null;
+  /** Client addresses (CIDR ranges or single addresses) the key may be used from; empty or null: any. */
+  allowedIps?: string[] | null;
+  /** Exact browser origins the key may be used from; empty or null: any (and no Origin needed). */
+  allowedOrigins?: string[] | null;
 };
 
 export type Page<T> = { nodes: { cursor: string; node: T }[]; hasNextPage: boolean; totalCount: number };
@@ -84,6 +89,8 @@ export class KeyService {
         budgetDuration: input.budget?.duration ?? null,
         budgets: input.budgets ?? [],
         consumerId: input.consumerId ?? null,
+        allowedIps: restrictedIps(input) ?? [],
+        allowedOrigins: restrictedOrigins(input) ?? [],
       })
       .returning();
     await tx.insert(auditEvents).values({ actorKeyId, action: 'key.created', targetKeyId: key.id, details: { after: publicView(key) } });
@@ -101,6 +108,8 @@ export class KeyService {
       ...(input.budget !== undefined ? { budgetPoints: input.budget?.points ?? null, budgetDuration: input.budget?.duration ?? null } : {}),
       ...(input.budgets !== undefined ? { budgets: input.budgets } : {}),
       ...(input.consumerId !== undefined ? { consumerId: input.consumerId } : {}),
+      ...(input.allowedIps !== undefined ? { allowedIps: restrictedIps(input) ?? [] } : {}),
+      ...(input.allowedOrigins !== undefined ? { allowedOrigins: restrictedOrigins(input) ?? [] } : {}),
     }));
   }
 
@@ -252,6 +261,9 @@ export class KeyService {
         return fail('BAD_USER_INPUT', '"expiresAt" must be in the future.', 'expiresAt');
       }
     }
+    for (const checked of [normalizeAllowedIps(input.allowedIps ?? []), normalizeAllowedOrigins(input.allowedOrigins ?? [])]) {
+      if (!checked.ok) return checked;
+    }
     return (
       invalidLimits(input.limits, this.options.limitedCoordinates) ??
       invalidBudgets(input.budget ? [input.budget] : undefined, 'budget') ??
@@ -276,8 +288,15 @@ function publicView(row: ApiKeyRow) {
     budget: row.budgetPoints ? { points: row.budgetPoints, duration: row.budgetDuration } : null,
     budgets: row.budgets,
     consumerId: row.consumerId,
+    allowedIps: row.allowedIps,
+    allowedOrigins: row.allowedOrigins,
     previousSecretValidUntil: row.previousHashExpiresAt?.toISOString() ?? null,
   };
 }
 
 const unique = (values: string[]) => [...new Set(values)];
+
+/** The input's lists as stored (canonical, each once); validate() has refused any that do not parse. */
+const normalized = (checked: { ok: true; value: string[] } | { ok: false }) => (checked.ok ? checked.value : []);
+const restrictedIps = (input: KeyInput) => input.allowedIps && normalized(normalizeAllowedIps(input.allowedIps));
+const restrictedOrigins = (input: KeyInput) => input.allowedOrigins && normalized(normalizeAllowedOrigins(input.allowedOrigins));

@@ -1,4 +1,5 @@
 import type { BudgetWindow, LimitOverride, Quota } from '../db/schema';
+import type { KeyRestrictions } from './restrictions';
 
 /**
  * One window of a budget: `limit` points per `duration` seconds. `cap`: a key's own cap under
@@ -35,6 +36,8 @@ export type AuthenticatedKey = Readonly<{
   budgetCaps: readonly KeyWindow[];
   /** The most one operation may cost, from the plan; null: MAX_QUERY_COST. */
   maxOperationCost: number | null;
+  /** Where the key may be used from (allowedIps, allowedOrigins); absent: anywhere. */
+  restrictions?: KeyRestrictions;
 }>;
 
 export type { BudgetWindow, LimitOverride, Quota };
