@@ -211,4 +211,27 @@ describe('keys CLI: create --allowed-ips --allowed-origins', () => {
     const list = await run('list');
     expect(list.text).not.toContain('  bad'); // nothing written
   });
+
+  it('through a running server (--url, admin key from TOLLGATE_ADMIN_KEY), with the same checks', async () => {
+    const db = await openTestDatabase('pglite');
+    const server = await startTestServer({ database: db });
+    try {
+      const remote = async (...argv: string[]) => {
+        const lines: string[] = [];
+        const code = await runKeysCli(['--url', server.url, ...argv], (l) => lines.push(l), { TOLLGATE_ADMIN_KEY: server.adminKey });
+        return { code, text: lines.join('\n') };
+      };
+      const made = await remote('create', '--name', 'web', '--allowed-origins', 'https://app.example.com', '--allowed-ips', '::ffff:198.51.100.0/120');
+      expect(made.code).toBe(0);
+      expect(made.text).toContain('ips:    198.51.100.0/24'); // a mapped range is the IPv4 range
+      expect(made.text).toContain('origins: https://app.example.com');
+      const bad = await remote('create', '--name', 'bad', '--allowed-origins', 'https://app.example.com/');
+      expect(bad.code).toBe(1);
+      expect(bad.text).toContain('write it as "https://app.example.com"');
+      expect(bad.text).toContain('BAD_USER_INPUT');
+    } finally {
+      await server.close();
+      await db.dispose();
+    }
+  });
 });
