@@ -17,6 +17,9 @@ export function parseAddress(text: string): Address | null {
   if (ipaddr.IPv4.isValidFourPartDecimal(s)) return ipaddr.IPv4.parse(s);
   if (!ipaddr.IPv6.isValid(s)) return null;
   const v6 = ipaddr.IPv6.parse(s);
+  // A zone (fe80::1%eth0) names an interface of the host that wrote it, not a different client:
+  // kept, it would let whoever writes the text pick a fresh budget key.
+  v6.zoneId = undefined;
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
 }
 

@@ -74,6 +74,8 @@ describe('addressBucket: IPV6_PREFIX_LENGTH', () => {
     ['2001:db8:1:1ff:ffff::2', 56, '2001:db8:1:100::/56'],
     ['2001:DB8:1:1FF:0:0:0:2', 64, '2001:db8:1:1ff::/64'],
     ['2001:db8:1:1ff::2', 128, '2001:db8:1:1ff::2'],
+    ['fe80::1%eth0', 128, 'fe80::1'], // a zone is no part of who the client is
+    ['fe80::1%42', 128, 'fe80::1'],
     ['2001:db8:1:1ff::2', 1, '::/1'],
     ['unknown', 56, 'unknown'],
   ] as const)('%s by /%i → %s', (ip, bits, bucket) => {
