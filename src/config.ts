@@ -76,6 +76,7 @@ const envSchema = z.object({
   ALERT_THRESHOLDS: z.string().regex(/^\d{1,3}(,\d{1,3})*$/, 'comma-separated percents, e.g. 80,90,100').default('80,90,100'),
   ALERT_KEY_EXPIRY_DAYS: z.string().regex(/^(\d{1,4}(,\d{1,4})*)?$/, 'comma-separated days, e.g. 7,1').default('7,1'),
   KEY_ROTATION_DAYS: int(1, 36500).optional(),
+  RATELIMIT_HEADERS: z.enum(['draft-8', 'draft-7', 'draft-6', 'github', 'off']).default('draft-8'),
 });
 
 export type Config = Readonly<{
@@ -137,6 +138,8 @@ export type Config = Readonly<{
   alerts: { url?: string; secret?: string; thresholds: readonly number[]; keyExpiryDays: readonly number[] };
   /** Keys whose secret is older than this are due for rotation (an alert, ApiKey.rotationDueAt); unset: never. */
   keyRotationDays?: number;
+  /** The form of the RateLimit headers (graphql/rate-limit-headers.ts). */
+  rateLimitHeaders: 'draft-8' | 'draft-7' | 'draft-6' | 'github' | 'off';
 }>;
 
 export class ConfigError extends Error {}
@@ -230,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       keyExpiryDays: [...new Set(e.ALERT_KEY_EXPIRY_DAYS.split(',').filter(Boolean).map(Number))].sort((a, b) => b - a),
     },
     keyRotationDays: e.KEY_ROTATION_DAYS,
+    rateLimitHeaders: e.RATELIMIT_HEADERS,
   });
 }
 

@@ -1,5 +1,5 @@
 // Tollgate's public API: what an API owner imports (`import { createTollgate } from 'tollgate'`).
-export { createTollgate, type Tollgate, type TollgateOptions, type Readiness, type RequestInfo, type SchemaSpec } from './tollgate';
+export { createTollgate, type Tollgate, type TollgateOptions, type Readiness, type RequestInfo, type SchemaSpec, type RateLimitHeaderMode } from './tollgate';
 export type { TollgateContext } from './graphql/context';
 export { directiveTypeDefs } from './graphql/schema';
 export { estimateCost } from './document/estimate-cost';

@@ -17,8 +17,9 @@ import { FieldUsageReader } from './gates/usage';
 import { canonicalAddress } from './gates/addresses';
 import type { FieldGate } from './gates/field-gate';
 import { newRequestId } from './request-id';
+import type { RateLimitHeaderMode } from './graphql/rate-limit-headers';
 
-export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec };
+export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec, RateLimitHeaderMode };
 
 export type TollgateOptions<Own extends object = object> = ServiceOptions & {
   /** Defaults to the environment, read exactly as `npm start` reads it. */
@@ -34,6 +35,8 @@ export type TollgateOptions<Own extends object = object> = ServiceOptions & {
   context?: (args: { request: RequestInfo; apiKey: AuthenticatedKey }) => Own | Promise<Own>;
   /** false: every gate is a no-op (the bench's bare baseline). Never in production. */
   gates?: boolean;
+  /** The form of the RateLimit headers; defaults to config.rateLimitHeaders (RATELIMIT_HEADERS, `draft-8`). */
+  rateLimitHeaders?: RateLimitHeaderMode;
 };
 
 /** What `tollgate.context` accepts: Apollo's standalone and Express integrations pass `{ req }`. */
@@ -96,6 +99,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     maxSteps: config.maxQuerySteps,
     defaultBudgets: config.budgets,
     cost: config.cost,
+    headers: options.rateLimitHeaders ?? config.rateLimitHeaders,
     onAuthFailure: (reason) => metrics.authFailure(reason),
     onRejected: (gate) => metrics.rejected(gate),
     onCost: (points) => metrics.cost(points),

@@ -13,6 +13,7 @@ import type { Prepaid, PrepayRootFields } from '../directives/prepay';
 import type { LimiterStore } from '../counting/store';
 import type { CounterState, Group, GroupOutcome } from '../counting/take';
 import { WindowGate, bucketsOf, retryAfterMs, type Window } from '../counting/window-gate';
+import { rateLimitHeaders, type PolicyWindow, type RateLimitHeaderMode } from '../graphql/rate-limit-headers';
 
 /** What the HTTP layer knows about a request, whatever server received it. */
 export type RequestInfo = { requestId: string; ip: string; headers: IncomingHttpHeaders };
@@ -67,6 +68,8 @@ export type AdmissionOptions = {
   /** The operation budget of a key whose owner has none of its own: the main window, then the burst window. */
   defaultBudgets: readonly { points: number; duration: number }[];
   cost?: { defaultListSize: number; rules: CostRules };
+  /** The form the RateLimit headers take (RATELIMIT_HEADERS; graphql/rate-limit-headers.ts). Default draft-8. */
+  headers?: RateLimitHeaderMode;
   /** Told about refusals and costs (metrics). */
   onAuthFailure?: (reason: string) => void;
   onRejected?: (gate: 'ip' | 'auth-failures' | 'operation') => void;
@@ -412,21 +415,19 @@ export class Admission {
   report(): { extension: Record<string, unknown>; headers: Record<string, string> } | null {
     const budget = this.budget;
     const requested = this.cost.requested ?? 0;
+    const mode = this.admissions.settings.headers ?? 'draft-8';
     // Refused before the budget was read (the IP gate): what is not known is left out.
     if (this.cost.remaining === undefined) {
-      return { extension: { requestedQueryCost: requested, actualQueryCost: 0 }, headers: { 'ratelimit-policy': this.policyHeader() } };
+      return { extension: { requestedQueryCost: requested, actualQueryCost: 0 }, headers: rateLimitHeaders(mode, this.policyWindows(), null) };
     }
-    const secondsToReset = Math.max(0, Math.ceil(((this.cost.resetAt?.getTime() ?? Date.now()) - Date.now()) / 1000));
+    const resetAt = this.cost.resetAt?.getTime() ?? Date.now();
     return {
       extension: {
         requestedQueryCost: requested,
         actualQueryCost: this.cost.actual ?? (this.cost.prepaid ? requested : 0),
         throttleStatus: { maximumAvailable: this.cost.limit, currentlyAvailable: this.cost.remaining, resetAt: this.cost.resetAt && isoTime(this.cost.resetAt) },
       },
-      headers: {
-        'ratelimit-policy': this.policyHeader(),
-        ratelimit: `"${policyName(budget, this.windows.indexOf(budget))}";r=${this.cost.remaining};t=${secondsToReset}`,
-      },
+      headers: rateLimitHeaders(mode, this.policyWindows(), { name: policyName(budget, this.windows.indexOf(budget)), limit: budget.limit, remaining: this.cost.remaining, resetAt }),
     };
   }
 
@@ -438,9 +439,12 @@ export class Admission {
     this.admissions.settings.onStanding?.(this.key, this.windows, states, refusedAt);
   }
 
-  /** RateLimit-Policy: every window of the budget, the first named `budget`. */
-  private policyHeader(): string {
-    return this.windows.map((w, i) => `"${policyName(w, i)}";q=${w.limit};w=${w.duration}`).join(', ');
+  /**
+   * Every window of the budget as the headers name it, the first `budget`; each partitioned by
+   * whose counter it is (the key's caps are the key's own, the rest its owner's).
+   */
+  private policyWindows(): PolicyWindow[] {
+    return this.windows.map((w, i) => ({ name: policyName(w, i), limit: w.limit, duration: w.duration, partition: w.cap ? this.key.id : this.key.owner }));
   }
 
   /**
