@@ -77,6 +77,8 @@ const envSchema = z.object({
   ALERT_KEY_EXPIRY_DAYS: z.string().regex(/^(\d{1,4}(,\d{1,4})*)?$/, 'comma-separated days, e.g. 7,1').default('7,1'),
   KEY_ROTATION_DAYS: int(1, 36500).optional(),
   RATELIMIT_HEADERS: z.enum(['draft-8', 'draft-7', 'draft-6', 'github', 'off']).default('draft-8'),
+  // 0: off. GitHub's secondary limit is 100 concurrent requests.
+  MAX_CONCURRENT_PER_KEY: int(0, 100_000).default(0),
 });
 
 export type Config = Readonly<{
@@ -140,6 +142,8 @@ export type Config = Readonly<{
   keyRotationDays?: number;
   /** The form of the RateLimit headers (graphql/rate-limit-headers.ts). */
   rateLimitHeaders: 'draft-8' | 'draft-7' | 'draft-6' | 'github' | 'off';
+  /** Requests of one key (or its consumer) in flight at once, across instances (gates/concurrency-gate.ts); 0: off. */
+  maxConcurrentPerKey: number;
 }>;
 
 export class ConfigError extends Error {}
@@ -234,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     keyRotationDays: e.KEY_ROTATION_DAYS,
     rateLimitHeaders: e.RATELIMIT_HEADERS,
+    maxConcurrentPerKey: e.MAX_CONCURRENT_PER_KEY,
   });
 }
 

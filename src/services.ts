@@ -8,6 +8,7 @@ import { KEY_CHANGED_CHANNEL } from './keys/key-events';
 import { KeyService } from './keys/service';
 import { FieldGate } from './gates/field-gate';
 import { IpGate } from './gates/ip-gate';
+import { ConcurrencyGate } from './gates/concurrency-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from './counting/store';
 import { boundedStdout } from './log-destination';
 import { OutageWatch, describeFailure } from './outage-watch';
@@ -42,6 +43,8 @@ export type Services = {
   consumers: ConsumerService;
   ipGate: IpGate;
   fieldGate: FieldGate;
+  /** MAX_CONCURRENT_PER_KEY; null when off (no store call at all). */
+  concurrency: ConcurrencyGate | null;
   /** Usage history: counted per operation (null when USAGE_TRACKING is off), written in batches, read back. */
   usage: { counter: UsageCounter | null; writer: UsageWriter | null; history: UsageHistory };
   /** Signed webhooks: the outbox (always, for listing), and when ALERT_WEBHOOK_URL is set the watch that records alerts and the worker that sends them. */
@@ -172,6 +175,18 @@ export async function createServices(config: Config, options: ServiceOptions = {
     consumers,
     ipGate: new IpGate(store, { requests: config.ipLimit, authFailures: config.authFailureLimit, ipv6PrefixLength: config.ipv6PrefixLength }),
     fieldGate: new FieldGate(store),
+    concurrency: config.maxConcurrentPerKey > 0
+      ? new ConcurrencyGate({
+          limit: config.maxConcurrentPerKey,
+          // Every request is answered by REQUEST_TIMEOUT_MS; a slot still held a second later belongs to an instance that died.
+          slotTtlMs: config.requestTimeoutMs + 1000,
+          redis: store.redis,
+          failureMode: config.onStoreFailure,
+          instanceCount: config.instanceCount,
+          observe: (seconds) => metrics.storeCall('redis', 'concurrency', seconds),
+          onFailure: () => metrics.storeFailure('redis', 'concurrency'),
+        })
+      : null,
     limitedCoordinates,
     async close() {
       await authenticator.close().catch((error: unknown) => logger.error({ err: { message: describeFailure(error) } }, 'could not record last_used_at at shutdown'));

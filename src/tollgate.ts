@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLSchema, ValidationRule } from 'graphql';
 import { hardeningRules } from './graphql/hardening';
@@ -17,6 +17,8 @@ import { FieldUsageReader } from './gates/usage';
 import { canonicalAddress } from './gates/addresses';
 import type { FieldGate } from './gates/field-gate';
 import { newRequestId } from './request-id';
+import { operationUsage } from './usage/operation-usage';
+import type { GraphQLError } from 'graphql';
 import type { RateLimitHeaderMode } from './graphql/rate-limit-headers';
 
 export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec, RateLimitHeaderMode };
@@ -39,8 +41,8 @@ export type TollgateOptions<Own extends object = object> = ServiceOptions & {
   rateLimitHeaders?: RateLimitHeaderMode;
 };
 
-/** What `tollgate.context` accepts: Apollo's standalone and Express integrations pass `{ req }`. */
-type ContextArgs = { req: IncomingMessage & { ip?: string; id?: unknown } };
+/** What `tollgate.context` accepts: Apollo's standalone and Express integrations pass `{ req, res }`. */
+type ContextArgs = { req: IncomingMessage & { ip?: string; id?: unknown }; res?: ServerResponse };
 
 export type Readiness = { ok: boolean; status: 'ready' | 'degraded' | 'unavailable'; database: 'up' | 'down'; limiterStore: 'up' | 'down' | 'memory'; onStoreFailure: string };
 
@@ -103,6 +105,11 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     onAuthFailure: (reason) => metrics.authFailure(reason),
     onRejected: (gate) => metrics.rejected(gate),
     onCost: (points) => metrics.cost(points),
+    concurrency: services.concurrency,
+    // Refused before any operation (too many in flight): the key's history counts it, by its gate.
+    onKeyRefused: services.usage.counter
+      ? (key, error) => services.usage.counter!.record(key, operationUsage({ cost: {}, errors: [error as GraphQLError], prepaid: undefined, charges: undefined }))
+      : undefined,
     onStanding: services.alerts.watch ? (key, windows, states, refusedAt) => services.alerts.watch!.standing(key, windows, states, refusedAt) : undefined,
   });
   const usage = new FieldUsageReader(store, services.fieldGate, new Map());
@@ -148,9 +155,22 @@ export async function createTollgate<Own extends object = object>(options: Tollg
 
   const contextFor = async (request: RequestInfo, meta: RequestMeta = requestMeta()): Promise<TollgateContext & Own> => {
     const admission = await gates.admit(request, meta);
-    latest?.rememberKey(admission.key);
-    const own = options.context ? await options.context({ request, apiKey: admission.key }) : ({} as Own);
-    return { ...own, requestId: request.requestId, apiKey: admission.key, admission };
+    const { slot } = admission;
+    if (slot && request.response) {
+      // Given back when the response ends — answered, timed out, or the client gone — not when the
+      // first operation of a batch is done. A response already over gives it back at once.
+      slot.bound = true;
+      request.response.once('close', () => slot.release());
+      if (request.response.destroyed || request.response.writableFinished) slot.release();
+    }
+    try {
+      latest?.rememberKey(admission.key);
+      const own = options.context ? await options.context({ request, apiKey: admission.key }) : ({} as Own);
+      return { ...own, requestId: request.requestId, apiKey: admission.key, admission };
+    } catch (error) {
+      slot?.release(); // the owner's context failed: no operation will run to give it back
+      throw error;
+    }
   };
 
   const createFirstAdminKey = async () => (await keys.createFirstAdmin(config.scopes))?.secret ?? null;
@@ -166,7 +186,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     services,
     schema,
     plugins,
-    context: ({ req }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustedProxies), headers: req.headers }),
+    context: ({ req, res }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustedProxies), headers: req.headers, response: res }),
     contextFor,
     apolloOptions: {
       validationRules: gates.validationRules,

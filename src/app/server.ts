@@ -136,7 +136,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   });
 
   const apolloHandler = fastifyApolloHandler(apollo, {
-    context: (request: FastifyRequest) => tollgate.contextFor({ requestId: request.id, ip: clientIp(request.raw, config.trustedProxies), headers: request.headers }, request.meta),
+    context: (request: FastifyRequest, reply: FastifyReply) => tollgate.contextFor({ requestId: request.id, ip: clientIp(request.raw, config.trustedProxies), headers: request.headers, response: reply.raw }, request.meta),
   });
   // The backstop for "nothing waits unbounded": whatever a request waits for (a resolver on a
   // silent database, a stuck dependency), the client gets a coded 503 by the deadline.

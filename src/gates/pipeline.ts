@@ -6,6 +6,7 @@ import type { AuthenticatedKey, KeyWindow } from '../keys/types';
 import { budgetCounterKeys, type FieldGate } from './field-gate';
 import { SlicingError, type FieldPolicy } from '../directives/field-policies';
 import type { IpCheck, IpGate, IpVerdict } from './ip-gate';
+import type { ConcurrencyGate, Slot } from './concurrency-gate';
 import { DocumentTooComplex, type FieldGroup } from '../document/collect-fields';
 import { analyseOperation, type OperationAnalysis } from '../document/operation-analysis';
 import { actualCost, type CostRules } from '../document/operation-cost';
@@ -16,7 +17,16 @@ import { WindowGate, bucketsOf, retryAfterMs, type Window } from '../counting/wi
 import { rateLimitHeaders, type PolicyWindow, type RateLimitHeaderMode } from '../graphql/rate-limit-headers';
 
 /** What the HTTP layer knows about a request, whatever server received it. */
-export type RequestInfo = { requestId: string; ip: string; headers: IncomingHttpHeaders };
+export type RequestInfo = {
+  requestId: string;
+  ip: string;
+  headers: IncomingHttpHeaders;
+  /**
+   * The HTTP response, where there is one: its `close` (answered, or the client gone) gives the
+   * request's concurrency slot back. Without it the slot is given back when the operation is answered.
+   */
+  response?: { once(event: 'close', listener: () => void): unknown; destroyed?: boolean; writableFinished?: boolean };
+};
 
 /** Per-request facts for the access log and metrics, filled in as the request passes the gates. */
 export type RequestMeta = {
@@ -72,7 +82,11 @@ export type AdmissionOptions = {
   headers?: RateLimitHeaderMode;
   /** Told about refusals and costs (metrics). */
   onAuthFailure?: (reason: string) => void;
-  onRejected?: (gate: 'ip' | 'auth-failures' | 'operation') => void;
+  onRejected?: (gate: 'ip' | 'auth-failures' | 'operation' | 'concurrency') => void;
+  /** MAX_CONCURRENT_PER_KEY's gate; null or absent: no limit, and no store call. */
+  concurrency?: ConcurrencyGate | null;
+  /** A known key refused before any operation ran (concurrency): its usage history counts the refusal. */
+  onKeyRefused?: (key: AuthenticatedKey, error: Error) => void;
   onCost?: (points: number) => void;
   /** Where the key's budget windows stand after each take or read (alerts/watch.ts: usage thresholds). */
   onStanding?: (key: AuthenticatedKey, windows: readonly KeyWindow[], states: readonly (CounterState | null | undefined)[], refusedAt?: number) => void;
@@ -140,7 +154,22 @@ export class Admissions {
           unauthenticated('The API key is not valid.');
     }
     meta.keyId = result.key.id;
-    return new Admission(this, result.key, meta, ip);
+    const admission = new Admission(this, result.key, meta, ip);
+    const { concurrency } = this.options;
+    if (concurrency) {
+      // One slot per request, the key's or its consumer's (shared by its keys), on every instance.
+      try {
+        admission.slot = await concurrency.acquire(result.key.owner);
+      } catch (error) {
+        if ((error as { extensions?: { gate?: unknown } }).extensions?.gate === 'concurrency') {
+          this.options.onRejected?.('concurrency');
+          (meta.gates ??= []).push('concurrency');
+        }
+        this.options.onKeyRefused?.(result.key, error as Error);
+        throw error;
+      }
+    }
+    return admission;
   }
 
   /** The error for a refused address: 429 with Retry-After, or 503 when the store is down and closed. */
@@ -170,6 +199,8 @@ export class Admission {
   readonly cost: CostState = { requested: undefined, prepaid: undefined, actual: undefined, remaining: undefined, limit: undefined, resetAt: undefined, window: undefined, dryRun: undefined };
   /** Limited root fields prepaid with the operation, by response key (directives/prepay.ts); read by the field gate. */
   prepaid?: Map<string, Prepaid>;
+  /** The request's concurrency slot (MAX_CONCURRENT_PER_KEY), shared by the operations of a batch; null: no limit. */
+  slot: Slot | null = null;
   private analysis?: OperationAnalysis;
   /** Whether an operation of this request has this admission already (a batch shares one request's context). */
   private taken = false;
@@ -223,6 +254,7 @@ export class Admission {
     }
     const next = new Admission(this.admissions, this.key, this.meta, this.ip);
     next.taken = true;
+    next.slot = this.slot;
     return next;
   }
 

@@ -74,6 +74,8 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
     async willSendResponse({ response, contextValue }) {
       if (response.body.kind !== 'single') return;
       const admission = contextValue.admission;
+      // Answered: the concurrency slot goes back now, unless the HTTP response's end gives it back (tollgate.ts).
+      if (admission?.slot && !admission.slot.bound) admission.slot.release();
       if (admission) {
         const single = response.body.singleResult;
         const settled = admission.settle(single.data, single.errors);

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type Gate = 'ip' | 'auth-failures' | 'operation' | 'field';
+export type Gate = 'ip' | 'auth-failures' | 'operation' | 'field' | 'concurrency';
 
 /**
  * Prometheus metrics. Labels come only from small closed sets (status codes, gate names, reasons)
