@@ -176,6 +176,32 @@ describe.each(storeBackends())('MAX_CONCURRENT_PER_KEY=2 on the %s store', (stor
     expect((await t.server.metrics.render()).body).toMatch(/tollgate_rate_limit_rejections_total\{gate="concurrency",coordinate=""\} [1-9]/);
   });
 
+  it('the keys of one consumer share its limit: one in flight on each of two keys, a third request of either is refused', async () => {
+    const consumer = await t.gql('mutation($i: CreateConsumerInput!) { createConsumer(input: $i) { id } }', { i: { name: `concurrency ${store}` } });
+    const consumerId = consumer.body.data.createConsumer.id as string;
+    const keys = [];
+    for (let i = 0; i < 2; i++) {
+      const created = await t.gql('mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret apiKey { id } } }', { i: { name: `k${i}`, scopes: ['read'], consumerId } });
+      const key = { secret: created.body.data.createApiKey.secret as string, id: created.body.data.createApiKey.apiKey.id as string };
+      expect((await t.gql(STATION, {}, key.secret)).status).toBe(200);
+      keys.push(key);
+    }
+    const release = await holdDatabase(db);
+    try {
+      const held = keys.map((key) => send(t, key.secret));
+      await until(async () => (await inFlight(t, consumerId)) === 2);
+      for (const key of keys) {
+        const refused = await t.gql(STATION, {}, key.secret);
+        expect(refused.status).toBe(429);
+        expect(refused.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', gate: 'concurrency' });
+      }
+      await release();
+      for (const sent of held) expect((await sent.response).status).toBe(200);
+    } finally {
+      await release();
+    }
+  });
+
   it('a slot an instance never gave back (it died) lapses at its deadline: REQUEST_TIMEOUT_MS + 1 s', async () => {
     const strict = await startTestServer({ database: db, store, env: { MAX_CONCURRENT_PER_KEY: '2', REQUEST_TIMEOUT_MS: '200', KEY_CACHE_TTL_SECONDS: '600' } });
     try {
