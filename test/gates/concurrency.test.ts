@@ -4,6 +4,7 @@ import { startStandaloneServer } from '@apollo/server/standalone';
 import { createTollgate } from '../../src/index';
 import { flushTestRedis, openTestDatabase, startTestServer, testConfig, type TestDatabase, type TestServer } from '../support/harness';
 import { storeBackends, testRedisUrl } from '../support/services';
+import { freePort } from '../support/private-redis';
 import { until } from '../support/wait';
 
 // MAX_CONCURRENT_PER_KEY (issue 27): the N-th request of a key in flight passes, the N+1-th is
@@ -295,4 +296,51 @@ describe('MAX_CONCURRENT_PER_KEY for a library user on Apollo\'s standalone serv
       await tollgate.close();
     }
   });
+});
+
+describe('MAX_CONCURRENT_PER_KEY while Redis does not answer (LIMITS_ON_STORE_FAILURE)', () => {
+  let db: TestDatabase;
+  let url: string;
+  beforeAll(async () => {
+    db = await openTestDatabase('pglite');
+    url = `redis://127.0.0.1:${await freePort()}`; // nothing listens: every command fails at once
+  }, 30_000);
+  afterAll(async () => {
+    await db?.dispose();
+  });
+
+  it('insurance: each instance holds the limit in its own memory (2 in flight, the 3rd 429), and the failure is counted', async () => {
+    const t = await startTestServer({ database: db, env: { REDIS_URL: url, LIMITS_ON_STORE_FAILURE: 'insurance', MAX_CONCURRENT_PER_KEY: '2', KEY_CACHE_TTL_SECONDS: '600' } });
+    try {
+      const key = await t.createKey({ scopes: ['read'] });
+      expect((await t.gql(STATION, {}, key.secret)).status).toBe(200);
+      const release = await holdDatabase(db);
+      try {
+        const held = [send(t, key.secret), send(t, key.secret)];
+        await until(() => t.server.tollgate.services.concurrency!['insurance'].count(key.id) === 2);
+        const refused = await t.gql(STATION, {}, key.secret);
+        expect(refused.status).toBe(429);
+        expect(refused.body.errors[0].extensions.gate).toBe('concurrency');
+        await release();
+        for (const sent of held) expect((await sent.response).status).toBe(200);
+      } finally {
+        await release();
+      }
+      expect((await t.server.metrics.render()).body).toMatch(/tollgate_limiter_store_failures_total\{store="redis",call="concurrency"\} [1-9]/);
+    } finally {
+      await t.close();
+    }
+  }, 30_000);
+
+  it('closed: refused 503 SERVICE_UNAVAILABLE, never a 429 that blames the client', async () => {
+    const t = await startTestServer({ database: db, env: { REDIS_URL: url, LIMITS_ON_STORE_FAILURE: 'closed', MAX_CONCURRENT_PER_KEY: '2', KEY_CACHE_TTL_SECONDS: '600' } });
+    try {
+      const key = await t.createKey({ scopes: ['read'] });
+      const res = await t.gql(STATION, {}, key.secret);
+      expect(res.status).toBe(503);
+      expect(res.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
+    } finally {
+      await t.close();
+    }
+  }, 30_000);
 });
