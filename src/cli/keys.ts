@@ -9,7 +9,7 @@ import { createRedisClient } from '../counting/store';
 import { UsageHistory, checkRange, type UsageBucket, type UsageSubject } from '../usage/history';
 import type { Granularity } from '../db/schema';
 
-const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
+const USAGE = `Usage: npm run keys -- [--url URL [--key-stdin]] <command>
   create --name NAME [--scopes admin,read] [--expires 2027-01-01] [--consumer ID]
          [--allowed-ips 203.0.113.0/24,2001:db8::/48] [--allowed-origins https://app.example.com]
                                                                     create a key; prints its secret once
@@ -25,8 +25,10 @@ const USAGE = `Usage: npm run keys -- [--url URL --key ADMIN_KEY] <command>
   rotate <id> [--grace 3600]                                        new secret, same id; old one works for --grace seconds
 
 Without --url the CLI opens the database itself (DATABASE_URL, or the embedded DATA_DIR while no
-server holds it). With --url it goes through a running server's admin API, authenticated by
---key (or TOLLGATE_ADMIN_KEY): the way to manage keys while the embedded server is running.`;
+server holds it). With --url it goes through a running server's admin API, authenticated by an
+admin key read from TOLLGATE_ADMIN_KEY, or from standard input with --key-stdin (one line): the
+way to manage keys while the embedded server is running. A key is never an argument: arguments
+show in \`ps\` and shell history.`;
 
 type KeySummary = { id: string; start: string; scopes: string[]; name: string; revokedAt: string | null; expiresAt: string | null };
 type ConsumerSummary = { id: string; name: string; externalId: string | null; plan: string | null };
@@ -191,7 +193,12 @@ const unknownSubject = (subject: UsageSubject) =>
   ({ ok: false as const, message: 'keyId' in subject ? `No API key with id "${subject.keyId}".` : `No consumer with id "${subject.consumerId}".` });
 
 /** Operators' entry point: same service code and database config as the server, or its admin API. */
-export async function runKeysCli(argv: string[], out: (line: string) => void = console.log, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runKeysCli(
+  argv: string[],
+  out: (line: string) => void = console.log,
+  env: NodeJS.ProcessEnv = process.env,
+  stdin: NodeJS.ReadableStream = process.stdin,
+): Promise<number> {
   const fail = (message: string, code = 1) => (out(`error: ${message}`), code);
   let parsed;
   try {
@@ -215,7 +222,9 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
         fields: { type: 'boolean' },
         refusals: { type: 'boolean' },
         url: { type: 'string' },
+        // Still parsed, only to refuse it with the reason (a strict parser would say "unknown option").
         key: { type: 'string' },
+        'key-stdin': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -248,8 +257,12 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
     if (!['minute', 'hour', 'day'].includes(granularity)) return fail(`--granularity "${values.granularity}" must be minute, hour or day`);
     if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) return fail('usage needs --from and --to dates (e.g. --from 2026-11-01 --to 2026-12-01)');
   }
-  const adminKey = values.key ?? env.TOLLGATE_ADMIN_KEY;
-  if (values.url && !adminKey) return fail('--url needs an admin key: --key <key> or TOLLGATE_ADMIN_KEY');
+  if (values.key !== undefined) {
+    return fail('--key is not accepted: a key on the command line shows in `ps` and in shell history. Set TOLLGATE_ADMIN_KEY, or pipe it in with --key-stdin (e.g. `--key-stdin < admin-key.txt`) — and rotate the key you just typed.', 2);
+  }
+  if (values['key-stdin'] && !values.url) return fail('--key-stdin is for --url (the admin key of a running server)', 2);
+  const adminKey = values['key-stdin'] ? await firstLine(stdin) : env.TOLLGATE_ADMIN_KEY?.trim();
+  if (values.url && !adminKey) return fail(values['key-stdin'] ? '--key-stdin: standard input held no key' : '--url needs an admin key: set TOLLGATE_ADMIN_KEY, or pipe it in with --key-stdin');
 
   let admin: KeyAdmin;
   try {
@@ -340,6 +353,16 @@ export async function runKeysCli(argv: string[], out: (line: string) => void = c
   } finally {
     await admin.close();
   }
+}
+
+/** The first line of a stream (the whole of it, up to 64 KB), trimmed. */
+async function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  for await (const chunk of stream) {
+    text += String(chunk);
+    if (text.length > 65_536 || text.includes('\n')) break;
+  }
+  return text.split('\n')[0].trim();
 }
 
 if (require.main === module) {

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { runKeysCli } from '../../src/cli/keys';
@@ -71,11 +72,15 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
   });
   afterAll(() => cleanup());
 
-  const run = async (...argv: string[]) => {
+  /** The CLI with extra environment variables and, with `stdin`, that text on its standard input. */
+  const runWith = async (options: { env?: Record<string, string>; stdin?: string }, ...argv: string[]) => {
     const lines: string[] = [];
-    const code = await runKeysCli(argv, (l) => lines.push(l), env);
+    const code = await runKeysCli(argv, (l) => lines.push(l), { ...env, ...options.env }, Readable.from(options.stdin === undefined ? [] : [options.stdin]));
     return { code, out: lines.join('\n') };
   };
+  const run = (...argv: string[]) => runWith({}, ...argv);
+  /** Through a running server, its admin key in TOLLGATE_ADMIN_KEY (never an argument). */
+  const remoteTo = (server: TestServer) => (...argv: string[]) => runWith({ env: { TOLLGATE_ADMIN_KEY: server.adminKey } }, '--url', server.url, ...argv);
 
   /** A server on the CLI's own database (opened after the CLI has closed it: PGlite is one process). */
   const withServerOnSameDatabase = async (fn: (server: TestServer) => Promise<void>) => {
@@ -130,7 +135,7 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
       const me = await server.gql('{ me { consumer { id name } } }', {}, secret);
       expect(me.body.data.me.consumer).toEqual({ id: consumerId, name: 'Acme' });
       await server.gql('mutation { createPlan(input: { name: "Team", budgets: [{ points: 500, duration: 60 }], quotas: [{ points: 9000, period: DAY }] }) { id } }', {});
-      const remote = (...argv: string[]) => run('--url', server.url, '--key', server.adminKey, ...argv);
+      const remote = remoteTo(server);
       expect((await remote('plans')).out).toMatch(/Team  500\/60s,9000\/day/);
       expect((await remote('consumers')).out).toContain(`${consumerId}  Acme`);
       const second = await remote('create', '--name', 'staging', '--scopes', 'read', '--consumer', consumerId);
@@ -140,9 +145,9 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
     });
   });
 
-  it('works through a running server\'s admin API with --url and --key', async () => {
+  it('works through a running server\'s admin API with --url, the admin key from TOLLGATE_ADMIN_KEY or standard input', async () => {
     await withServerOnSameDatabase(async (server) => {
-      const remote = (...argv: string[]) => run('--url', server.url, '--key', server.adminKey, ...argv);
+      const remote = remoteTo(server);
       const created = await remote('create', '--name', 'remote', '--scopes', 'read');
       expect(created.code).toBe(0);
       const secret = /secret: (tg_\w+)/.exec(created.out)![1];
@@ -156,8 +161,17 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
       expect((await remote('revoke', id)).code).toBe(0);
       expect((await server.gql(ME, {}, next)).status).toBe(401);
       // A wrong admin key is the server's 401, reported as such.
-      const denied = await run('--url', server.url, '--key', 'tg_wrong', 'list');
+      const denied = await runWith({ env: { TOLLGATE_ADMIN_KEY: 'tg_wrong' } }, '--url', server.url, 'list');
       expect(denied).toEqual({ code: 1, out: expect.stringMatching(/^error: The API key is not valid\. \(UNAUTHENTICATED\)/) });
+      // --key-stdin: the first line of standard input (a pipe from a file or a password manager).
+      const piped = await runWith({ stdin: `${server.adminKey}\n` }, '--url', server.url, '--key-stdin', 'list');
+      expect(piped).toEqual(await remote('list'));
+      expect(piped.code).toBe(0);
+      expect(await runWith({ stdin: '' }, '--url', server.url, '--key-stdin', 'list')).toEqual({ code: 1, out: 'error: --key-stdin: standard input held no key' });
+      // --key is refused before anything is sent, saying why; the key given is used nowhere.
+      const onCommandLine = await run('--url', server.url, '--key', server.adminKey, 'list');
+      expect(onCommandLine.code).toBe(2);
+      expect(onCommandLine.out).toMatch(/^error: --key is not accepted: a key on the command line shows in `ps` and in shell history\. Set TOLLGATE_ADMIN_KEY, or pipe it in with --key-stdin/);
     });
   });
 
@@ -189,9 +203,9 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
     expect(await run('usage', unknownKey, '--from', from, '--to', to)).toEqual({ code: 1, out: `error: No API key with id "${unknownKey}".` });
     expect(await run('usage', '--consumer', 'acme', '--from', from, '--to', to)).toEqual({ code: 1, out: 'error: No consumer with id "acme".' });
     await withServerOnSameDatabase(async (server) => {
-      const remote = await run('--url', server.url, '--key', server.adminKey, 'usage', keyId, '--from', from, '--to', to, '--granularity', 'minute');
+      const remote = await remoteTo(server)('usage', keyId, '--from', from, '--to', to, '--granularity', 'minute');
       expect(remote).toEqual(local);
-      expect(await run('--url', server.url, '--key', server.adminKey, 'usage', unknownKey, '--from', from, '--to', to)).toEqual({ code: 1, out: `error: No API key with id "${unknownKey}".` });
+      expect(await remoteTo(server)('usage', unknownKey, '--from', from, '--to', to)).toEqual({ code: 1, out: `error: No API key with id "${unknownKey}".` });
     });
 
     expect(await run('usage', keyId, '--from', to, '--to', from)).toEqual({ code: 1, out: 'error: "from" must not be after "to".' });
@@ -215,7 +229,8 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
     for (const help of [['--help'], ['-h'], ['help']]) {
       const res = await run(...help);
       expect(res.code).toBe(0);
-      expect(res.out).toMatch(/^Usage: npm run keys -- \[--url URL --key ADMIN_KEY\] <command>/);
+      expect(res.out).toMatch(/^Usage: npm run keys -- \[--url URL \[--key-stdin\]\] <command>/);
+      expect(res.out).toMatch(/TOLLGATE_ADMIN_KEY/);
     }
     expect((await run('list', '--bogus')).code).toBe(2);
   });
