@@ -73,7 +73,7 @@ export type Tollgate<Own extends object = object> = {
   };
   /** Creates the first admin key if the key table is empty; returns its secret (null if not). */
   createFirstAdminKey(): Promise<string | null>;
-  /** Whether this instance can serve, for a readiness probe. Never waits past the timeouts. */
+  /** Whether this instance can serve, for a readiness probe. Never waits past the timeouts; one check at a time, its answer reused for a second. */
   ready(): Promise<Readiness>;
   close(): Promise<void>;
 };
@@ -180,6 +180,27 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     if (secret) (typeof options.printAdminKey === 'function' ? options.printAdminKey : printAdminKey)(secret);
   }
 
+  const checkReadiness = async (): Promise<Readiness> => {
+    const [db, limiter] = await Promise.all([
+      withTimeout(database.ping(), config.databaseTimeoutMs, 'database ping').then(
+        () => (services.databaseWatch.succeeded(), true),
+        (error: unknown) => (services.databaseWatch.failed(error), false),
+      ),
+      store.healthy(),
+    ]);
+    // A limiter store down in insurance/open mode is degraded (this instance keeps serving),
+    // not unready: taking every instance out at once would turn a Redis blip into an outage.
+    const ok = db && (limiter || config.onStoreFailure !== 'closed');
+    return {
+      ok,
+      status: !ok ? 'unavailable' : limiter ? 'ready' : 'degraded',
+      database: db ? 'up' : 'down',
+      limiterStore: store.kind === 'redis' ? (limiter ? 'up' : 'down') : 'memory',
+      onStoreFailure: config.onStoreFailure,
+    };
+  };
+  let readiness: { result: Promise<Readiness>; until: number } | undefined;
+
   return {
     config,
     database,
@@ -196,24 +217,20 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       csrfPrevention: { requestHeaders: ['x-api-key', 'authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
     },
     createFirstAdminKey,
-    async ready() {
-      const [db, limiter] = await Promise.all([
-        withTimeout(database.ping(), config.databaseTimeoutMs, 'database ping').then(
-          () => (services.databaseWatch.succeeded(), true),
-          (error: unknown) => (services.databaseWatch.failed(error), false),
-        ),
-        store.healthy(),
-      ]);
-      // A limiter store down in insurance/open mode is degraded (this instance keeps serving),
-      // not unready: taking every instance out at once would turn a Redis blip into an outage.
-      const ok = db && (limiter || config.onStoreFailure !== 'closed');
-      return {
-        ok,
-        status: !ok ? 'unavailable' : limiter ? 'ready' : 'degraded',
-        database: db ? 'up' : 'down',
-        limiterStore: store.kind === 'redis' ? (limiter ? 'up' : 'down') : 'memory',
-        onStoreFailure: config.onStoreFailure,
-      };
+    ready() {
+      // One check at a time, and a "ready" answer reused for a second after it settles: a flood
+      // of probes (every load balancer, every instance, every second) costs the database one ping.
+      // Trouble is never served from the cache: an answer about an outage, or a "ready" after a
+      // request has seen the database fail, is checked again, so a probe learns of an outage and
+      // of the recovery at once.
+      if (readiness && (readiness.until === Infinity || (Date.now() < readiness.until && !services.databaseWatch.down))) return readiness.result;
+      const entry: { result: Promise<Readiness>; until: number } = { result: checkReadiness(), until: Infinity };
+      entry.result.then(
+        (r) => (entry.until = r.status === 'ready' ? Date.now() + READY_CACHE_MS : 0),
+        () => (entry.until = 0),
+      );
+      readiness = entry;
+      return entry.result;
     },
     close: () => services.close(),
   };
@@ -245,6 +262,9 @@ function openGates(config: Config): Gates {
     of: () => undefined,
   };
 }
+
+/** How long a "ready" answer is reused after its check settles. */
+const READY_CACHE_MS = 1000;
 
 export function printAdminKey(secret: string) {
   process.stdout.write(`\nAdmin API key (shown once, store it now): ${secret}\n\n`);

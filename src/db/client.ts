@@ -32,7 +32,7 @@ export type DatabaseOptions = {
    * retries with growing delays: with Postgres down, queries would queue for minutes).
    */
   timeoutMs?: number;
-  /** Called once per SQL statement Drizzle sends (tests count queries with it). */
+  /** Called once per SQL statement Drizzle sends, and per ping (tests count queries with it). */
   onQuery?: (query: string) => void;
 };
 
@@ -81,7 +81,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     return {
       db,
       kind: 'postgres',
-      ping: async () => void (await client`select 1`),
+      ping: async () => {
+        options.onQuery?.('select 1');
+        await client`select 1`;
+      },
       migrate: (m) => migrate(drizzle(client), { migrationsFolder: m.folder, migrationsTable: m.table, migrationsSchema: m.schema }).catch((error: unknown) => {
         throw new StartupError(explainDatabaseFailure(error, options.url!, timeoutMs));
       }),
@@ -116,7 +119,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   return {
     db,
     kind: 'pglite',
-    ping: async () => void (await client.query('select 1')),
+    ping: async () => {
+      options.onQuery?.('select 1');
+      await client.query('select 1');
+    },
     migrate: async (m) => void (await migrate(drizzle(client), { migrationsFolder: m.folder, migrationsTable: m.table, migrationsSchema: m.schema })),
     close: async () => {
       try {
