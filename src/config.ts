@@ -1,3 +1,4 @@
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { z } from 'zod';
 
 // The only place that reads process.env. Everything else receives a typed, frozen Config,
@@ -66,6 +67,9 @@ const envSchema = z.object({
   METRICS_TOKEN: z.string().min(16).optional(),
   METRICS_PORT: int(0, 65535).optional(),
   BOOTSTRAP_ADMIN_KEY: bool.default(true),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  REQUIRE_HTTPS: bool.optional(),
   USAGE_TRACKING: bool.default(true),
   USAGE_FLUSH_SECONDS: int(1, 60).default(2),
   USAGE_MINUTES_RETENTION_HOURS: int(1, 24 * 90).default(48),
@@ -134,6 +138,13 @@ export type Config = Readonly<{
   metricsToken?: string;
   metricsPort?: number;
   bootstrapAdminKey: boolean;
+  /** PEM files the bundled server serves HTTPS with (reloaded on SIGHUP); unset: plain HTTP. */
+  tls?: { certFile: string; keyFile: string };
+  /**
+   * A request that carries a key over plain HTTP is refused (403 HTTPS_REQUIRED) before the key is
+   * looked at. HTTPS is the socket's TLS, or X-Forwarded-Proto from a trusted proxy (TRUST_PROXY).
+   */
+  requireHttps: boolean;
   /** Per-key usage history (src/usage/): counted in memory, written every flushMs, kept per granularity. */
   usage: { enabled: boolean; flushMs: number; retentionMs: { minute: number; hour: number; day: number } };
   /** Signed webhooks (src/alerts/); no url: no events, nothing queued. */
@@ -171,6 +182,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.ALERT_WEBHOOK_URL && !e.ALERT_WEBHOOK_SECRET) throw new ConfigError('Invalid configuration:\n  ALERT_WEBHOOK_SECRET: required with ALERT_WEBHOOK_URL (a whsec_… secret the receiver verifies signatures with)');
   if (e.ALERT_THRESHOLDS.split(',').some((t) => Number(t) < 1 || Number(t) > 100)) throw new ConfigError('Invalid configuration:\n  ALERT_THRESHOLDS: each percent must be 1..100');
   if (!scopes.includes('admin')) throw new ConfigError('Invalid configuration:\n  SCOPES: must include "admin"');
+  if (!e.TLS_CERT_FILE !== !e.TLS_KEY_FILE) {
+    const [missing, given] = e.TLS_CERT_FILE ? ['TLS_KEY_FILE', 'TLS_CERT_FILE'] : ['TLS_CERT_FILE', 'TLS_KEY_FILE'];
+    throw new ConfigError(`Invalid configuration:\n  ${missing}: required with ${given} (HTTPS needs both the certificate and its private key, PEM files)`);
+  }
+  for (const name of ['TLS_CERT_FILE', 'TLS_KEY_FILE'] as const) {
+    const file = e[name];
+    if (file) readable(name, file);
+  }
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -225,6 +244,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.METRICS_TOKEN,
     metricsPort: e.METRICS_PORT,
     bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
+    tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
+    requireHttps: e.REQUIRE_HTTPS ?? e.NODE_ENV === 'production',
     usage: {
       enabled: e.USAGE_TRACKING,
       flushMs: e.USAGE_FLUSH_SECONDS * 1000,
@@ -240,6 +261,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitHeaders: e.RATELIMIT_HEADERS,
     maxConcurrentPerKey: e.MAX_CONCURRENT_PER_KEY,
   });
+}
+
+function readable(name: string, file: string) {
+  try {
+    accessSync(file, fsConstants.R_OK);
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration:\n  ${name}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
 }
 
 /** Where the shared limiter store is: one Redis (REDIS_URL), a cluster (REDIS_CLUSTER_NODES), or none (memory). */

@@ -5,6 +5,7 @@ import { GraphQLError } from 'graphql';
 export const ErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   FORBIDDEN: 'FORBIDDEN',
+  HTTPS_REQUIRED: 'HTTPS_REQUIRED',
   RATE_LIMITED: 'RATE_LIMITED',
   BAD_USER_INPUT: 'BAD_USER_INPUT',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -28,6 +29,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
+  HTTPS_REQUIRED: 403, // not 401: the key was not looked at, and says nothing about it
   RATE_LIMITED: 429,
   BAD_USER_INPUT: 400,
   BAD_REQUEST: 400,
@@ -78,6 +80,9 @@ export const unauthenticated = (message: string) => new ApiError(ErrorCode.UNAUT
 export const forbidden = (message: string, extra: Extra = {}) => new ApiError(ErrorCode.FORBIDDEN, message, extra);
 export const badUserInput = (message: string, field?: string) =>
   new ApiError(ErrorCode.BAD_USER_INPUT, message, field ? { field } : {});
+/** A key sent over plain HTTP where HTTPS is required (REQUIRE_HTTPS): refused before it is looked at. */
+export const httpsRequired = () =>
+  new ApiError(ErrorCode.HTTPS_REQUIRED, 'API keys are accepted over HTTPS only: this request came over plain HTTP, so its key was not checked. Send it to the https:// address (and treat this key as exposed).', {}, 403);
 export const badRequest = (message: string) => new ApiError(ErrorCode.BAD_REQUEST, message, {}, 400);
 /** A dependency (the limiter store, the database) is down: 503 with Retry-After, never a bare 500. */
 export const serviceUnavailable = (message: string, retryAfterSeconds = 1) =>

@@ -8,3 +8,4 @@ export { loadConfig, ConfigError, type Config } from './config';
 export type { Database, DatabaseHandle } from './db/client';
 export type { AuthenticatedKey } from './keys/types';
 export { ErrorCode, badUserInput, forbidden } from './errors';
+export { httpsRefusal, isHttps } from './http/require-https';

@@ -50,6 +50,17 @@ async function main() {
   process.on('unhandledRejection', (reason) => server.logger.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : reason }, 'unhandled rejection'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (server.transport.https) {
+    // A renewed certificate (certbot, cert-manager) without a restart: `kill -HUP <pid>`.
+    process.on('SIGHUP', () => {
+      try {
+        server.reloadTls();
+        server.logger.info('TLS certificate and key reloaded (SIGHUP)');
+      } catch (error) {
+        server.logger.error({ err: { message: (error as Error).message } }, 'TLS reload failed; still serving the previous certificate');
+      }
+    });
+  }
   // Only once the server really serves: a failed start must not print a key it never shows again.
   if (config.bootstrapAdminKey) {
     // A signal during this closes the database under it: that is a shutdown, not a failed start.
@@ -60,7 +71,17 @@ async function main() {
     // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
     if (secret) printAdminKey(secret);
   }
-  server.logger.info({ url: `${url}/graphql`, database: server.database.kind, limiterStore: server.store.kind }, 'Tollgate is serving');
+  const { transport } = server;
+  server.logger.info(
+    {
+      url: `${url}/graphql`,
+      database: server.database.kind,
+      limiterStore: server.store.kind,
+      https: transport.https,
+      requireHttps: transport.requireHttps ? 'on: keys over plain HTTP are refused (REQUIRE_HTTPS)' : 'off: keys are accepted over plain HTTP (REQUIRE_HTTPS=true to refuse them)',
+    },
+    'Tollgate is serving',
+  );
 }
 
 main().catch((err) => {

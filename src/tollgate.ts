@@ -20,6 +20,7 @@ import { newRequestId } from './request-id';
 import { operationUsage } from './usage/operation-usage';
 import type { GraphQLError } from 'graphql';
 import type { RateLimitHeaderMode } from './graphql/rate-limit-headers';
+import { httpsRefusal } from './http/require-https';
 
 export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec, RateLimitHeaderMode };
 
@@ -55,7 +56,10 @@ export type Tollgate<Own extends object = object> = {
   schema(spec: SchemaSpec): GraphQLSchema;
   /** The Apollo plugins that run the operation gate, hardening, masking and status codes. */
   plugins: ApolloServerPlugin<TollgateContext & Own>[];
-  /** Apollo's context function (standalone, Express): authenticates the request through the IP and key gates. */
+  /**
+   * Apollo's context function (standalone, Express): authenticates the request through the IP and
+   * key gates — after refusing a key sent over plain HTTP when config.requireHttps is on.
+   */
   context(args: ContextArgs): Promise<TollgateContext & Own>;
   /** The same, from a request any server describes (the bundled Fastify server uses it). */
   contextFor(request: RequestInfo, meta?: RequestMeta): Promise<TollgateContext & Own>;
@@ -207,7 +211,12 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     services,
     schema,
     plugins,
-    context: ({ req, res }) => contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustedProxies), headers: req.headers, response: res }),
+    context: async ({ req, res }) => {
+      // REQUIRE_HTTPS, judged from the transport before the key is read (http/require-https.ts).
+      const refusal = httpsRefusal(req, config);
+      if (refusal) throw refusal;
+      return contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustedProxies), headers: req.headers, response: res });
+    },
     contextFor,
     apolloOptions: {
       validationRules: gates.validationRules,

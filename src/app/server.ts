@@ -1,10 +1,14 @@
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import type { Config } from '../config';
-import { ErrorCode, errorBody, queryTooLong } from '../errors';
+import { ConfigError, type Config } from '../config';
+import { ErrorCode, errorBody, httpsRequired, queryTooLong } from '../errors';
+import { carriesKey, isHttps } from '../http/require-https';
 import { requestMeta, type RequestMeta } from '../gates/pipeline';
 import { registerMetricsRoute } from '../http/metrics-route';
 import { clientIp, createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
@@ -30,6 +34,14 @@ export type Server = {
   listen(): Promise<string>;
   /** With METRICS_PORT (0 = any free port): the base URL of the metrics listener, bound when the server is created. */
   metricsUrl?: string;
+  /**
+   * Reads TLS_CERT_FILE and TLS_KEY_FILE again and serves new connections with them (SIGHUP in
+   * main.ts): a renewed certificate without a restart. A pair that does not load keeps the old one
+   * and throws, naming the variable. False without TLS.
+   */
+  reloadTls(): boolean;
+  /** What this server exposes, for the start-up log line (main.ts). */
+  transport: { https: boolean; requireHttps: boolean };
   close(): Promise<void>;
 };
 
@@ -51,7 +63,10 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   const weather = await weatherExample(tollgate.database);
   const { logger, metrics } = tollgate.services;
 
+  const tls = config.tls ? readTls(config.tls) : undefined;
+  // The https option changes Fastify's server type, not its API: one FastifyInstance either way.
   const app = Fastify({
+    ...(tls ? { https: tls } : {}),
     logger: false,
     // The socket's peer and the next trustedProxies - 1 hops are the owner's proxies: req.ip is the
     // address the outermost of them saw (see Config.trustedProxies). A function, because Fastify
@@ -72,7 +87,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       const isHead = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
       socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${isHead ? '' : body}`);
     },
-  });
+  }) as unknown as FastifyInstance;
   app.decorateRequest('meta', null as unknown as RequestMeta);
 
   const apollo = new ApolloServer<TollgateContext & WeatherValues>({
@@ -105,10 +120,22 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   app.addHook('onRequest', async (request, reply) => {
     request.meta = requestMeta();
     reply.header('x-request-id', request.id);
+    // The socket's TLS, or X-Forwarded-Proto from trusted proxies only (read like X-Forwarded-For).
+    const https = isHttps(request.raw, config.trustedProxies);
+    // Browsers that once saw this over HTTPS never try plain HTTP for it again (six months).
+    if (https) reply.header('strict-transport-security', `max-age=${HSTS_MAX_AGE_SECONDS}`);
     if (closed) {
       // Stopping: in-flight requests finish, a new one is told to go elsewhere (and this connection ends).
       reply.header('connection', 'close').header('retry-after', '1');
       return problem(reply, 503, ErrorCode.SERVICE_UNAVAILABLE, 'This instance is shutting down; retry on another.', { retryAfter: 1 });
+    }
+    // REQUIRE_HTTPS: a key over plain HTTP is refused here, before the IP gate or the key gate read
+    // anything: the same answer for a right and a wrong key, no lookup, no failure counted. The
+    // probes stay reachable over HTTP (a load balancer's health checks seldom speak TLS).
+    if (config.requireHttps && !https && carriesKey(request.headers) && !OPERATIONAL_ROUTES.has(pathOf(request.url))) {
+      (request.meta.gates ??= []).push('https');
+      const error = httpsRequired();
+      return problem(reply, 403, ErrorCode.HTTPS_REQUIRED, error.message);
     }
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -185,6 +212,15 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     async listen() {
       return app.listen({ host: config.host, port: config.port });
     },
+    reloadTls() {
+      if (!config.tls) return false;
+      (app.server as unknown as HttpsServer).setSecureContext(readTls(config.tls));
+      return true;
+    },
+    transport: {
+      https: tls !== undefined,
+      requireHttps: config.requireHttps,
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -202,6 +238,33 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       await tollgate.close();
     },
   };
+}
+
+/** At least six months (the HSTS preload list asks for one year; six months is the usual floor). */
+const HSTS_MAX_AGE_SECONDS = 15_552_000;
+
+/** Reachable over plain HTTP whatever REQUIRE_HTTPS says: probes and scrapers. */
+const OPERATIONAL_ROUTES = new Set(['/health', '/ready', '/metrics']);
+
+/**
+ * The PEM pair, read and checked together: a missing file, or a key that is not the certificate's,
+ * fails here with the variable named, not at the first handshake.
+ */
+function readTls(files: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
+  const read = (name: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new ConfigError(`${name}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    }
+  };
+  const pair = { cert: read('TLS_CERT_FILE', files.certFile), key: read('TLS_KEY_FILE', files.keyFile) };
+  try {
+    createSecureContext(pair);
+  } catch (error) {
+    throw new ConfigError(`TLS_CERT_FILE / TLS_KEY_FILE: "${files.certFile}" and "${files.keyFile}" are not a PEM certificate and its private key (${(error as Error).message})`);
+  }
+  return pair;
 }
 
 /** A request's path as Tollgate repeats it (404 message, access log): without the query string, cut. */

@@ -63,7 +63,9 @@ function serverCommand(script: 'serve' | 'library-serve'): string[] {
 }
 
 async function start(variant: Variant): Promise<Running> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env, NODE_ENV: 'production', ALLOW_INTROSPECTION: 'true' };
+  // Production settings, over plain HTTP on loopback: the bench measures the gates, not TLS, so
+  // REQUIRE_HTTPS (on in production) is off.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env, NODE_ENV: 'production', ALLOW_INTROSPECTION: 'true', REQUIRE_HTTPS: 'false' };
   if (!variant.env.DATABASE_URL) delete env.DATABASE_URL;
   if (!variant.env.REDIS_URL) delete env.REDIS_URL;
   // Its own process group, recorded for the test run's teardown (test/support/processes.ts).
