@@ -70,6 +70,7 @@ const envSchema = z.object({
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   REQUIRE_HTTPS: bool.optional(),
+  CORS_ORIGINS: z.string().optional(),
   USAGE_TRACKING: bool.default(true),
   USAGE_FLUSH_SECONDS: int(1, 60).default(2),
   USAGE_MINUTES_RETENTION_HOURS: int(1, 24 * 90).default(48),
@@ -145,6 +146,8 @@ export type Config = Readonly<{
    * looked at. HTTPS is the socket's TLS, or X-Forwarded-Proto from a trusted proxy (TRUST_PROXY).
    */
   requireHttps: boolean;
+  /** Browser origins the bundled server answers CORS preflights for (exact origins); empty: no CORS. */
+  corsOrigins: readonly string[];
   /** Per-key usage history (src/usage/): counted in memory, written every flushMs, kept per granularity. */
   usage: { enabled: boolean; flushMs: number; retentionMs: { minute: number; hour: number; day: number } };
   /** Signed webhooks (src/alerts/); no url: no events, nothing queued. */
@@ -189,6 +192,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const name of ['TLS_CERT_FILE', 'TLS_KEY_FILE'] as const) {
     const file = e[name];
     if (file) readable(name, file);
+  }
+  const corsOrigins = (e.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of corsOrigins) {
+    if (!isOrigin(origin)) throw new ConfigError(`Invalid configuration:\n  CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path, e.g. https://app.example.com)`);
   }
   return Object.freeze({
     port: e.PORT,
@@ -246,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     requireHttps: e.REQUIRE_HTTPS ?? e.NODE_ENV === 'production',
+    corsOrigins,
     usage: {
       enabled: e.USAGE_TRACKING,
       flushMs: e.USAGE_FLUSH_SECONDS * 1000,
@@ -268,6 +276,15 @@ function readable(name: string, file: string) {
     accessSync(file, fsConstants.R_OK);
   } catch (error) {
     throw new ConfigError(`Invalid configuration:\n  ${name}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+}
+
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === text;
+  } catch {
+    return false;
   }
 }
 

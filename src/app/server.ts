@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import cors from '@fastify/cors';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
@@ -41,7 +42,7 @@ export type Server = {
    */
   reloadTls(): boolean;
   /** What this server exposes, for the start-up log line (main.ts). */
-  transport: { https: boolean; requireHttps: boolean };
+  transport: { https: boolean; requireHttps: boolean; cors: readonly string[] };
   close(): Promise<void>;
 };
 
@@ -138,6 +139,18 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       return problem(reply, 403, ErrorCode.HTTPS_REQUIRED, error.message);
     }
   });
+  // CORS_ORIGINS: preflights from those origins are answered (the key headers allowed), and their
+  // responses name the origin; any other origin gets no Access-Control-Allow-Origin at all.
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...config.corsOrigins],
+      methods: ['GET', 'POST'],
+      allowedHeaders: ['x-api-key', 'authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'],
+      // What a browser client may read of an answer: where it stands, and when to come back.
+      exposedHeaders: ['ratelimit', 'ratelimit-policy', 'retry-after', 'x-request-id'],
+      maxAge: 600,
+    });
+  }
   app.addHook('onResponse', async (request, reply) => {
     if (request.routeOptions.url === '/graphql') metrics.request(reply.statusCode, request.meta?.operationType);
     logger.info({
@@ -220,6 +233,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     transport: {
       https: tls !== undefined,
       requireHttps: config.requireHttps,
+      cors: config.corsOrigins,
     },
     async close() {
       if (closed) return;

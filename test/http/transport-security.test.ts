@@ -165,6 +165,53 @@ describe('REQUIRE_HTTPS defaults', () => {
   });
 });
 
+describe('CORS_ORIGINS', () => {
+  const origin = 'https://app.example.com';
+  const server = useTestServer({ env: { CORS_ORIGINS: `${origin}, https://admin.example.com` } });
+  const preflight = (from: string) =>
+    fetch(`${server.t.url}/graphql`, {
+      method: 'OPTIONS',
+      headers: { origin: from, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key,content-type' },
+    });
+
+  it('answers a preflight from a listed origin, echoing it and allowing the key headers', async () => {
+    const res = await preflight(origin);
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(res.headers.get('access-control-allow-headers')?.split(',').map((h) => h.trim())).toEqual(expect.arrayContaining(['x-api-key', 'authorization', 'content-type']));
+    expect(res.headers.get('access-control-allow-methods')).toMatch(/POST/);
+    expect(res.headers.get('vary')).toMatch(/origin/i);
+  });
+
+  it('echoes a listed origin on the answer itself, so the browser hands it (and the rate-limit headers) to the page', async () => {
+    const res = await server.t.gql(ME, {}, server.t.adminKey, { origin });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(res.headers.get('access-control-expose-headers')).toMatch(/ratelimit/i);
+  });
+
+  it('gives any other origin no Access-Control-Allow-Origin', async () => {
+    const pre = await preflight('https://evil.example.net');
+    expect(pre.headers.get('access-control-allow-origin')).toBeNull();
+    const res = await server.t.gql(ME, {}, server.t.adminKey, { origin: 'https://evil.example.net' });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('is off by default, and a value that is not an origin stops the start naming CORS_ORIGINS', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://app.example.com/path' })).toThrow(/CORS_ORIGINS: "https:\/\/app\.example\.com\/path" is not an origin/);
+  });
+});
+
+describe('CORS off (the default)', () => {
+  const server = useTestServer();
+  it('names no origin', async () => {
+    const res = await server.t.gql(ME, {}, server.t.adminKey, { origin: 'https://app.example.com' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
 describe('REQUIRE_HTTPS in the library: tollgate.context on Apollo\'s standalone server', () => {
   let tollgate: Tollgate;
   let apollo: ApolloServer<any>;
