@@ -138,6 +138,11 @@ export type Config = Readonly<{
   allowBatching: boolean;
   metricsToken?: string;
   metricsPort?: number;
+  /**
+   * Whether /metrics is served at all: in production only behind METRICS_TOKEN or on its own
+   * METRICS_PORT (operational data is not for the public network); anywhere else always.
+   */
+  metricsEnabled: boolean;
   bootstrapAdminKey: boolean;
   /** PEM files the bundled server serves HTTPS with (reloaded on SIGHUP); unset: plain HTTP. */
   tls?: { certFile: string; keyFile: string };
@@ -250,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowBatching: e.ALLOW_BATCHING,
     metricsToken: e.METRICS_TOKEN,
     metricsPort: e.METRICS_PORT,
+    metricsEnabled: e.NODE_ENV !== 'production' || e.METRICS_TOKEN !== undefined || e.METRICS_PORT !== undefined,
     bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     requireHttps: e.REQUIRE_HTTPS ?? e.NODE_ENV === 'production',

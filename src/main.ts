@@ -80,6 +80,7 @@ async function main() {
       https: transport.https,
       requireHttps: transport.requireHttps ? 'on: keys over plain HTTP are refused (REQUIRE_HTTPS)' : 'off: keys are accepted over plain HTTP (REQUIRE_HTTPS=true to refuse them)',
       ...(transport.cors.length ? { corsOrigins: transport.cors } : {}),
+      metrics: transport.metrics,
     },
     'Tollgate is serving',
   );

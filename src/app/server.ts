@@ -42,7 +42,7 @@ export type Server = {
    */
   reloadTls(): boolean;
   /** What this server exposes, for the start-up log line (main.ts). */
-  transport: { https: boolean; requireHttps: boolean; cors: readonly string[] };
+  transport: { https: boolean; requireHttps: boolean; cors: readonly string[]; metrics: string };
   close(): Promise<void>;
 };
 
@@ -169,7 +169,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   });
 
   app.get('/health', async () => ({ status: 'ok' }));
-  const metricsApp = await registerMetricsRoute({ app, metrics, token: config.metricsToken, port: config.metricsPort, host: config.host });
+  // In production /metrics needs METRICS_TOKEN or its own METRICS_PORT; without either it is not mounted (404).
+  const metricsApp = config.metricsEnabled ? await registerMetricsRoute({ app, metrics, token: config.metricsToken, port: config.metricsPort, host: config.host }) : null;
   app.get('/ready', async (_request, reply) => {
     const { ok, ...body } = await tollgate.ready();
     return reply.code(ok ? 200 : 503).send(body);
@@ -234,6 +235,13 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       https: tls !== undefined,
       requireHttps: config.requireHttps,
       cors: config.corsOrigins,
+      metrics: !config.metricsEnabled
+        ? 'off (production: set METRICS_TOKEN, or METRICS_PORT for a port of its own, to serve /metrics)'
+        : config.metricsPort !== undefined
+          ? `on port ${config.metricsPort}${config.metricsToken ? ' (bearer token)' : ''}`
+          : config.metricsToken
+            ? 'on /metrics (bearer token)'
+            : 'on /metrics (public)',
     },
     async close() {
       if (closed) return;

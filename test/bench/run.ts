@@ -3,6 +3,7 @@
 // so drift on this shared 2-core machine hits all alike; the median round is reported.
 // BENCH_SMOKE=1 runs one tiny round of everything (the test suite does, so this never rots).
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,10 +63,13 @@ function serverCommand(script: 'serve' | 'library-serve'): string[] {
   return __filename.endsWith('.js') ? [path.join(__dirname, `${script}.js`)] : ['--import', 'tsx', path.join(__dirname, `${script}.ts`)];
 }
 
+/** The servers' METRICS_TOKEN: a fresh one per run. */
+const METRICS_TOKEN = randomBytes(24).toString('hex');
+
 async function start(variant: Variant): Promise<Running> {
   // Production settings, over plain HTTP on loopback: the bench measures the gates, not TLS, so
-  // REQUIRE_HTTPS (on in production) is off.
-  const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env, NODE_ENV: 'production', ALLOW_INTROSPECTION: 'true', REQUIRE_HTTPS: 'false' };
+  // REQUIRE_HTTPS (on in production) is off, and /metrics (off in production without a token) has one.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env, NODE_ENV: 'production', ALLOW_INTROSPECTION: 'true', REQUIRE_HTTPS: 'false', METRICS_TOKEN };
   if (!variant.env.DATABASE_URL) delete env.DATABASE_URL;
   if (!variant.env.REDIS_URL) delete env.REDIS_URL;
   // Its own process group, recorded for the test run's teardown (test/support/processes.ts).
@@ -94,7 +98,7 @@ async function load(server: Running, workload: Workload, seconds: number) {
 }
 
 async function metric(server: Running, name: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const text = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
   return text.split('\n').filter((l) => l.startsWith(name + ' ') || l.startsWith(name + '{')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 

@@ -212,6 +212,31 @@ describe('CORS off (the default)', () => {
   });
 });
 
+describe('/metrics in production', () => {
+  describe('without METRICS_TOKEN or METRICS_PORT', () => {
+    const server = useTestServer({ env: { NODE_ENV: 'production', REQUIRE_HTTPS: 'false' } });
+    it('is not served (404), and the server says how to turn it on', async () => {
+      const res = await fetch(`${server.t.url}/metrics`);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as any).errors[0].extensions.code).toBe('NOT_FOUND');
+      expect(server.t.server.transport.metrics).toMatch(/^off \(production: set METRICS_TOKEN, or METRICS_PORT/);
+    });
+  });
+  describe('with METRICS_TOKEN', () => {
+    const server = useTestServer({ env: { NODE_ENV: 'production', REQUIRE_HTTPS: 'false', METRICS_TOKEN: 'a-metrics-token-of-32-characters' } });
+    it('needs the token', async () => {
+      expect((await fetch(`${server.t.url}/metrics`)).status).toBe(401);
+      expect((await fetch(`${server.t.url}/metrics`, { headers: { authorization: 'Bearer a-metrics-token-of-32-characters' } })).status).toBe(200);
+      expect(server.t.server.transport.metrics).toBe('on /metrics (bearer token)');
+    });
+  });
+  it('is public outside production, as before', () => {
+    expect(loadConfig({ NODE_ENV: 'development' }).metricsEnabled).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', METRICS_PORT: '9464' }).metricsEnabled).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production' }).metricsEnabled).toBe(false);
+  });
+});
+
 describe('REQUIRE_HTTPS in the library: tollgate.context on Apollo\'s standalone server', () => {
   let tollgate: Tollgate;
   let apollo: ApolloServer<any>;
