@@ -1,4 +1,5 @@
 import { accessSync, constants as fsConstants } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 
 // The only place that reads process.env. Everything else receives a typed, frozen Config,
@@ -67,6 +68,7 @@ const envSchema = z.object({
   METRICS_TOKEN: z.string().min(16).optional(),
   METRICS_PORT: int(0, 65535).optional(),
   BOOTSTRAP_ADMIN_KEY: bool.default(true),
+  BOOTSTRAP_ADMIN_KEY_FILE: z.string().min(1).optional(),
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   REQUIRE_HTTPS: bool.optional(),
@@ -144,6 +146,8 @@ export type Config = Readonly<{
    */
   metricsEnabled: boolean;
   bootstrapAdminKey: boolean;
+  /** Where the first admin key is written (mode 0600) instead of stdout; unset: stdout. */
+  bootstrapAdminKeyFile?: string;
   /** PEM files the bundled server serves HTTPS with (reloaded on SIGHUP); unset: plain HTTP. */
   tls?: { certFile: string; keyFile: string };
   /**
@@ -198,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const file = e[name];
     if (file) readable(name, file);
   }
+  if (e.BOOTSTRAP_ADMIN_KEY_FILE) writableFolder('BOOTSTRAP_ADMIN_KEY_FILE', e.BOOTSTRAP_ADMIN_KEY_FILE);
   const corsOrigins = (e.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
   for (const origin of corsOrigins) {
     if (!isOrigin(origin)) throw new ConfigError(`Invalid configuration:\n  CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path, e.g. https://app.example.com)`);
@@ -257,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: e.METRICS_PORT,
     metricsEnabled: e.NODE_ENV !== 'production' || e.METRICS_TOKEN !== undefined || e.METRICS_PORT !== undefined,
     bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
+    bootstrapAdminKeyFile: e.BOOTSTRAP_ADMIN_KEY_FILE,
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     requireHttps: e.REQUIRE_HTTPS ?? e.NODE_ENV === 'production',
     corsOrigins,
@@ -282,6 +288,15 @@ function readable(name: string, file: string) {
     accessSync(file, fsConstants.R_OK);
   } catch (error) {
     throw new ConfigError(`Invalid configuration:\n  ${name}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+}
+
+/** The file may not exist yet (it is written on the first start); its folder must be writable. */
+function writableFolder(name: string, file: string) {
+  try {
+    accessSync(path.dirname(path.resolve(file)), fsConstants.W_OK);
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration:\n  ${name}: cannot write into the folder of "${file}" (${(error as NodeJS.ErrnoException).code ?? 'not writable'})`);
   }
 }
 

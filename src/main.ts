@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config';
 import { createServer } from './app/server';
-import { printAdminKey } from './tollgate';
+import { printAdminKey, writeAdminKeyFile } from './tollgate';
 import { sourceEditedSinceBuild } from './app/stale-build';
 
 /** How long a stop may drain in-flight requests before the process gives up on them. */
@@ -68,8 +68,13 @@ async function main() {
       if (stopping) return null;
       throw error;
     });
-    // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
-    if (secret) printAdminKey(secret);
+    if (secret && config.bootstrapAdminKeyFile) {
+      writeAdminKeyFile(config.bootstrapAdminKeyFile, secret);
+      server.logger.info({ file: config.bootstrapAdminKeyFile }, 'first admin key written to BOOTSTRAP_ADMIN_KEY_FILE (mode 0600); read it, store it, delete the file');
+    } else if (secret) {
+      // Printed to the terminal once, deliberately not through the logger: logs never hold secrets.
+      printAdminKey(secret);
+    }
   }
   const { transport } = server;
   server.logger.info(

@@ -5,7 +5,8 @@ import { hardeningRules } from './graphql/hardening';
 import { maskUnexpected } from './graphql/mask';
 import { adminResolvers } from './admin/resolvers';
 import { createServices, type ServiceOptions, type Services } from './services';
-import { loadConfig, type Config } from './config';
+import { closeSync, constants as fsConstants, fchmodSync, openSync, writeSync } from 'node:fs';
+import { ConfigError, loadConfig, type Config } from './config';
 import type { DatabaseHandle } from './db/client';
 import { withTimeout } from './timeout';
 import type { TollgateContext } from './graphql/context';
@@ -31,7 +32,8 @@ export type TollgateOptions<Own extends object = object> = ServiceOptions & {
   adminApi?: boolean;
   /**
    * On the first start against an empty key table, create one admin key and print it once
-   * (default: to stdout). false: don't; call `createFirstAdminKey()` yourself when you are ready.
+   * (default: to stdout, or into BOOTSTRAP_ADMIN_KEY_FILE with mode 0600 when that is set). false:
+   * don't; call `createFirstAdminKey()` yourself when you are ready.
    */
   printAdminKey?: boolean | ((secret: string) => void);
   /** The owner's own per-request values (data loaders, a database handle), merged into the context. */
@@ -181,7 +183,11 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   if (options.printAdminKey !== false && config.bootstrapAdminKey) {
     const secret = await createFirstAdminKey();
     // Printed once, deliberately not through the logger: logs never hold secrets.
-    if (secret) (typeof options.printAdminKey === 'function' ? options.printAdminKey : printAdminKey)(secret);
+    if (secret) {
+      if (typeof options.printAdminKey === 'function') options.printAdminKey(secret);
+      else if (config.bootstrapAdminKeyFile) writeAdminKeyFile(config.bootstrapAdminKeyFile, secret);
+      else printAdminKey(secret);
+    }
   }
 
   const checkReadiness = async (): Promise<Readiness> => {
@@ -277,6 +283,27 @@ const READY_CACHE_MS = 1000;
 
 export function printAdminKey(secret: string) {
   process.stdout.write(`\nAdmin API key (shown once, store it now): ${secret}\n\n`);
+}
+
+/**
+ * BOOTSTRAP_ADMIN_KEY_FILE: the first admin key into a file only its owner can read (0600), not
+ * stdout — in a container stdout is the log pipeline, and logs never hold secrets. An existing
+ * file is replaced and its mode tightened; a symbolic link is refused (O_NOFOLLOW), so the key
+ * cannot be sent somewhere else by whoever can write the folder.
+ */
+export function writeAdminKeyFile(file: string, secret: string) {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW, 0o600);
+    fchmodSync(fd, 0o600);
+    writeSync(fd, `${secret}\n`);
+  } catch (error) {
+    throw new ConfigError(
+      `BOOTSTRAP_ADMIN_KEY_FILE: could not write "${file}" (${(error as NodeJS.ErrnoException).code ?? String(error)}). The first admin key was created but not shown: create another with \`npm run keys -- create --name admin --scopes admin\` (it opens the database itself when no server runs)`,
+    );
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /**
