@@ -57,7 +57,9 @@ function rejectedByPostgres(error: unknown): boolean {
 export class UsageWriter {
   private timer?: NodeJS.Timeout;
   private pruneTimer?: NodeJS.Timeout;
-  private flushing: Promise<void> | null = null;
+  /** Writes run one after another; `queued` are waiting their turn. */
+  private flushing: Promise<void> = Promise.resolve();
+  private queued = 0;
   private pruning: Promise<unknown> | null = null;
   private closed = false;
   /** Batches not yet known to be written, oldest first. */
@@ -66,7 +68,9 @@ export class UsageWriter {
   constructor(private readonly options: UsageWriterOptions) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.flush(), this.options.flushMs);
+    this.timer = setInterval(() => {
+      if (this.queued === 0) void this.flush(); // a slow Postgres does not pile up timed flushes
+    }, this.options.flushMs);
     this.timer.unref();
     // Pruning runs beside the flushes, never in their way: a long prune delays no count.
     this.pruneTimer = setInterval(() => {
@@ -77,9 +81,17 @@ export class UsageWriter {
     this.pruneTimer.unref();
   }
 
-  /** Writes what is counted now. Never throws: a failed write keeps its batch for the next one. */
+  /**
+   * Writes what is counted now: when it resolves, everything counted before the call has been
+   * written (or kept for the next write, if Postgres failed) — a flush already under way may have
+   * drained before it, so this one follows it. Never throws.
+   */
   flush(): Promise<void> {
-    this.flushing ??= this.write().finally(() => (this.flushing = null));
+    this.queued++;
+    this.flushing = this.flushing.then(() => {
+      this.queued--;
+      return this.write();
+    });
     return this.flushing;
   }
 
@@ -90,7 +102,6 @@ export class UsageWriter {
     clearInterval(this.timer);
     clearInterval(this.pruneTimer);
     await this.pruning; // stops after its current batch
-    await this.flushing;
     await this.flush();
   }
 
