@@ -147,7 +147,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       methods: ['GET', 'POST'],
       allowedHeaders: ['x-api-key', 'authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'],
       // What a browser client may read of an answer: where it stands, and when to come back.
-      exposedHeaders: ['ratelimit', 'ratelimit-policy', 'retry-after', 'x-request-id'],
+      // Every RATELIMIT_HEADERS form's names: a browser reads whichever this server sends.
+      exposedHeaders: ['ratelimit', 'ratelimit-policy', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-used', 'x-ratelimit-reset', 'x-ratelimit-resource', 'retry-after', 'x-request-id'],
       maxAge: 600,
     });
   }

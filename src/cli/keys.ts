@@ -21,6 +21,9 @@ const USAGE = `Usage: npm run keys -- [--url URL [--key-stdin]] <command>
   plans                                                             list plans (id, name, windows, quotas)
   usage (<key id> | --consumer ID) --from DATE --to DATE [--granularity minute|hour|day] [--fields | --refusals]
                                                                     usage history as CSV (per field with --fields, per gate with --refusals)
+  update <id> [--name N] [--scopes a,b] [--expires DATE|never] [--consumer ID|none] [--budget POINTS/SECONDS|none]
+         [--allowed-ips CIDR,…|none] [--allowed-origins ORIGIN,…|none]
+                                                                    change a key; what is not given stays as it is
   revoke <id>                                                       revoke a key
   rotate <id> [--grace 3600]                                        new secret, same id; old one works for --grace seconds
 
@@ -42,11 +45,16 @@ type KeyAdmin = {
   consumers(): Promise<Outcome<ConsumerSummary[]>>;
   plans(): Promise<Outcome<PlanSummary[]>>;
   list(includeRevoked: boolean): Promise<Outcome<KeySummary[]>>;
+  update(id: string, input: KeyUpdate): Promise<Outcome<UpdatedKey>>;
   revoke(id: string): Promise<Outcome<{ id: string; revokedAt: string }>>;
   rotate(id: string, grace: number): Promise<Outcome<{ id: string; secret: string }>>;
   usage(subject: UsageSubject, from: Date, to: Date, granularity: Granularity): Promise<Outcome<UsageBucket[]>>;
   close(): Promise<void>;
 };
+
+/** What `update` changes; absent: unchanged; null or []: cleared. */
+type KeyUpdate = { name?: string; scopes?: string[]; expiresAt?: Date | null; consumerId?: string | null; budget?: { points: number; duration: number } | null; allowedIps?: string[]; allowedOrigins?: string[] };
+type UpdatedKey = { id: string; name: string; scopes: string[]; expiresAt: string | null; allowedIps: string[]; allowedOrigins: string[] };
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 /** A comma-separated option as a list; absent: undefined (nothing set). */
@@ -108,6 +116,10 @@ async function localAdmin(env: NodeJS.ProcessEnv): Promise<KeyAdmin> {
       const r = await keys.revoke(id, null);
       return r.ok ? { ok: true, value: { id: r.value.id, revokedAt: iso(r.value.revokedAt)! } } : r;
     },
+    async update(id, input) {
+      const r = await keys.update(id, input, null);
+      return r.ok ? { ok: true, value: { id: r.value.id, name: r.value.name, scopes: r.value.scopes, expiresAt: iso(r.value.expiresAt), allowedIps: r.value.allowedIps, allowedOrigins: r.value.allowedOrigins } } : r;
+    },
     async rotate(id, grace) {
       const r = await keys.rotate(id, grace, null);
       return r.ok ? { ok: true, value: { id: r.value.key.id, secret: r.value.secret } } : r;
@@ -160,6 +172,12 @@ function remoteAdmin(url: string, key: string): KeyAdmin {
         'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id scopes allowedIps allowedOrigins } } }',
         { input: { name: input.name, scopes: input.scopes, expiresAt: input.expiresAt?.toISOString(), consumerId: input.consumerId, allowedIps: input.allowedIps, allowedOrigins: input.allowedOrigins } },
         (d) => ({ ...d.createApiKey.apiKey, secret: d.createApiKey.secret }),
+      ),
+    update: (id, input) =>
+      call(
+        'mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { id name scopes expiresAt allowedIps allowedOrigins } }',
+        { id, input: { ...input, expiresAt: input.expiresAt === undefined ? undefined : iso(input.expiresAt) } },
+        (d) => d.updateApiKey,
       ),
     async list(includeRevoked) {
       const all: KeySummary[] = [];
@@ -214,6 +232,7 @@ export async function runKeysCli(
         consumer: { type: 'string' },
         'allowed-ips': { type: 'string' },
         'allowed-origins': { type: 'string' },
+        budget: { type: 'string' },
         'external-id': { type: 'string' },
         plan: { type: 'string' },
         from: { type: 'string' },
@@ -238,15 +257,19 @@ export async function runKeysCli(
     out(USAGE);
     return 0;
   }
-  if (!command || !['create', 'list', 'revoke', 'rotate', 'create-consumer', 'consumers', 'plans', 'usage'].includes(command)) {
+  if (!command || !['create', 'list', 'update', 'revoke', 'rotate', 'create-consumer', 'consumers', 'plans', 'usage'].includes(command)) {
     out(USAGE);
     return command ? fail(`unknown command "${command}"`, 2) : 2;
   }
   // Mistakes in the arguments are reported before anything is opened.
   if ((command === 'create' || command === 'create-consumer') && !values.name) return fail('--name is required');
-  const expiresAt = values.expires ? new Date(values.expires) : undefined;
-  if (expiresAt && Number.isNaN(expiresAt.getTime())) return fail(`--expires "${values.expires}" is not a date (use e.g. 2027-01-01)`);
-  if ((command === 'revoke' || command === 'rotate') && !id) return fail(`${command} needs a key id`);
+  // `never` and `none` clear, for update.
+  const expiresAt = values.expires === 'never' ? null : values.expires ? new Date(values.expires) : undefined;
+  if (expiresAt && Number.isNaN(expiresAt.getTime())) return fail(`--expires "${values.expires}" is not a date (use e.g. 2027-01-01, or never)`);
+  if ((command === 'revoke' || command === 'rotate' || command === 'update') && !id) return fail(`${command} needs a key id`);
+  const budgetMatch = values.budget === undefined || values.budget === 'none' ? null : /^(\d+)\/(\d+)s?$/.exec(values.budget);
+  if (values.budget !== undefined && values.budget !== 'none' && !budgetMatch) return fail(`--budget "${values.budget}" must be POINTS/SECONDS, e.g. 500/60 (or none)`);
+  const budget = values.budget === undefined ? undefined : budgetMatch ? { points: Number(budgetMatch[1]), duration: Number(budgetMatch[2]) } : null;
   const grace = values.grace === undefined ? 3600 : Number(values.grace);
   if (!Number.isInteger(grace) || grace < 0) return fail(`--grace "${values.grace}" must be a whole number of seconds`);
   const granularity = (values.granularity ?? 'hour').toLowerCase();
@@ -275,7 +298,7 @@ export async function runKeysCli(
     switch (command) {
       case 'create': {
         const scopes = values.scopes ? values.scopes.split(',').map((s) => s.trim()).filter(Boolean) : [];
-        const result = await admin.create({ name: values.name!, scopes, expiresAt, consumerId: values.consumer, allowedIps: list(values['allowed-ips']), allowedOrigins: list(values['allowed-origins']) });
+        const result = await admin.create({ name: values.name!, scopes, expiresAt: expiresAt ?? undefined, consumerId: values.consumer, allowedIps: list(values['allowed-ips']), allowedOrigins: list(values['allowed-origins']) });
         if (!result.ok) return fail(result.message);
         out(`id:     ${result.value.id}`);
         out(`scopes: ${result.value.scopes.join(',') || '(none)'}`);
@@ -297,7 +320,7 @@ export async function runKeysCli(
         const consumer = await admin.createConsumer({ name: values.name!, externalId: values['external-id'], planId: values.plan });
         if (!consumer.ok) return fail(consumer.message);
         const scopes = values.scopes ? values.scopes.split(',').map((s) => s.trim()).filter(Boolean) : ['read'];
-        const key = await admin.create({ name: `${values.name} key`, scopes, expiresAt, consumerId: consumer.value.id });
+        const key = await admin.create({ name: `${values.name} key`, scopes, expiresAt: expiresAt ?? undefined, consumerId: consumer.value.id });
         if (!key.ok) return fail(`consumer ${consumer.value.id} created, but not its key: ${key.message}`);
         out(`consumer: ${consumer.value.id}  ${consumer.value.name}`);
         out(`key id:   ${key.value.id}`);
@@ -330,6 +353,24 @@ export async function runKeysCli(
           else if (values.refusals) for (const r of b.refusals) out([start, r.gate, r.coordinate ?? '', r.count].join(','));
           else out([start, b.operations, b.refused, b.points, b.refunded, b.errors].join(','));
         }
+        return 0;
+      }
+      case 'update': {
+        const cleared = (value: string | undefined) => (value === 'none' ? [] : list(value));
+        const change: KeyUpdate = {
+          name: values.name,
+          scopes: list(values.scopes),
+          expiresAt,
+          consumerId: values.consumer === 'none' ? null : values.consumer,
+          budget,
+          allowedIps: cleared(values['allowed-ips']),
+          allowedOrigins: cleared(values['allowed-origins']),
+        };
+        if (Object.values(change).every((v) => v === undefined)) return fail('update needs something to change: --name, --scopes, --expires, --consumer, --budget, --allowed-ips or --allowed-origins');
+        const result = await admin.update(id, change);
+        if (!result.ok) return fail(result.message);
+        const k = result.value;
+        out(`updated ${k.id}  ${k.name}  scopes ${k.scopes.join(',') || '(none)'}  expires ${k.expiresAt ?? 'never'}  ips ${k.allowedIps.join(',') || 'any'}  origins ${k.allowedOrigins.join(',') || 'any'}`);
         return 0;
       }
       case 'revoke': {

@@ -214,6 +214,26 @@ describe.each(databaseBackends())('keys CLI on %s', (backend) => {
     expect(await run('usage', keyId, '--from', from, '--to', to, '--granularity', 'week')).toEqual({ code: 1, out: 'error: --granularity "week" must be minute, hour or day' });
   });
 
+  it('updates a key — budget, restrictions, expiry — directly and through a server, and clears with none/never', async () => {
+    const created = await run('create', '--name', 'to change', '--scopes', 'read');
+    const id = /id: +([0-9a-f-]{36})/.exec(created.out)![1];
+    const secret = /secret: (tg_\w+)/.exec(created.out)![1];
+    const changed = await run('update', id, '--budget', '2/3600', '--allowed-ips', '127.0.0.1/32,::1', '--expires', '2099-01-01');
+    expect(changed).toEqual({ code: 0, out: `updated ${id}  to change  scopes read  expires 2099-01-01T00:00:00.000Z  ips 127.0.0.1,::1  origins any` });
+    await withServerOnSameDatabase(async (server) => {
+      // From 127.0.0.1: allowed; its budget of 2 holds.
+      expect([await server.gql(STATION, {}, secret), await server.gql(STATION, {}, secret), await server.gql(STATION, {}, secret)].map((r) => r.status)).toEqual([200, 200, 429]);
+      const remote = await remoteTo(server)('update', id, '--allowed-ips', '10.0.0.0/8', '--expires', 'never', '--budget', 'none');
+      expect(remote).toEqual({ code: 0, out: `updated ${id}  to change  scopes read  expires never  ips 10.0.0.0/8  origins any` });
+      expect((await server.gql(STATION, {}, secret)).status).toBe(401); // not from 10/8: refused like an unknown key
+    });
+    expect((await run('update', id, '--allowed-ips', 'none')).out).toMatch(/ips any/);
+    expect(await run('update', id)).toEqual({ code: 1, out: expect.stringMatching(/^error: update needs something to change/) });
+    expect(await run('update', id, '--budget', 'lots')).toEqual({ code: 1, out: 'error: --budget "lots" must be POINTS/SECONDS, e.g. 500/60 (or none)' });
+    expect(await run('update', id, '--allowed-ips', '300.1.1.1/8')).toEqual({ code: 1, out: expect.stringMatching(/^error: .*300\.1\.1\.1\/8/) });
+    expect(await run('update', '00000000-0000-4000-8000-000000000009', '--name', 'x')).toEqual({ code: 1, out: 'error: No API key with id "00000000-0000-4000-8000-000000000009".' });
+  });
+
   it('explains its mistakes, and --help is help', async () => {
     expect(await run('create')).toEqual({ code: 1, out: 'error: --name is required' });
     expect(await run('create', '--name', 'x', '--scopes', 'root')).toEqual({ code: 1, out: expect.stringMatching(/^error: Unknown scope "root"/) });
