@@ -101,7 +101,8 @@ describe('the npm package, installed into an empty app', () => {
   it('runs the README example as written: keys, field budgets, operation cost, the owner\'s context, the admin API', async () => {
     writeFileSync(path.join(dir, 'server.mjs'), readmeServer());
     // PORT=0: the app binds a free port itself and prints its URL.
-    const app = await startApp(dir, 'server.mjs', { PORT: '0', DATA_DIR: path.join(dir, '.data') });
+    // last_used_at flushed hourly: only a clean stop writes it (checked at the end).
+    const app = await startApp(dir, 'server.mjs', { PORT: '0', DATA_DIR: path.join(dir, '.data'), LAST_USED_FLUSH_SECONDS: '3600' });
     running.push(app.child);
     expect(app.key).toMatch(/^tg_/); // printed on the first start, exactly as npm start does
 
@@ -129,6 +130,17 @@ describe('the npm package, installed into an empty app', () => {
     expect((await post(app.url, '{ apiKeys { totalCount } }', reader)).status).toBe(403);
     const dry = await post(app.url, '{ rateLimit(dryRun: true) { cost } books(first: 2) { title } }', reader);
     expect(dry.body.data).toEqual({ rateLimit: { cost: 2 } }); // priced, not run
+
+    // Ctrl-C (SIGINT) stops it cleanly: exit 0, and the reader's last use, which only the stop
+    // writes, is there after a restart.
+    const exited = new Promise<string>((resolve) => app.child.once('exit', (code, signal) => resolve(`${code} ${signal}`)));
+    app.child.kill('SIGINT');
+    // Exit code 0, not killed by the signal (Apollo's own handler re-raised it before Tollgate closed).
+    expect({ how: await exited, out: app.out() }).toEqual({ how: '0 null', out: expect.any(String) });
+    const again = await startApp(dir, 'server.mjs', { PORT: '0', DATA_DIR: path.join(dir, '.data') });
+    running.push(again.child);
+    const keys = await post(again.url, '{ apiKeys { edges { node { name lastUsedAt } } } }', app.key);
+    expect(keys.body.data.apiKeys.edges.find((e: { node: { name: string } }) => e.node.name === 'reader').node.lastUsedAt).toEqual(expect.any(String));
   }, 120_000);
 
   it('works the same behind Express (expressMiddleware with tollgate.context)', async () => {
