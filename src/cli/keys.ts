@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, redisTarget } from '../config';
 import { openDatabase } from '../db/client';

@@ -98,6 +98,20 @@ describe('the npm package, installed into an empty app', () => {
     expect(Object.keys(pkg.dependencies)).not.toContain('tsx');
   });
 
+  it('installs the keys CLI as a command: npx tollgate-keys, working on the owner\'s own database', async () => {
+    const help = await run('npx', ['--no-install', 'tollgate-keys', '--help'], dir);
+    expect(help).toMatch(/^Usage: npm run keys -- \[--url URL/);
+    const env = { DATA_DIR: path.join(dir, '.data-cli') };
+    const created = await new Promise<string>((resolve, reject) => {
+      const child = spawnTracked('npx', ['--no-install', 'tollgate-keys', 'create', '--name', 'from npx', '--scopes', 'read'], { cwd: dir, env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (c) => (out += c));
+      child.stderr!.on('data', (c) => (out += c));
+      child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(out))));
+    });
+    expect(created).toMatch(/secret: tg_\w+/);
+  }, 60_000);
+
   it('runs the README example as written: keys, field budgets, operation cost, the owner\'s context, the admin API', async () => {
     writeFileSync(path.join(dir, 'server.mjs'), readmeServer());
     // PORT=0: the app binds a free port itself and prints its URL.
