@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
-import type { Database } from '../db/client';
+import { rowsAffected, type Database } from '../db/client';
 import { webhookEvents } from '../db/schema';
 import { fail, type Result } from '../keys/limits-input';
 
@@ -104,7 +104,7 @@ export class Outbox {
               SELECT 1 FROM tollgate.api_keys k WHERE k.id::text = e.payload->'data'->>'keyId' AND k.revoked_at IS NULL
                 AND k.secret_created_at = (e.payload->'data'->>'secretCreatedAt')::timestamptz)))
           LIMIT 1000)`);
-      const count = (rows as { count?: number; affectedRows?: number }).count ?? (rows as { affectedRows?: number }).affectedRows ?? 0;
+      const count = rowsAffected(rows);
       deleted += count;
       if (count < 1000) return deleted;
     }

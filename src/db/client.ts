@@ -133,3 +133,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     },
   };
 }
+
+/** Rows a statement changed, from either driver (postgres.js: count; PGlite: affectedRows). */
+export function rowsAffected(result: unknown): number {
+  const r = result as { count?: number; affectedRows?: number };
+  return r.count ?? r.affectedRows ?? 0;
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import type { Database } from '../db/client';
+import { rowsAffected, type Database } from '../db/client';
 import { NO_CONSUMER, type Granularity } from '../db/schema';
 import { withTimeout } from '../timeout';
 import type { KeyMinute, UsageCounter } from './counter';
@@ -88,10 +88,13 @@ export class UsageWriter {
    */
   flush(): Promise<void> {
     this.queued++;
-    this.flushing = this.flushing.then(() => {
-      this.queued--;
-      return this.write();
-    });
+    this.flushing = this.flushing
+      .then(() => {
+        this.queued--;
+        return this.write();
+      })
+      // write() handles Postgres's failures itself; anything else must not stop every later flush.
+      .catch((error: Error) => this.options.logger.error({ err: { message: error.message } }, 'usage flush failed'));
     return this.flushing;
   }
 
@@ -153,7 +156,7 @@ export class UsageWriter {
           const result = await withTimeout(this.options.db.execute(sql`
             DELETE FROM tollgate.${sql.raw(table)} WHERE ctid IN (
               SELECT ctid FROM tollgate.${sql.raw(table)} WHERE granularity = ${granularity} AND start < ${before}::timestamptz LIMIT ${PRUNE_BATCH})`), this.options.timeoutMs, 'usage prune');
-          const count = affected(result);
+          const count = rowsAffected(result);
           deleted += count;
           if (count < PRUNE_BATCH || this.closed) break;
         }
@@ -163,11 +166,6 @@ export class UsageWriter {
   }
 }
 
-/** Rows a statement changed, from either driver (postgres.js: count; PGlite: affectedRows). */
-function affected(result: unknown): number {
-  const r = result as { count?: number; affectedRows?: number };
-  return r.count ?? r.affectedRows ?? 0;
-}
 
 /**
  * One statement for a batch: the rows travel as three JSON parameters (no parameter-count limit),
