@@ -225,7 +225,10 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     metrics,
     metricsUrl: metricsApp ? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(metricsApp.server.address() as AddressInfo).port}` : undefined,
     async listen() {
-      return app.listen({ host: config.host, port: config.port });
+      const url = await app.listen({ host: config.host, port: config.port });
+      // Fastify names a 0.0.0.0 bind by 127.0.0.1 but a :: bind as [::]: record one this machine can reach.
+      database.servingAt?.(url.replace('//[::]:', '//127.0.0.1:'));
+      return url;
     },
     reloadTls() {
       if (!config.tls) return false;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema';
 import type { Migrations } from './migrate';
-import { lockDataDir } from './data-dir-lock';
+import { lockDataDir, recordServingUrl } from './data-dir-lock';
 import { copyTemplateInto, loadTemplate } from './pglite-template';
 import { StartupError } from '../config';
 
@@ -16,6 +16,11 @@ export type DatabaseHandle = {
   ping(): Promise<void>;
   /** Applies a migrations folder (idempotent: applied migrations are recorded). */
   migrate(migrations: Migrations): Promise<void>;
+  /**
+   * An embedded folder's lock records the address its holder serves on (the CLI, or a second
+   * server, refused the folder, is told to go there). Absent for Postgres: nothing is locked.
+   */
+  servingAt?(url: string): void;
   close(): Promise<void>;
 };
 
@@ -124,6 +129,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       await client.query('select 1');
     },
     migrate: async (m) => void (await migrate(drizzle(client), { migrationsFolder: m.folder, migrationsTable: m.table, migrationsSchema: m.schema })),
+    servingAt: inMemory ? undefined : (url) => recordServingUrl(options.dataDir, url),
     close: async () => {
       try {
         await client.close();

@@ -132,6 +132,10 @@ describe('the server process', () => {
     const { code } = await second.exit;
     expect(code).toBe(1);
     expect(second.stderr.join('\n')).toMatch(new RegExp(`DATA_DIR: the embedded database .* is in use by process ${first.child.pid} \\(tollgate server`));
+    // Both name the address the holder really serves on (PORT=0: a port of its own choosing), not a default.
+    expect(url).not.toMatch(/:4000$/);
+    expect(second.stderr.join('\n')).toContain(`serving ${url}). `);
+    expect(second.stderr.join('\n')).toContain(`--url ${url} list`);
     const out: string[] = [];
     expect(await runKeysCli(['list'], (l) => out.push(l), { DATA_DIR: dataDir })).toBe(1);
     expect(out.join('\n')).toMatch(new RegExp(`in use by process ${first.child.pid}`));
