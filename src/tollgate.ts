@@ -79,6 +79,12 @@ export type Tollgate<Own extends object = object> = {
   };
   /** Creates the first admin key if the key table is empty; returns its secret (null if not). */
   createFirstAdminKey(): Promise<string | null>;
+  /**
+   * Tells Tollgate the address it is served on, once the server listens. With the embedded
+   * database, whoever then finds its folder taken (the keys CLI, a second server) is told to go
+   * through this address's admin API. Nothing else uses it; nothing happens on Postgres.
+   */
+  serving(url: string): void;
   /** Whether this instance can serve, for a readiness probe. Never waits past the timeouts; one check at a time, its answer reused for a second. */
   ready(): Promise<Readiness>;
   close(): Promise<void>;
@@ -232,6 +238,8 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       csrfPrevention: { requestHeaders: ['x-api-key', 'authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
     },
     createFirstAdminKey,
+    // A wildcard bind (:: or 0.0.0.0) is reachable from this machine through its loopback.
+    serving: (url) => database.servingAt?.(url.replace(/\/\/(\[::\]|0\.0\.0\.0)(?=[:/]|$)/, '//127.0.0.1')),
     ready() {
       // One check at a time, and a "ready" answer reused for a second after it settles: a flood
       // of probes (every load balancer, every instance, every second) costs the database one ping.

@@ -226,8 +226,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     metricsUrl: metricsApp ? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(metricsApp.server.address() as AddressInfo).port}` : undefined,
     async listen() {
       const url = await app.listen({ host: config.host, port: config.port });
-      // Fastify names a 0.0.0.0 bind by 127.0.0.1 but a :: bind as [::]: record one this machine can reach.
-      database.servingAt?.(url.replace('//[::]:', '//127.0.0.1:'));
+      tollgate.serving(url);
       return url;
     },
     reloadTls() {
