@@ -203,13 +203,13 @@ describe('keys CLI: create --allowed-ips --allowed-origins', () => {
   it('creates a restricted key and shows its lists; an invalid range is refused with its reason', async () => {
     const made = await run('create', '--name', 'browser', '--scopes', 'read', '--allowed-ips', '203.0.113.0/24, 2001:db8::/32', '--allowed-origins', 'https://app.example.com');
     expect(made.code).toBe(0);
-    expect(made.text).toContain('ips:    203.0.113.0/24,2001:db8::/32');
-    expect(made.text).toContain('origins: https://app.example.com');
+    expect(made.text).toMatch(/^ips: +203\.0\.113\.0\/24,2001:db8::\/32$/m);
+    expect(made.text).toMatch(/^origins: +https:\/\/app\.example\.com$/m);
     const bad = await run('create', '--name', 'bad', '--allowed-ips', '203.0.113.0/40');
     expect(bad.code).toBe(1);
     expect(bad.text).toContain('"203.0.113.0/40" in "allowedIps" is not an IP address or CIDR range');
     const list = await run('list');
-    expect(list.text).not.toContain('  bad'); // nothing written
+    expect(list.text).not.toMatch(/ bad$/m); // nothing written
   });
 
   it('through a running server (--url, admin key from TOLLGATE_ADMIN_KEY), with the same checks', async () => {
@@ -223,12 +223,12 @@ describe('keys CLI: create --allowed-ips --allowed-origins', () => {
       };
       const made = await remote('create', '--name', 'web', '--allowed-origins', 'https://app.example.com', '--allowed-ips', '::ffff:198.51.100.0/120');
       expect(made.code).toBe(0);
-      expect(made.text).toContain('ips:    198.51.100.0/24'); // a mapped range is the IPv4 range
-      expect(made.text).toContain('origins: https://app.example.com');
+      expect(made.text).toMatch(/^ips: +198\.51\.100\.0\/24$/m); // a mapped range is the IPv4 range
+      expect(made.text).toMatch(/^origins: +https:\/\/app\.example\.com$/m);
       const bad = await remote('create', '--name', 'bad', '--allowed-origins', 'https://app.example.com/');
       expect(bad.code).toBe(1);
-      expect(bad.text).toContain('write it as "https://app.example.com"');
-      expect(bad.text).toContain('BAD_USER_INPUT');
+      expect(bad.text).toMatch(/^error: .*write it as "https:\/\/app\.example\.com"/);
+      expect(bad.text).toBe((await run('create', '--name', 'bad', '--allowed-origins', 'https://app.example.com/')).text); // the same refusal without a server
     } finally {
       await server.close();
       await db.dispose();

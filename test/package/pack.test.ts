@@ -74,6 +74,8 @@ describe('the npm package, installed into an empty app', () => {
   let dir: string;
   let source: string | undefined;
   const running: ChildProcess[] = [];
+  /** The README's app, left running by its test on its embedded database, and its admin key. */
+  let owners: { url: string; key: string; dataDir: string } | undefined;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-owner-'));
@@ -98,19 +100,43 @@ describe('the npm package, installed into an empty app', () => {
     expect(Object.keys(pkg.dependencies)).not.toContain('tsx');
   });
 
-  it('installs the keys CLI as a command: npx tollgate-keys, working on the owner\'s own database', async () => {
-    const help = await run('npx', ['--no-install', 'tollgate-keys', '--help'], dir);
-    expect(help).toMatch(/^Usage: npm run keys -- \[--url URL/);
-    const env = { DATA_DIR: path.join(dir, '.data-cli') };
-    const created = await new Promise<string>((resolve, reject) => {
-      const child = spawnTracked('npx', ['--no-install', 'tollgate-keys', 'create', '--name', 'from npx', '--scopes', 'read'], { cwd: dir, env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `npx tollgate-keys …` in the owner's app: exit code, standard output, standard error. */
+  const keysCli = (env: Record<string, string>, ...args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
+      const child = spawnTracked('npx', ['--no-install', 'tollgate-keys', ...args], { cwd: dir, env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
+      let err = '';
       child.stdout!.on('data', (c) => (out += c));
-      child.stderr!.on('data', (c) => (out += c));
-      child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(out))));
+      child.stderr!.on('data', (c) => (err += c));
+      child.once('error', reject);
+      child.once('exit', (code) => resolve({ code, out, err }));
     });
-    expect(created).toMatch(/secret: tg_\w+/);
-  }, 60_000);
+  /** Its --json answer, which must have succeeded. */
+  const keysJson = async (env: Record<string, string>, ...args: string[]) => {
+    const result = await keysCli(env, ...args, '--json');
+    expect({ args, code: result.code, err: result.err }).toEqual({ args, code: 0, err: '' });
+    return JSON.parse(result.out);
+  };
+
+  it('installs the keys CLI as a command: npx tollgate-keys creates with a budget, updates, lists, rotates and revokes on the owner\'s own database', async () => {
+    const help = await keysCli({}, '--help');
+    expect(help).toMatchObject({ code: 0, out: expect.stringMatching(/^Usage: npx tollgate-keys \[--url URL/) });
+    const env = { DATA_DIR: path.join(dir, '.data-cli') };
+    const created = await keysCli(env, 'create', '--name', 'from npx', '--scopes', 'read', '--budget', '100/60');
+    expect(created).toMatchObject({ code: 0, out: expect.stringMatching(/^secret: +tg_\w+ /m) });
+    expect(created.out).toMatch(/^budget: +100\/60s$/m);
+    const id = /^id: +([0-9a-f-]{36})$/m.exec(created.out)![1];
+    const updated = await keysJson(env, 'update', id, '--budget', '50/60,1000/3600', '--allowed-origins', 'https://app.example.com');
+    expect(updated).toMatchObject({ id, budget: { points: 50, duration: 60 }, budgets: [{ points: 1000, duration: 3600 }], allowedOrigins: ['https://app.example.com'], status: 'active' });
+    expect(await keysJson(env, 'list')).toEqual([updated]);
+    const rotated = await keysJson(env, 'rotate', id, '--grace', '0');
+    expect(rotated).toMatchObject({ secret: expect.stringMatching(/^tg_/), apiKey: { id } });
+    expect(await keysCli(env, 'revoke', id)).toMatchObject({ code: 0, out: expect.stringMatching(new RegExp(`^revoked ${id} at `)) });
+    expect(await keysJson(env, 'list')).toEqual([]);
+    // A mistake: one line on standard error, exit 1, no stack trace.
+    const wrong = await keysCli(env, 'update', id, '--budget', 'lots');
+    expect(wrong).toEqual({ code: 1, out: '', err: 'error: --budget "lots" must be POINTS/SECONDS, e.g. 500/60 (several: 500/60,10000/3600; or none)\n' });
+  }, 90_000);
 
   it('runs the README example as written: keys, field budgets, operation cost, the owner\'s context, the admin API', async () => {
     writeFileSync(path.join(dir, 'server.mjs'), readmeServer());
@@ -155,7 +181,27 @@ describe('the npm package, installed into an empty app', () => {
     running.push(again.child);
     const keys = await post(again.url, '{ apiKeys { edges { node { name lastUsedAt } } } }', app.key);
     expect(keys.body.data.apiKeys.edges.find((e: { node: { name: string } }) => e.node.name === 'reader').node.lastUsedAt).toEqual(expect.any(String));
+    owners = { url: again.url, key: app.key, dataDir: path.join(dir, '.data') };
   }, 120_000);
+
+  it('the CLI beside the owner\'s running app: refused its embedded database, it names the address the app serves on; through it, usage exports as CSV', async () => {
+    const { url, key, dataDir } = owners!;
+    const refused = await keysCli({ DATA_DIR: dataDir }, 'list');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain(`serving ${url}`);
+    expect(refused.err).toContain(`\n  TOLLGATE_ADMIN_KEY=<admin key> npx tollgate-keys --url ${url} list\n`);
+    const remote = { TOLLGATE_ADMIN_KEY: key };
+    const reader = (await keysJson(remote, '--url', url, 'list')).find((k: { name: string }) => k.name === 'reader');
+    expect(reader).toMatchObject({ status: 'active', scopes: ['read'], lastUsedAt: expect.any(String) });
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    const to = new Date(Date.now() + 60_000).toISOString();
+    const usage = await keysCli(remote, '--url', url, 'usage', reader.id, '--from', from, '--to', to);
+    expect(usage.code).toBe(0);
+    const [header, ...rows] = usage.out.trim().split('\n');
+    expect(header).toBe('start,operations,refused,points,refunded,errors');
+    // The reader's three requests (its greeting, the apiKeys it may not read, its dry run), counted by the app's first run and written when it stopped.
+    expect(rows.reduce((n, row) => n + Number(row.split(',')[1]), 0)).toBe(3);
+  }, 60_000);
 
   it('works the same behind Express (expressMiddleware with tollgate.context)', async () => {
     writeFileSync(path.join(dir, 'express.mjs'), `

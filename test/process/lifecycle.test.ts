@@ -137,8 +137,10 @@ describe('the server process', () => {
     expect(second.stderr.join('\n')).toContain(`serving ${url}). `);
     expect(second.stderr.join('\n')).toContain(`--url ${url} list`);
     const out: string[] = [];
-    expect(await runKeysCli(['list'], (l) => out.push(l), { DATA_DIR: dataDir })).toBe(1);
+    expect(await runKeysCli(['list', '--all'], (l) => out.push(l), { DATA_DIR: dataDir })).toBe(1);
     expect(out.join('\n')).toMatch(new RegExp(`in use by process ${first.child.pid}`));
+    // The CLI's hint is the command to run instead: the same one, through that server.
+    expect(out.join('\n')).toMatch(new RegExp(`Go through its admin API instead:\n  TOLLGATE_ADMIN_KEY=<admin key> npm run keys -- --url ${url} list --all$`));
     // The server was never disturbed: a key created through it survives a restart.
     const created: any = await (await gql(url, adminKey!, 'mutation { createApiKey(input: { name: "kept", scopes: ["read"] }) { secret } }')).json();
     const secret = created.data.createApiKey.secret;
