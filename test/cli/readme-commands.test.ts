@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openDatabase } from '../../src/db/client';
+import { startTestServer, type TestServer } from '../support/harness';
+import { createScratchDatabase, describeIf, hasPostgres } from '../support/services';
+
+// The README's `npm run keys` examples, run as written, in the README's order, through bash in the
+// repository (only the placeholders are filled in: the ids earlier lines printed, the server's real
+// address), on a database of their own with a server on it for the --url lines.
+const root = path.resolve(__dirname, '..', '..');
+
+/** Every `npm run keys` line of the README's sh blocks (an environment variable may come first). */
+function readmeKeysCommands(): string[] {
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  return [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((m) => m[1].split('\n'))
+    .map((line) => line.trim())
+    .filter((line) => /^(\w+=\S+ )?npm run keys -- /.test(line));
+}
+
+const sh = (command: string, env: Record<string, string>) =>
+  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile('bash', ['-c', command], { cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+
+describeIf(hasPostgres(), 'Postgres (TEST_DATABASE_URL)', 'README: the keys CLI examples', () => {
+  let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
+  let server: TestServer;
+  let close: () => Promise<void>;
+  let dir: string;
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+    const handle = await openDatabase({ url: scratch.url, dataDir: 'unused' });
+    server = await startTestServer({ database: { ...handle, queries: [], dispose: handle.close } });
+    close = async () => {
+      await server.close();
+      await handle.close();
+    };
+    dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-readme-cli-'));
+    writeFileSync(path.join(dir, 'admin-key.txt'), `${server.adminKey}\n`);
+  });
+  afterAll(async () => {
+    await close?.();
+    await scratch?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('has examples for keys, consumers, plans and usage', () => {
+    const commands = readmeKeysCommands().map((c) => /npm run keys -- (?:--url \S+ (?:--key-stdin )?)?(\S+)/.exec(c)![1]);
+    for (const command of ['create', 'list', 'show', 'update', 'rotate', 'revoke', 'audit', 'create-plan', 'update-plan', 'plans', 'create-consumer', 'update-consumer', 'consumers', 'show-consumer', 'usage', 'top']) {
+      expect(commands).toContain(command);
+    }
+  });
+
+  it('every `npm run keys` example works as written', async () => {
+    const ids: { key?: string; consumer?: string; plan?: string } = {};
+    for (const command of readmeKeysCommands()) {
+      const line = command
+        .replaceAll('<key id>', ids.key ?? '<no key yet>')
+        .replaceAll('<consumer id>', ids.consumer ?? '<no consumer yet>')
+        .replaceAll('<plan id>', ids.plan ?? '<no plan yet>')
+        .replaceAll('http://127.0.0.1:4000', server.url)
+        .replace('< admin-key.txt', `< ${path.join(dir, 'admin-key.txt')}`);
+      const { code, stdout, stderr } = await sh(line, { DATABASE_URL: scratch.url, KEY: server.adminKey });
+      expect({ command, code, error: /^error: .*/m.exec(stderr)?.[0] }).toEqual({ command, code: 0, error: undefined });
+      // The ids the later lines' placeholders stand for: the first key made, the plan, the consumer.
+      if (/ create-plan /.test(command)) ids.plan = /^id: +(\S+)$/m.exec(stdout)![1];
+      else if (/ create-consumer /.test(command)) ids.consumer = /^consumer: (\S+)/m.exec(stdout)![1];
+      else if (/ create /.test(command)) ids.key ??= /^id: +(\S+)$/m.exec(stdout)![1];
+    }
+    expect(ids).toEqual({ key: expect.any(String), consumer: expect.any(String), plan: expect.any(String) });
+  }, 300_000);
+});
