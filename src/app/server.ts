@@ -11,7 +11,7 @@ import { ConfigError, type Config } from '../config';
 import { ErrorCode, errorBody, httpsRequired, queryTooLong } from '../errors';
 import { carriesKey, isHttps } from '../http/require-https';
 import { requestMeta, type RequestMeta } from '../gates/pipeline';
-import { registerMetricsRoute } from '../http/metrics-route';
+import { registerMetricsRoute } from '../http/metrics-handler';
 import { clientIp, createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
 import type { ServiceOptions } from '../services';
 import { weatherExample } from '../weather';

@@ -73,10 +73,16 @@ describe('metrics', () => {
 });
 
 describe('metrics protection', () => {
-  it('needs the bearer token when METRICS_TOKEN is set', () =>
+  it('needs the bearer token when METRICS_TOKEN is set, and refuses without it in the GraphQL error shape (401 UNAUTHENTICATED)', () =>
     withTestServer({ env: { METRICS_TOKEN: 'a-long-metrics-token-1234' } }, async (t) => {
-      expect((await fetch(`${t.url}/metrics`)).status).toBe(401);
-      expect((await fetch(`${t.url}/metrics`, { headers: { authorization: 'Bearer wrong-token-of-some-length' } })).status).toBe(401);
+      for (const headers of [{}, { authorization: 'Bearer wrong-token-of-some-length' }] as Record<string, string>[]) {
+        const refused = await fetch(`${t.url}/metrics`, { headers });
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('www-authenticate')).toBe('Bearer');
+        expect(refused.headers.get('content-type')).toMatch(/application\/json/);
+        // The one error shape every answer has (README), not a shape of its own.
+        expect(await refused.json()).toEqual({ errors: [{ message: expect.stringMatching(/METRICS_TOKEN/), extensions: { code: 'UNAUTHENTICATED' } }] });
+      }
       expect((await fetch(`${t.url}/metrics`, { headers: { authorization: 'Bearer a-long-metrics-token-1234' } })).status).toBe(200);
     }));
 

@@ -1,0 +1,36 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { ErrorCode } from '../errors';
+import type { Metrics } from './metrics';
+import { errorAnswer, fastifyHandler, nodeHandler, type NodeHandler } from './node-handler';
+
+/**
+ * GET /metrics in Prometheus text format. Operational data: optionally behind a bearer token
+ * (compared in constant time, through hashes so lengths leak nothing); refused in the GraphQL
+ * error shape (401 UNAUTHENTICATED), like every other answer.
+ */
+export function metricsHandler(options: { metrics: Metrics; token?: string }): NodeHandler {
+  const expected = options.token ? createHash('sha256').update(options.token).digest() : null;
+  return nodeHandler(async (req) => {
+    if (expected) {
+      const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      if (!timingSafeEqual(createHash('sha256').update(presented).digest(), expected)) {
+        return errorAnswer(401, ErrorCode.UNAUTHENTICATED, 'Metrics need the METRICS_TOKEN bearer token: send "Authorization: Bearer <token>".', { 'www-authenticate': 'Bearer' });
+      }
+    }
+    const { contentType, body } = await options.metrics.render();
+    return { status: 200, headers: { 'content-type': contentType }, body };
+  });
+}
+
+/**
+ * The bundled server's /metrics: on its own app, or on a listener of its own (METRICS_PORT),
+ * which can stay off the public network. Returns that listener, or null.
+ */
+export async function registerMetricsRoute(options: { app: FastifyInstance; metrics: Metrics; token?: string; port?: number; host: string }): Promise<FastifyInstance | null> {
+  const target = options.port !== undefined ? Fastify({ logger: false }) : options.app;
+  target.get('/metrics', fastifyHandler(metricsHandler(options)));
+  if (options.port === undefined) return null;
+  await target.listen({ host: options.host, port: options.port });
+  return target;
+}
