@@ -76,6 +76,8 @@ export type Tollgate<Own extends object = object> = {
     formatError: typeof maskUnexpected;
     includeStacktraceInErrorResponses: false;
     csrfPrevention: { requestHeaders: string[] };
+    /** ALLOW_INTROSPECTION (on unless NODE_ENV=production). */
+    introspection: boolean;
   };
   /** Creates the first admin key if the key table is empty; returns its secret (null if not). */
   createFirstAdminKey(): Promise<string | null>;
@@ -236,6 +238,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       formatError: maskUnexpected,
       includeStacktraceInErrorResponses: false,
       csrfPrevention: { requestHeaders: ['x-api-key', 'authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
+      introspection: config.allowIntrospection,
     },
     createFirstAdminKey,
     // A wildcard bind (:: or 0.0.0.0) is reachable from this machine through its loopback.

@@ -98,7 +98,6 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       ...tollgate.plugins,
       ...(config.env === 'production' ? [ApolloServerPluginLandingPageDisabled() as ApolloServerPlugin<TollgateContext & WeatherValues>] : []),
     ],
-    introspection: config.allowIntrospection,
     allowBatchedHttpRequests: config.allowBatching,
     ...tollgate.apolloOptions,
     // main.ts owns the shutdown: Apollo's own signal handlers race it and can hang the stop.

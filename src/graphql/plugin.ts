@@ -59,6 +59,9 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
       for (const error of errors) {
         // No schema reconnaissance by guessing: "Did you mean …" suggestions are cut.
         if (error.message.includes('Did you mean')) Object.assign(error, { message: error.message.replace(/ ?Did you mean .+\?$/, '') });
+        // Apollo's refusal tells the client to pass an ApolloServer constructor option; the owner's
+        // switch is the setting (apolloOptions passes it to Apollo as `introspection`).
+        if (error.extensions?.validationErrorCode === 'INTROSPECTION_DISABLED') Object.assign(error, { message: INTROSPECTION_OFF });
         if (isDependencyFailure(error.originalError ?? error)) {
           // Rewritten before Apollo formats it: the client sees a coded 503, never a driver message.
           Object.assign(error, { message: 'A service this API depends on is temporarily unavailable; try again shortly.' });
@@ -119,6 +122,8 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
     },
   };
 }
+
+const INTROSPECTION_OFF = 'Introspection (__schema, __type) is turned off on this server: ALLOW_INTROSPECTION=true turns it on (it is off by default when NODE_ENV=production).';
 
 /** An exception thrown somewhere (a bug, a dead dependency), as opposed to an error made for the client. */
 export function isUnexpected(error: unknown): boolean {

@@ -313,6 +313,16 @@ describe('introspection in production', () => {
     withTestServer({ env }, async (t) => {
       expect((await t.gql('{ __schema { queryType { name } } }')).status).toBe(status);
     }));
+
+  it('refuses it naming the setting that turns it on (ALLOW_INTROSPECTION), not an Apollo constructor option', () =>
+    withTestServer({ env: { NODE_ENV: 'production', REQUIRE_HTTPS: 'false' } }, async (t) => {
+      const res = await t.gql('{ __schema { queryType { name } } }');
+      expect(res.status).toBe(400);
+      expect(res.body.errors).toHaveLength(1);
+      expect(res.body.errors[0].extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(res.body.errors[0].message).toMatch(/ALLOW_INTROSPECTION=true/);
+      expect(res.body.errors[0].message).not.toMatch(/ApolloServer|introspection: true/);
+    }));
 });
 
 describe('HTTP batching, when enabled', () => {
