@@ -67,15 +67,15 @@ export type Tollgate<Own extends object = object> = {
   contextFor(request: RequestInfo, meta?: RequestMeta): Promise<TollgateContext & Own>;
   /**
    * Options to spread into `new ApolloServer({ … })` (recommended, not required): hostile documents
-   * refused while parsed and validated, masked internal errors, and CSRF prevention that lets keyed
-   * GET requests through (the key header forces a browser's preflight).
+   * refused while parsed and validated, masked internal errors, introspection as
+   * ALLOW_INTROSPECTION says, and Apollo's CSRF prevention off (see below).
    */
   apolloOptions: {
     validationRules: ValidationRule[];
     parseOptions: { maxTokens?: number };
     formatError: typeof maskUnexpected;
     includeStacktraceInErrorResponses: false;
-    csrfPrevention: { requestHeaders: string[] };
+    csrfPrevention: false;
     /** ALLOW_INTROSPECTION (on unless NODE_ENV=production). */
     introspection: boolean;
   };
@@ -237,7 +237,11 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       parseOptions: gates.parseOptions,
       formatError: maskUnexpected,
       includeStacktraceInErrorResponses: false,
-      csrfPrevention: { requestHeaders: ['x-api-key', 'authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
+      // Apollo's CSRF prevention refuses (400) a request a browser could send cross-site without a
+      // preflight — but such a request cannot carry a key (x-api-key and Authorization always
+      // force a preflight), and the context function refuses every keyless request before anything
+      // runs. So it only ever turned the 401 a keyless GET deserves into a 400 answered first.
+      csrfPrevention: false,
       introspection: config.allowIntrospection,
     },
     createFirstAdminKey,

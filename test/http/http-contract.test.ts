@@ -61,10 +61,15 @@ describe('the HTTP contract (GraphQL over HTTP)', () => {
     expect(JSON.parse(res.body).data.station.name).toBeTruthy();
   });
 
-  it('still refuses a simple GET with no key and no preflight header as a CSRF risk (400 BAD_REQUEST)', async () => {
-    const res = await rawRequest(s.t.url, { method: 'GET', path: `/graphql?query=${encodeURIComponent('{ __typename }')}` });
-    expect(res.status).toBe(400);
-    expect(codeOf(res.body)).toBe('BAD_REQUEST');
+  it('answers a GET with no key 401 UNAUTHENTICATED, like a POST with none (not a CSRF 400: a keyless request runs nothing)', async () => {
+    const get = await rawRequest(s.t.url, { method: 'GET', path: `/graphql?query=${encodeURIComponent('{ __typename }')}` });
+    const post = await rawRequest(s.t.url, { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) });
+    expect([get.status, codeOf(get.body)]).toEqual([401, 'UNAUTHENTICATED']);
+    expect(JSON.parse(get.body).errors[0].message).toBe(JSON.parse(post.body).errors[0].message);
+    // A simple (non-preflighted) POST a browser could send from any page: refused the same way.
+    const simple = await rawRequest(s.t.url, { headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ query: 'mutation { __typename }' }) });
+    expect(simple.status).not.toBe(200);
+    expect(JSON.parse(simple.body).data).toBeUndefined();
   });
 
   it.each([
