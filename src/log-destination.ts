@@ -19,7 +19,7 @@ export function boundedStdout(onDropped: () => void, out: NodeJS.WriteStream = p
         return false;
       }
       if (dropped) {
-        out.write(`${JSON.stringify({ level: 40, time: Date.now(), msg: 'log lines dropped: stdout was not being read', droppedLines: dropped })}\n`);
+        out.write(`${JSON.stringify({ level: 40, time: new Date().toISOString(), msg: 'log lines dropped: stdout was not being read', droppedLines: dropped })}\n`);
         dropped = 0;
       }
       return out.write(line);

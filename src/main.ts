@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from './config';
 import { createServer } from './app/server';
 import { printAdminKey, writeAdminKeyFile } from './tollgate';
 import { sourceEditedSinceBuild } from './app/stale-build';
+import { errorFields } from './log-error';
 
 /** How long a stop may drain in-flight requests before the process gives up on them. */
 const DRAIN_LIMIT_MS = 15_000;
@@ -47,7 +48,7 @@ async function main() {
     );
   };
   // Last line of defence: a stray rejection is logged, not allowed to take the server down.
-  process.on('unhandledRejection', (reason) => server.logger.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : reason }, 'unhandled rejection'));
+  process.on('unhandledRejection', (reason) => server.logger.error({ err: reason }, 'unhandled rejection'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   if (server.transport.https) {
@@ -57,7 +58,7 @@ async function main() {
         server.reloadTls();
         server.logger.info('TLS certificate and key reloaded (SIGHUP)');
       } catch (error) {
-        server.logger.error({ err: { message: (error as Error).message } }, 'TLS reload failed; still serving the previous certificate');
+        server.logger.error({ err: errorFields(error) }, 'TLS reload failed; still serving the previous certificate');
       }
     });
   }

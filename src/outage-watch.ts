@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { errorFields } from './log-error';
 
 /**
  * Logs a dependency's outage once when it starts (with its real cause: refused, reset, timed
@@ -28,7 +29,7 @@ export class OutageWatch {
     this.lastFailureAt = Date.now();
     if (this.isDown) return;
     this.isDown = true;
-    this.logger?.error({ err: { message: describeFailure(error) } }, `${this.what} unreachable`);
+    this.logger?.error({ err: errorFields(error, describeFailure(error)) }, `${this.what} unreachable`);
   }
 
   succeeded() {

@@ -11,6 +11,7 @@ import { IpGate } from './gates/ip-gate';
 import { ConcurrencyGate } from './gates/concurrency-gate';
 import { createLimiterStore, createRedisClient, type LimiterStore, type RedisClient } from './counting/store';
 import { boundedStdout } from './log-destination';
+import { errorFields, serializeError } from './log-error';
 import { OutageWatch, describeFailure } from './outage-watch';
 import { ConsumerService } from './consumers/service';
 import { UsageCounter } from './usage/counter';
@@ -64,6 +65,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
   const logger = pino(
     {
       level: config.logLevel,
+      // ISO 8601 times (an epoch in milliseconds is no help to whoever reads an incident's log).
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // An error is logged as its type and message (and code, and stack where one is wanted).
+      serializers: { err: serializeError },
       // Belt and braces: nothing logs headers today, but a secret must never reach a log line.
       redact: { paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'headers["x-api-key"]', 'headers.authorization', 'secret'], censor: '[redacted]' },
     },
@@ -142,7 +147,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
   const announce = async (id: string) => {
     authenticator.invalidate(id);
     watch?.keyChanged();
-    await store.redis?.publish(KEY_CHANGED_CHANNEL, id).catch((err: Error) => logger.error({ err: { message: err.message } }, 'could not publish key change'));
+    await store.redis?.publish(KEY_CHANGED_CHANNEL, id).catch((err: Error) => logger.error({ err: errorFields(err) }, 'could not publish key change'));
   };
   const consumers = new ConsumerService({ db: database.db, limitedCoordinates, maxQueryCost: config.maxQueryCost, onChanged: announce });
   const keys = new KeyService({
@@ -189,7 +194,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       : null,
     limitedCoordinates,
     async close() {
-      await authenticator.close().catch((error: unknown) => logger.error({ err: { message: describeFailure(error) } }, 'could not record last_used_at at shutdown'));
+      await authenticator.close().catch((error: unknown) => logger.error({ err: errorFields(error, describeFailure(error)) }, 'could not record last_used_at at shutdown'));
       // The last counts are written before the database closes (a crash loses at most one flush interval).
       await usageWriter?.close();
       await watch?.close();

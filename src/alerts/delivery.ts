@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import type { Outbox, WebhookDeliveryRow } from './outbox';
+import { errorFields } from '../log-error';
 
 export type DeliveryOptions = {
   outbox: Outbox;
@@ -57,7 +58,7 @@ export class WebhookDelivery {
   poll(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.running ??= this.deliverDue()
-      .catch((error: Error) => this.options.logger.warn({ err: { message: error.message } }, 'webhook outbox unavailable; retrying'))
+      .catch((error: Error) => this.options.logger.warn({ err: errorFields(error) }, 'webhook outbox unavailable; retrying'))
       .finally(() => (this.running = null));
     return this.running;
   }

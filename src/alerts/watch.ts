@@ -5,6 +5,7 @@ import { apiKeys } from '../db/schema';
 import type { CounterState } from '../counting/take';
 import type { AuthenticatedKey, KeyWindow } from '../keys/types';
 import type { AlertEvent, Outbox } from './outbox';
+import { errorFields } from '../log-error';
 
 export type AlertWatchOptions = {
   outbox: Outbox;
@@ -124,7 +125,7 @@ export class AlertWatch {
   checkKeys(): Promise<void> {
     this.checking ??= this.findKeyAlerts()
       .then((events) => this.options.outbox.enqueue(events))
-      .catch((error: Error) => this.options.logger.warn({ err: { message: error.message } }, 'could not check keys for alerts'))
+      .catch((error: Error) => this.options.logger.warn({ err: errorFields(error) }, 'could not check keys for alerts'))
       .finally(() => (this.checking = null));
     return this.checking;
   }
@@ -192,7 +193,7 @@ export class AlertWatch {
         this.scheduleFlush();
       }, 60_000);
       this.retry.unref();
-      this.options.logger.warn({ err: { message: error.message }, events: events.length }, 'could not record usage alerts; retrying in a minute');
+      this.options.logger.warn({ err: errorFields(error), events: events.length }, 'could not record usage alerts; retrying in a minute');
     });
   }
 }

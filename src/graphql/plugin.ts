@@ -70,7 +70,7 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
         }
         if (!isUnexpected(error)) continue;
         const original = error.originalError ?? error;
-        options.logger.error({ reqId: contextValue?.requestId, err: { message: original.message, stack: original.stack } }, 'unexpected error in GraphQL execution');
+        options.logger.error({ reqId: contextValue?.requestId, err: original }, 'unexpected error in GraphQL execution');
       }
     },
 

@@ -5,6 +5,7 @@ import { rowsAffected, type Database } from '../db/client';
 import { NO_CONSUMER, type Granularity } from '../db/schema';
 import { withTimeout } from '../timeout';
 import type { KeyMinute, UsageCounter } from './counter';
+import { errorFields } from '../log-error';
 
 export type UsageWriterOptions = {
   db: Database;
@@ -75,7 +76,7 @@ export class UsageWriter {
     // Pruning runs beside the flushes, never in their way: a long prune delays no count.
     this.pruneTimer = setInterval(() => {
       this.pruning ??= this.prune()
-        .catch((error: Error) => this.options.logger.warn({ err: { message: error.message } }, 'could not prune usage history'))
+        .catch((error: Error) => this.options.logger.warn({ err: errorFields(error) }, 'could not prune usage history'))
         .finally(() => (this.pruning = null));
     }, PRUNE_EVERY_MS);
     this.pruneTimer.unref();
@@ -94,7 +95,7 @@ export class UsageWriter {
         return this.write();
       })
       // write() handles Postgres's failures itself; anything else must not stop every later flush.
-      .catch((error: Error) => this.options.logger.error({ err: { message: error.message } }, 'usage flush failed'));
+      .catch((error: Error) => this.options.logger.error({ err: errorFields(error) }, 'usage flush failed'));
     return this.flushing;
   }
 
@@ -129,10 +130,10 @@ export class UsageWriter {
         if (rejectedByPostgres(error) && ++batch.rejected >= MAX_REJECTIONS) {
           // Postgres answered, and refused this data itself: retrying cannot help, and must not hold up the rest.
           this.waiting.shift();
-          logger.error({ err: { message: (error as Error).message }, rows: batch.rows.length }, 'usage history lost: Postgres refused a batch three times');
+          logger.error({ err: errorFields(error), rows: batch.rows.length }, 'usage history lost: Postgres refused a batch three times');
           continue;
         }
-        logger.warn({ err: { message: (error as Error).message }, rows: this.pending }, 'could not write usage; keeping it for the next flush');
+        logger.warn({ err: errorFields(error), rows: this.pending }, 'could not write usage; keeping it for the next flush');
         break;
       }
     }
