@@ -22,6 +22,7 @@ import { operationUsage } from './usage/operation-usage';
 import type { GraphQLError } from 'graphql';
 import type { RateLimitHeaderMode } from './graphql/rate-limit-headers';
 import { httpsRefusal } from './http/require-https';
+import { rememberExchange, type Exchange } from './http/access-log';
 
 export type { RequestInfo, RequestMeta, TollgateContext, SchemaSpec, RateLimitHeaderMode };
 
@@ -116,7 +117,8 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     defaultBudgets: config.budgets,
     cost: config.cost,
     headers: options.rateLimitHeaders ?? config.rateLimitHeaders,
-    onAuthFailure: (reason) => metrics.authFailure(reason),
+    // The metric keeps its four reasons (dashboards and alerts read them); the log says which of unknown, revoked, expired.
+    onAuthFailure: (reason) => metrics.authFailure(reason === 'unknown' || reason === 'revoked' || reason === 'expired' ? 'invalid' : reason),
     onRejected: (gate) => metrics.rejected(gate),
     onCost: (points) => metrics.cost(points),
     concurrency: services.concurrency,
@@ -226,10 +228,24 @@ export async function createTollgate<Own extends object = object>(options: Tollg
     schema,
     plugins,
     context: async ({ req, res }) => {
-      // REQUIRE_HTTPS, judged from the transport before the key is read (http/require-https.ts).
-      const refusal = httpsRefusal(req, config);
-      if (refusal) throw refusal;
-      return contextFor({ requestId: typeof req.id === 'string' ? req.id : newRequestId(), ip: clientIp(req, config.trustedProxies), headers: req.headers, response: res });
+      const meta = requestMeta();
+      const exchange: Exchange = { req, res, startedAt: performance.now(), requestId: typeof req.id === 'string' ? req.id : newRequestId(), meta };
+      // For the request log plugin (http/access-log.ts), which writes the line when `res` is done.
+      rememberExchange(meta, exchange);
+      try {
+        meta.ip = clientIp(req, config.trustedProxies);
+        // REQUIRE_HTTPS, judged from the transport before the key is read (http/require-https.ts).
+        const refusal = httpsRefusal(req, config);
+        if (refusal) {
+          (meta.gates ??= []).push('https');
+          throw refusal;
+        }
+        return await contextFor({ requestId: exchange.requestId, ip: meta.ip, headers: req.headers, response: res }, meta);
+      } catch (error) {
+        // Refused before Apollo has a context: the plugin finds the exchange by the error instead.
+        if (error && typeof error === 'object') rememberExchange(error, exchange);
+        throw error;
+      }
     },
     contextFor,
     apolloOptions: {

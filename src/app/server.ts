@@ -12,6 +12,9 @@ import { ErrorCode, errorBody, httpsRequired, queryTooLong } from '../errors';
 import { carriesKey, isHttps } from '../http/require-https';
 import { requestMeta, type RequestMeta } from '../gates/pipeline';
 import { registerMetricsRoute } from '../http/metrics-handler';
+import { accessLine, pathOf } from '../http/access-log';
+import { fastifyHandler } from '../http/node-handler';
+import { healthHandler, readinessHandler } from '../http/health';
 import { clientIp, createTollgate, type Tollgate, type TollgateContext } from '../tollgate';
 import type { ServiceOptions } from '../services';
 import { weatherExample } from '../weather';
@@ -119,6 +122,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   let closed = false;
   app.addHook('onRequest', async (request, reply) => {
     request.meta = requestMeta();
+    // The client's address, decided once (TRUST_PROXY): the gates count it, the access line names it.
+    request.meta.ip = clientIp(request.raw, config.trustedProxies);
     reply.header('x-request-id', request.id);
     // The socket's TLS, or X-Forwarded-Proto from trusted proxies only (read like X-Forwarded-For).
     const https = isHttps(request.raw, config.trustedProxies);
@@ -153,31 +158,26 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   }
   app.addHook('onResponse', async (request, reply) => {
     if (request.routeOptions.url === '/graphql') metrics.request(reply.statusCode, request.meta?.operationType);
-    logger.info({
-      reqId: request.id,
+    logger.info(accessLine({
+      requestId: request.id,
       method: request.method,
-      path: request.routeOptions.url ?? pathOf(request.url),
+      url: request.routeOptions.url ?? request.url,
       status: reply.statusCode,
-      durationMs: Math.round(reply.elapsedTime * 10) / 10,
-      keyId: request.meta?.keyId,
-      operationName: request.meta?.operationName && cut(request.meta.operationName),
-      operationType: request.meta?.operationType,
-      cost: request.meta?.cost,
-      gates: request.meta?.gates,
-      budgetStoreMs: request.meta?.budgetStoreMs,
-    }, 'request');
+      durationMs: reply.elapsedTime,
+      // A request the parser refused before onRequest has no meta: its address is read here.
+      ip: request.meta ? undefined : clientIp(request.raw, config.trustedProxies),
+      userAgent: request.headers['user-agent'],
+      meta: request.meta,
+    }), 'request');
   });
 
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', fastifyHandler(healthHandler()));
   // In production /metrics needs METRICS_TOKEN or its own METRICS_PORT; without either it is not mounted (404).
   const metricsApp = config.metricsEnabled ? await registerMetricsRoute({ app, metrics, token: config.metricsToken, port: config.metricsPort, host: config.host }) : null;
-  app.get('/ready', async (_request, reply) => {
-    const { ok, ...body } = await tollgate.ready();
-    return reply.code(ok ? 200 : 503).send(body);
-  });
+  app.get('/ready', fastifyHandler(readinessHandler(tollgate)));
 
   const apolloHandler = fastifyApolloHandler(apollo, {
-    context: (request: FastifyRequest, reply: FastifyReply) => tollgate.contextFor({ requestId: request.id, ip: clientIp(request.raw, config.trustedProxies), headers: request.headers, response: reply.raw }, request.meta),
+    context: (request: FastifyRequest, reply: FastifyReply) => tollgate.contextFor({ requestId: request.id, ip: request.meta.ip ?? clientIp(request.raw, config.trustedProxies), headers: request.headers, response: reply.raw }, request.meta),
   });
   // The backstop for "nothing waits unbounded": whatever a request waits for (a resolver on a
   // silent database, a stuck dependency), the client gets a coded 503 by the deadline.
@@ -289,17 +289,4 @@ function readTls(files: { certFile: string; keyFile: string }): { cert: Buffer; 
     throw new ConfigError(`TLS_CERT_FILE / TLS_KEY_FILE: "${files.certFile}" and "${files.keyFile}" are not a PEM certificate and its private key (${(error as Error).message})`);
   }
   return pair;
-}
-
-/** A request's path as Tollgate repeats it (404 message, access log): without the query string, cut. */
-function pathOf(url: string): string {
-  return cut(url.split('?')[0]);
-}
-
-/**
- * Text the client chose (a path, up to the 16 KB header limit; an operation name, up to the body
- * limit), cut to 256 characters: the client must not choose the size of our answers and log lines.
- */
-function cut(text: string): string {
-  return text.length > 256 ? `${text.slice(0, 255)}…` : text;
 }

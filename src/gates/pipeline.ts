@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { getVariableValues, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { FREE_REFUSALS, badRequest, badUserInput, limitExtensions, rateLimited, serviceUnavailable, tooComplex, unauthenticated, withHttpStatus } from '../errors';
-import type { KeyAuthenticator } from '../keys/authenticator';
+import type { AuthFailure, KeyAuthenticator } from '../keys/authenticator';
 import type { AuthenticatedKey, KeyWindow } from '../keys/types';
 import { budgetCounterKeys, type FieldGate } from './field-gate';
 import { SlicingError, type FieldPolicy } from '../directives/field-policies';
@@ -30,12 +30,16 @@ export type RequestInfo = {
 
 /** Per-request facts for the access log and metrics, filled in as the request passes the gates. */
 export type RequestMeta = {
+  /** The client's address as the IP gate counts it (after TRUST_PROXY). */
+  ip?: string;
   keyId?: string;
+  /** Why the key gate refused the request (401, or 400 for two keys): never the key itself. */
+  reason?: AuthFailure;
   operationName?: string | null;
   operationType?: string;
   /** Requested cost of the operation, in points. */
   cost?: number;
-  /** Gates that refused something in this request (`operation`, `field:Query.forecast`, …). */
+  /** Gates that refused something in this request (`ip`, `auth-failures`, `key`, `operation`, `field:Query.forecast`, …). */
   gates?: string[];
   /** How long the operation budget's store call took. */
   budgetStoreMs?: number;
@@ -43,7 +47,7 @@ export type RequestMeta = {
 
 /** A request's meta with every field named up front (an object that grows past four properties reallocates them). */
 export function requestMeta(): RequestMeta {
-  return { keyId: undefined, operationName: undefined, operationType: undefined, cost: undefined, gates: undefined, budgetStoreMs: undefined };
+  return { ip: undefined, keyId: undefined, reason: undefined, operationName: undefined, operationType: undefined, cost: undefined, gates: undefined, budgetStoreMs: undefined };
 }
 
 /** Where the key stands in its operation budget, as this request leaves it. */
@@ -81,7 +85,7 @@ export type AdmissionOptions = {
   /** The form the RateLimit headers take (RATELIMIT_HEADERS; graphql/rate-limit-headers.ts). Default draft-8. */
   headers?: RateLimitHeaderMode;
   /** Told about refusals and costs (metrics). */
-  onAuthFailure?: (reason: string) => void;
+  onAuthFailure?: (reason: AuthFailure) => void;
   onRejected?: (gate: 'ip' | 'auth-failures' | 'operation' | 'concurrency') => void;
   /** MAX_CONCURRENT_PER_KEY's gate; null or absent: no limit, and no store call. */
   concurrency?: ConcurrencyGate | null;
@@ -127,10 +131,11 @@ export class Admissions {
     // The IP gate's request budget is taken once per request, lazily: a key this instance has
     // already verified has it taken with its operation budget (one store take); anything else
     // (no key, a guess, a database lookup) waits for it here, with the failed-authentication block.
+    meta.ip = request.ip;
     const ip = ipGate.check(request.ip);
     const guard = async () => {
       const verdict = await ip.guard();
-      if (!verdict.ok) throw this.ipRefusal(verdict);
+      if (!verdict.ok) throw this.ipRefusal(verdict, meta);
     };
     let candidate: string | undefined;
     try {
@@ -139,6 +144,7 @@ export class Admissions {
       // A malformed Authorization or two keys: the address answers for it like for a bad key.
       await guard();
       this.options.onAuthFailure?.('malformed');
+      keyRefused(meta, 'malformed');
       await ipGate.recordAuthFailure(request.ip);
       throw headerError;
     }
@@ -146,6 +152,7 @@ export class Admissions {
     const result = await authenticator.authenticate(candidate, guard, { ip: request.ip, origin: request.headers.origin });
     if (!result.ok) {
       this.options.onAuthFailure?.(result.reason);
+      keyRefused(meta, result.reason);
       if (result.reason !== 'missing') await ipGate.recordAuthFailure(request.ip);
       throw result.reason === 'missing'
         ? unauthenticated('An API key is required: send it in the x-api-key header.')
@@ -173,8 +180,14 @@ export class Admissions {
   }
 
   /** The error for a refused address: 429 with Retry-After, or 503 when the store is down and closed. */
-  ipRefusal(verdict: Exclude<IpVerdict, { ok: true }>) {
-    this.options.onRejected?.(verdict.reason === 'auth-failures' ? 'auth-failures' : 'ip');
+  ipRefusal(verdict: Exclude<IpVerdict, { ok: true }>, meta: RequestMeta) {
+    const gate = verdict.reason === 'auth-failures' ? 'auth-failures' : 'ip';
+    // Once per request: an operation refused at its take is asked again when it settles (and a
+    // batch's operations share the request's verdict).
+    if (!meta.gates?.includes(gate)) {
+      this.options.onRejected?.(gate);
+      (meta.gates ??= []).push(gate);
+    }
     if (verdict.reason === 'store') return serviceUnavailable('Rate limiting is temporarily unavailable; try again shortly.');
     const ext = limitExtensions({ limit: verdict.limit, remaining: 0, msBeforeNext: verdict.msBeforeNext });
     const message = verdict.reason === 'auth-failures'
@@ -345,7 +358,7 @@ export class Admission {
     // a refused address takes nothing at all.
     if (!this.ip.pending() || settings.store.sharded) {
       const ip = await this.ip.run();
-      if (!ip.ok) throw this.admissions.ipRefusal(ip);
+      if (!ip.ok) throw this.admissions.ipRefusal(ip, this.meta);
     }
     const withIp = this.ip.pending();
     const first = withIp ? 1 : 0;
@@ -364,7 +377,7 @@ export class Admission {
     if (withIp) {
       // A refused address stops the take before anything else is taken.
       const ip = this.ip.decided(outcomes[0]);
-      if (!ip.ok) throw this.admissions.ipRefusal(ip);
+      if (!ip.ok) throw this.admissions.ipRefusal(ip, this.meta);
     }
 
     const charge = outcomes[first];
@@ -413,7 +426,7 @@ export class Admission {
   settle(data: Record<string, unknown> | null | undefined, errors: readonly { path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[] | undefined): Error | null | Promise<Error | null> {
     const ip = this.ip.known();
     if (!ip) return this.ip.run().then(() => this.settle(data, errors));
-    if (!ip.ok) return this.admissions.ipRefusal(ip);
+    if (!ip.ok) return this.admissions.ipRefusal(ip, this.meta);
     let refund = 0;
     if (this.cost.prepaid && this.analysis && data !== undefined) {
       this.cost.actual = Math.min(this.cost.prepaid, this.measure(data, errors));
@@ -551,6 +564,12 @@ const NO_VARIABLES: Record<string, unknown> = Object.freeze({});
 /** The bench's bare baseline has no Admissions: a budget nothing is taken from. */
 const NO_BUDGET: readonly KeyWindow[] = [{ limit: 0, duration: 1 }];
 const NO_FIELDS: readonly never[] = [];
+
+/** The key gate refused: the access log says so, and why. */
+function keyRefused(meta: RequestMeta, reason: AuthFailure) {
+  (meta.gates ??= []).push('key');
+  meta.reason = reason;
+}
 
 /** x-api-key, or Authorization: Bearer. Two different keys in one request are refused. */
 export function readKeyHeader(headers: IncomingHttpHeaders): string | undefined {

@@ -1,14 +1,19 @@
 import { LRUCache } from 'lru-cache';
 import type { Database } from '../db/client';
 import { hashKey, MAX_KEY_LENGTH, parseKey } from './format';
-import { findActiveKeyByHash, toAuthenticatedKey, touchLastUsed, type ApiKeyRow, type KeyRecord } from './repository';
+import { findKeyByHash, stateOf, toAuthenticatedKey, touchLastUsed, type ApiKeyRow } from './repository';
 import type { AuthenticatedKey } from './types';
 import { admits } from './restrictions';
 import { serviceUnavailable } from '../errors';
 import { withTimeout } from '../timeout';
 
-/** `restricted`: a valid key used from an address or origin it does not allow (answered like `invalid`). */
-export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'restricted';
+/**
+ * Why a key was refused — for the log and metrics only: the client hears one message for all but
+ * `missing` (no oracle). `unknown`: no such key; `revoked`; `expired`: the key's expiry, or an old
+ * secret past its rotation grace; `restricted`: a valid key used from an address or origin it does
+ * not allow.
+ */
+export type AuthFailure = 'missing' | 'malformed' | 'unknown' | 'revoked' | 'expired' | 'restricted';
 /** Where a request comes from: the client's address as the IP gate sees it, and its Origin header. */
 export type RequestSource = { ip: string; origin?: string | string[] };
 export type AuthResult = { ok: true; key: AuthenticatedKey } | { ok: false; reason: AuthFailure };
@@ -18,7 +23,7 @@ export type AuthResult = { ok: true; key: AuthenticatedKey } | { ok: false; reas
  * `fetchedAt`: when the database said so; the entry is fresh for the cache TTL, and usable while
  * the database is unreachable for the stale-if-error window after that.
  */
-type Entry = { key: AuthenticatedKey | null; until: number; fetchedAt: number };
+type Entry = { key: AuthenticatedKey | null; until: number; fetchedAt: number; refused?: 'unknown' | 'revoked' | 'expired' };
 
 /**
  * Key gate: an in-process cache keyed by the key's hash; on a miss, format and checksum (no
@@ -89,11 +94,11 @@ export class KeyAuthenticator {
     const guarded = !entry?.key;
     if (guarded) await guard();
     if (!entry) entry = await this.lookupOnce(hash, now, cached);
-    if (!entry.key) return { ok: false, reason: 'invalid' };
+    if (!entry.key) return { ok: false, reason: entry.refused ?? 'unknown' };
     // A cached key may have expired, or its old secret's grace period ended, since it was cached.
     if (entry.until <= now) {
       this.cache.delete(hash);
-      return { ok: false, reason: 'invalid' };
+      return { ok: false, reason: 'expired' };
     }
     const { restrictions } = entry.key;
     if (restrictions && !(source && admits(restrictions, source.ip, source.origin))) {
@@ -119,17 +124,18 @@ export class KeyAuthenticator {
    * is a 503, never a 500 and never a wait.
    */
   private async lookup(hash: string, now: number, stale: Entry | undefined): Promise<Entry> {
-    let found: KeyRecord | null;
+    let found: Awaited<ReturnType<typeof findKeyByHash>>;
     try {
       const timeoutMs = this.options.databaseTimeoutMs ?? 2000;
-      found = await withTimeout(findActiveKeyByHash(this.options.db, hash, new Date(now)), timeoutMs, 'the API key lookup');
+      found = await withTimeout(findKeyByHash(this.options.db, hash), timeoutMs, 'the API key lookup');
       this.options.onDatabaseResult?.(null);
     } catch (error) {
       this.options.onDatabaseResult?.(error);
       if (stale?.key && now - stale.fetchedAt < this.options.cacheTtlMs + (this.options.staleIfErrorMs ?? 0)) return stale;
       throw serviceUnavailable('The API key store is temporarily unavailable; try again shortly.', 5);
     }
-    const entry: Entry = { key: found ? toAuthenticatedKey(found) : null, until: found ? validUntil(found.key, hash) : Infinity, fetchedAt: now };
+    const state = found ? stateOf(found.key, hash, now) : 'unknown';
+    const entry: Entry = state === 'active' ? { key: toAuthenticatedKey(found!), until: validUntil(found!.key, hash), fetchedAt: now } : { key: null, until: Infinity, fetchedAt: now, refused: state };
     if (this.options.cacheTtlMs > 0) {
       this.cache.set(hash, entry, entry.key ? undefined : { ttl: Math.max(this.options.negativeCacheTtlMs, 1) });
     }

@@ -1,4 +1,4 @@
-import { and, eq, gt, or, sql } from 'drizzle-orm';
+import { eq, or, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { apiKeys, consumers, plans } from '../db/schema';
 import type { AuthenticatedKey, BudgetWindow, KeyWindow, LimitOverride } from './types';
@@ -63,25 +63,27 @@ export function toAuthenticatedKey({ key: row, consumer, plan }: KeyRecord): Aut
 }
 
 /**
- * The key whose current secret hashes to `hash`, or whose previous secret does while its
- * rotation grace period lasts. Revoked and expired keys are filtered here, in one indexed query.
+ * The key whose current secret hashes to `hash`, or whose previous secret does (one indexed
+ * query, the key with its consumer and plan) — revoked, expired or past its grace period
+ * included: the authenticator judges those, so its log can say which (`stateOf`).
  */
-export async function findActiveKeyByHash(db: Database, hash: string, now = new Date()): Promise<KeyRecord | null> {
-  // One statement: the key with its consumer and plan.
+export async function findKeyByHash(db: Database, hash: string): Promise<KeyRecord | null> {
   const rows = await db
     .select({ key: apiKeys, consumer: consumers, plan: plans })
     .from(apiKeys)
     .leftJoin(consumers, eq(consumers.id, apiKeys.consumerId))
     .leftJoin(plans, eq(plans.id, consumers.planId))
-    .where(
-      and(
-        or(eq(apiKeys.hash, hash), and(eq(apiKeys.previousHash, hash), gt(apiKeys.previousHashExpiresAt, now))),
-        sql`${apiKeys.revokedAt} is null`,
-        or(sql`${apiKeys.expiresAt} is null`, gt(apiKeys.expiresAt, now)),
-      ),
-    )
+    .where(or(eq(apiKeys.hash, hash), eq(apiKeys.previousHash, hash)))
     .limit(1);
   return rows[0] ?? null;
+}
+
+/** Whether a found key's secret works at `now`: revoked, expired (the key, or an old secret's grace period), or active. */
+export function stateOf(row: ApiKeyRow, hash: string, now: number): 'active' | 'revoked' | 'expired' {
+  if (row.revokedAt) return 'revoked';
+  if (row.expiresAt && row.expiresAt.getTime() <= now) return 'expired';
+  if (row.hash !== hash && !(row.previousHashExpiresAt && row.previousHashExpiresAt.getTime() > now)) return 'expired';
+  return 'active';
 }
 
 /** A key's record by id (its consumer and plan with it), for reading its standing. */
