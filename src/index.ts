@@ -9,3 +9,9 @@ export type { Database, DatabaseHandle } from './db/client';
 export type { AuthenticatedKey } from './keys/types';
 export { ErrorCode, badUserInput, forbidden } from './errors';
 export { httpsRefusal, isHttps } from './http/require-https';
+// What an owner mounts beside their Apollo server: the access line, and the operational routes
+// as plain Node handlers (http.createServer, Express) with a thin Fastify adapter.
+export { requestLogPlugin, accessLine, type AccessFacts } from './http/access-log';
+export { metricsHandler } from './http/metrics-handler';
+export { healthHandler, readinessHandler } from './http/health';
+export { fastifyHandler, type NodeHandler, type HttpAnswer } from './http/node-handler';

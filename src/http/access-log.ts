@@ -3,6 +3,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { Logger } from 'pino';
 import type { RequestMeta } from '../gates/pipeline';
 import type { TollgateContext } from '../graphql/context';
+import type { Metrics } from './metrics';
 
 /** What one access line is made of, whatever server answered the request. */
 export type AccessFacts = {
@@ -80,15 +81,17 @@ export function rememberExchange(key: object, exchange: Exchange) {
  * The bundled server's access line for an owner's Apollo server (standalone or Express): one
  * line per HTTP request that came through `tollgate.context`, written when its response is done,
  * with the status the client got — refusals by the IP and key gates (the context failed, so
- * Apollo runs no request hooks for them) included.
+ * Apollo runs no request hooks for them) included. It counts them in tollgate_requests_total too.
  */
-export function requestLogPlugin(tollgate: { services: { logger: Logger } }): ApolloServerPlugin<TollgateContext> {
-  const { logger } = tollgate.services;
+export function requestLogPlugin(tollgate: { services: { logger: Logger; metrics: Metrics } }): ApolloServerPlugin<TollgateContext> {
+  const { logger, metrics } = tollgate.services;
   const watch = (exchange: Exchange | undefined) => {
     if (!exchange?.res || exchange.logged) return; // a batch's operations share one exchange: one line
     exchange.logged = true;
     const { req, res } = exchange;
-    const write = () =>
+    const write = () => {
+      // tollgate_requests_total, as the bundled server counts its /graphql requests.
+      metrics.request(res.statusCode, exchange.meta.operationType);
       logger.info(
         accessLine({
           requestId: exchange.requestId,
@@ -101,6 +104,7 @@ export function requestLogPlugin(tollgate: { services: { logger: Logger } }): Ap
         }),
         'request',
       );
+    };
     if (res.writableFinished || res.destroyed) write();
     else res.once('close', write);
   };

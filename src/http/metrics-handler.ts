@@ -5,12 +5,15 @@ import type { Metrics } from './metrics';
 import { errorAnswer, fastifyHandler, nodeHandler, type NodeHandler } from './node-handler';
 
 /**
- * GET /metrics in Prometheus text format. Operational data: optionally behind a bearer token
- * (compared in constant time, through hashes so lengths leak nothing); refused in the GraphQL
- * error shape (401 UNAUTHENTICATED), like every other answer.
+ * GET /metrics in Prometheus text format. Operational data: behind a bearer token when there is
+ * one — `options.token`, else METRICS_TOKEN (config.metricsToken) — compared in constant time,
+ * through hashes so lengths leak nothing; refused in the GraphQL error shape (401
+ * UNAUTHENTICATED), like every other answer.
  */
-export function metricsHandler(options: { metrics: Metrics; token?: string }): NodeHandler {
-  const expected = options.token ? createHash('sha256').update(options.token).digest() : null;
+export function metricsHandler(tollgate: { services: { metrics: Metrics }; config: { metricsToken?: string } }, options: { token?: string } = {}): NodeHandler {
+  const { metrics } = tollgate.services;
+  const token = options.token ?? tollgate.config.metricsToken;
+  const expected = token ? createHash('sha256').update(token).digest() : null;
   return nodeHandler(async (req) => {
     if (expected) {
       const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
@@ -18,7 +21,7 @@ export function metricsHandler(options: { metrics: Metrics; token?: string }): N
         return errorAnswer(401, ErrorCode.UNAUTHENTICATED, 'Metrics need the METRICS_TOKEN bearer token: send "Authorization: Bearer <token>".', { 'www-authenticate': 'Bearer' });
       }
     }
-    const { contentType, body } = await options.metrics.render();
+    const { contentType, body } = await metrics.render();
     return { status: 200, headers: { 'content-type': contentType }, body };
   });
 }
@@ -29,7 +32,7 @@ export function metricsHandler(options: { metrics: Metrics; token?: string }): N
  */
 export async function registerMetricsRoute(options: { app: FastifyInstance; metrics: Metrics; token?: string; port?: number; host: string }): Promise<FastifyInstance | null> {
   const target = options.port !== undefined ? Fastify({ logger: false }) : options.app;
-  target.get('/metrics', fastifyHandler(metricsHandler(options)));
+  target.get('/metrics', fastifyHandler(metricsHandler({ services: { metrics: options.metrics }, config: { metricsToken: options.token } })));
   if (options.port === undefined) return null;
   await target.listen({ host: options.host, port: options.port });
   return target;
