@@ -13,5 +13,5 @@ export { httpsRefusal, isHttps } from './http/require-https';
 // as plain Node handlers (http.createServer, Express) with a thin Fastify adapter.
 export { requestLogPlugin, accessLine, type AccessFacts } from './http/access-log';
 export { metricsHandler } from './http/metrics-handler';
-export { healthHandler, readinessHandler } from './http/health';
+export { healthHandler, readinessHandler, operationsHandler } from './http/health';
 export { fastifyHandler, type NodeHandler, type HttpAnswer } from './http/node-handler';

@@ -1,5 +1,8 @@
 import type { Readiness } from '../tollgate';
-import { jsonAnswer, nodeHandler, type NodeHandler } from './node-handler';
+import { ErrorCode } from '../errors';
+import { cut } from './access-log';
+import { metricsHandler } from './metrics-handler';
+import { errorAnswer, jsonAnswer, nodeHandler, type NodeHandler } from './node-handler';
 
 /** Liveness: 200 `{ "status": "ok" }` while the process can answer at all (it asks nothing else). */
 export function healthHandler(): NodeHandler {
@@ -16,5 +19,19 @@ export function readinessHandler(tollgate: { ready(): Promise<Readiness> }): Nod
   return nodeHandler(async () => {
     const { ok, ...body } = await tollgate.ready();
     return jsonAnswer(ok ? 200 : 503, body);
+  });
+}
+
+/**
+ * /health, /ready and /metrics behind one Node handler, for a listener of their own beside a
+ * server that serves GraphQL only (Apollo's standalone): `http.createServer(operationsHandler(tollgate))`.
+ * Anything else is 404 NOT_FOUND in the GraphQL error shape.
+ */
+export function operationsHandler(tollgate: Parameters<typeof readinessHandler>[0] & Parameters<typeof metricsHandler>[0], options: { metricsToken?: string } = {}): NodeHandler {
+  const routes: Record<string, NodeHandler> = { '/health': healthHandler(), '/ready': readinessHandler(tollgate), '/metrics': metricsHandler(tollgate, { token: options.metricsToken }) };
+  return nodeHandler(async (req) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const route = req.method === 'GET' || req.method === 'HEAD' ? routes[path] : undefined;
+    return route ? route.answer(req) : errorAnswer(404, ErrorCode.NOT_FOUND, `No route ${req.method} ${cut(path)}.`);
   });
 }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
-import { createTollgate, healthHandler, metricsHandler, readinessHandler, requestLogPlugin, type NodeHandler, type Tollgate } from '../../src/index';
+import { createTollgate, operationsHandler, requestLogPlugin, type Tollgate } from '../../src/index';
 import { generateKey } from '../../src/keys/format';
 import { testConfig } from '../support/harness';
 
@@ -25,8 +25,7 @@ describe('library: the request log plugin and the operational handlers', () => {
     const schema = tollgate.schema({ typeDefs: 'type Query { hello: String }', resolvers: { Query: { hello: () => 'world' } } });
     apollo = new ApolloServer({ schema, plugins: [...tollgate.plugins, requestLogPlugin(tollgate)], ...tollgate.apolloOptions });
     ({ url } = await startStandaloneServer(apollo, { context: tollgate.context, listen: { port: 0, host: '127.0.0.1' } }));
-    const routes: Record<string, NodeHandler> = { '/health': healthHandler(), '/ready': readinessHandler(tollgate), '/metrics': metricsHandler(tollgate) };
-    ops = http.createServer((req, res) => void (routes[req.url ?? ''] ?? ((_q, r) => r.writeHead(404).end()))(req, res));
+    ops = http.createServer(operationsHandler(tollgate));
     await new Promise<void>((resolve) => ops.listen(0, '127.0.0.1', resolve));
     opsUrl = `http://127.0.0.1:${(ops.address() as AddressInfo).port}`;
     const created = await tollgate.services.keys.create({ name: 'library', scopes: ['read'] }, null);
@@ -67,7 +66,7 @@ describe('library: the request log plugin and the operational handlers', () => {
     expect(logs.join('\n')).not.toContain(key.secret);
   });
 
-  it('serves /health, /ready and /metrics (bearer token, refused in the GraphQL error shape) from plain Node handlers', async () => {
+  it('serves /health, /ready and /metrics (bearer token, refused in the GraphQL error shape) from one plain Node handler, anything else 404', async () => {
     const health = await fetch(`${opsUrl}/health`);
     expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }]);
     const ready = await fetch(`${opsUrl}/ready`);
@@ -82,5 +81,7 @@ describe('library: the request log plugin and the operational handlers', () => {
     expect(text).toMatch(/^tollgate_requests_total\{status="401",operation_type="none"\} 3$/m);
     expect(text).toMatch(/^tollgate_requests_total\{status="200",operation_type="query"\} 1$/m);
     expect(text).toMatch(/^tollgate_auth_failures_total\{reason="invalid"\} 1$/m);
+    const elsewhere = await fetch(`${opsUrl}/nowhere`);
+    expect([elsewhere.status, ((await elsewhere.json()) as any).errors[0].extensions.code]).toEqual([404, 'NOT_FOUND']);
   });
 });
