@@ -39,12 +39,29 @@ function workingTreeCopy(): string {
   return copy;
 }
 
-/** The README's `// server.mjs` block, exactly as an owner would copy it. */
-function readmeServer(): string {
+/** The README's ```js block that starts with `// <file>`, exactly as an owner would copy it. */
+function readmeBlock(file: string): string {
   const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
-  const block = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.startsWith('// server.mjs'));
-  if (!block) throw new Error('README has no ```js block starting with // server.mjs');
+  const block = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.startsWith(`// ${file}`));
+  if (!block) throw new Error(`README has no \`\`\`js block starting with // ${file}`);
   return block;
+}
+
+/** The access lines an app wrote to stdout (JSON lines with msg "request"). */
+const accessLines = (out: string) =>
+  out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.msg === 'request');
+
+/** /health, /ready and /metrics as an owner's app serves them (no METRICS_TOKEN here: public). */
+async function expectOperations(base: string) {
+  const health = await fetch(`${base}/health`);
+  expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }]);
+  const ready = await fetch(`${base}/ready`);
+  expect([ready.status, ((await ready.json()) as any).status]).toEqual([200, 'ready']);
+  const metrics = await fetch(`${base}/metrics`);
+  expect(metrics.status).toBe(200);
+  const text = await metrics.text();
+  expect(text).toMatch(/^tollgate_requests_total\{status="401",operation_type="none"\} [1-9]/m);
+  expect(text).toMatch(/^tollgate_auth_failures_total\{reason="missing"\} [1-9]/m);
 }
 
 type Running = { child: ChildProcess; out: () => string };
@@ -139,10 +156,10 @@ describe('the npm package, installed into an empty app', () => {
   }, 90_000);
 
   it('runs the README example as written: keys, field budgets, operation cost, the owner\'s context, the admin API', async () => {
-    writeFileSync(path.join(dir, 'server.mjs'), readmeServer());
+    writeFileSync(path.join(dir, 'server.mjs'), readmeBlock('server.mjs'));
     // PORT=0: the app binds a free port itself and prints its URL.
     // last_used_at flushed hourly: only a clean stop writes it (checked at the end).
-    const app = await startApp(dir, 'server.mjs', { PORT: '0', DATA_DIR: path.join(dir, '.data'), LAST_USED_FLUSH_SECONDS: '3600' });
+    const app = await startApp(dir, 'server.mjs', { PORT: '0', OPS_PORT: '0', DATA_DIR: path.join(dir, '.data'), LAST_USED_FLUSH_SECONDS: '3600' });
     running.push(app.child);
     expect(app.key).toMatch(/^tg_/); // printed on the first start, exactly as npm start does
 
@@ -171,13 +188,20 @@ describe('the npm package, installed into an empty app', () => {
     const dry = await post(app.url, '{ rateLimit(dryRun: true) { cost } books(first: 2) { title } }', reader);
     expect(dry.body.data).toEqual({ rateLimit: { cost: 2 } }); // priced, not run
 
+    // The access lines (requestLogPlugin) and the operations listener (operationsHandler).
+    const lines = accessLines(app.out());
+    expect(lines[0]).toMatchObject({ method: 'POST', status: 401, ip: '127.0.0.1', gates: ['key'], reason: 'missing', userAgent: expect.any(String) });
+    expect(lines.find((l) => l.status === 200)).toMatchObject({ ip: '127.0.0.1', keyId: expect.any(String), operationType: 'query', cost: 2 });
+    expect(JSON.stringify(lines)).not.toContain(app.key); // printed once on the first start, never logged
+    await expectOperations(/operations on (\S+)/.exec(app.out())![1]);
+
     // Ctrl-C (SIGINT) stops it cleanly: exit 0, and the reader's last use, which only the stop
     // writes, is there after a restart.
     const exited = new Promise<string>((resolve) => app.child.once('exit', (code, signal) => resolve(`${code} ${signal}`)));
     app.child.kill('SIGINT');
     // Exit code 0, not killed by the signal (Apollo's own handler re-raised it before Tollgate closed).
     expect({ how: await exited, out: app.out() }).toEqual({ how: '0 null', out: expect.any(String) });
-    const again = await startApp(dir, 'server.mjs', { PORT: '0', DATA_DIR: path.join(dir, '.data') });
+    const again = await startApp(dir, 'server.mjs', { PORT: '0', OPS_PORT: '0', DATA_DIR: path.join(dir, '.data') });
     running.push(again.child);
     const keys = await post(again.url, '{ apiKeys { edges { node { name lastUsedAt } } } }', app.key);
     expect(keys.body.data.apiKeys.edges.find((e: { node: { name: string } }) => e.node.name === 'reader').node.lastUsedAt).toEqual(expect.any(String));
@@ -203,26 +227,22 @@ describe('the npm package, installed into an empty app', () => {
     expect(rows.reduce((n, row) => n + Number(row.split(',')[1]), 0)).toBe(3);
   }, 60_000);
 
-  it('works the same behind Express (expressMiddleware with tollgate.context)', async () => {
-    writeFileSync(path.join(dir, 'express.mjs'), `
-      import express from 'express';
-      import { ApolloServer } from '@apollo/server';
-      import { expressMiddleware } from '@as-integrations/express5';
-      import { createTollgate } from 'tollgate';
-      const tollgate = await createTollgate();
-      const schema = tollgate.schema({ typeDefs: 'type Query { ping: String @rateLimit(limit: 1, duration: 60) }', resolvers: { Query: { ping: () => 'pong' } } });
-      const server = new ApolloServer({ schema, plugins: tollgate.plugins });
-      await server.start();
-      const app = express();
-      app.use('/graphql', express.json(), expressMiddleware(server, { context: tollgate.context }));
-      const listener = app.listen(Number(process.env.PORT), '127.0.0.1', () => console.log('serving http://127.0.0.1:' + listener.address().port + '/graphql'));
-      process.on('SIGTERM', async () => { listener.close(); await server.stop(); await tollgate.close(); process.exit(0); });
-    `);
+  it('runs the README\'s Express example as written: the same context, plugin and handlers', async () => {
+    writeFileSync(path.join(dir, 'express.mjs'), readmeBlock('express.mjs'));
     const app = await startApp(dir, 'express.mjs', { PORT: '0', DATA_DIR: path.join(dir, '.data-express') });
     running.push(app.child);
     expect((await post(app.url, '{ ping }')).status).toBe(401);
     expect((await post(app.url, '{ ping }', app.key)).body.data).toEqual({ ping: 'pong' });
     const second = await post(app.url, '{ ping }', app.key);
     expect(second.body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', coordinate: 'Query.ping' });
+    // Each line is written as its response ends, which the client may see first.
+    for (let i = 0; i < 200 && accessLines(app.out()).length < 3; i++) await new Promise((r) => setTimeout(r, 25));
+    const lines = accessLines(app.out());
+    expect(lines.map((l) => [l.method, l.path, l.status, l.ip, l.gates, l.reason])).toEqual([
+      ['POST', '/graphql', 401, '127.0.0.1', ['key'], 'missing'],
+      ['POST', '/graphql', 200, '127.0.0.1', undefined, undefined],
+      ['POST', '/graphql', 200, '127.0.0.1', ['field:Query.ping'], undefined],
+    ]);
+    await expectOperations(new URL(app.url).origin);
   }, 120_000);
 });
