@@ -202,6 +202,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     for (const op of operations) {
       const query = (op as { query?: unknown } | null)?.query;
       if (typeof query === 'string' && query.length > config.armor.maxChars) {
+        (request.meta.gates ??= []).push('hardening');
         const error = queryTooLong(query.length, config.armor.maxChars);
         return problem(reply, 400, ErrorCode.QUERY_TOO_COMPLEX, error.message, { maxChars: config.armor.maxChars });
       }

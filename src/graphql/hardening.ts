@@ -20,12 +20,24 @@ export type HardeningLimits = { maxDepth: number; maxAliases: number; maxDirecti
 export function hardeningRules(limits: HardeningLimits): ValidationRule[] {
   // Report into the validation context (a 400 like any validation error); armor's default is to
   // throw, which Apollo turns into a 500.
-  const report = { propagateOnRejection: false, onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)] };
+  const report = { propagateOnRejection: false, onReject: [(context: ValidationContext | null, error: GraphQLError) => (refusals.add(error), context?.reportError(error))] };
   return [
     maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, ...report }),
     maxAliasesRule({ n: limits.maxAliases, ...report }),
     maxDirectivesRule({ n: limits.maxDirectives, ...report }),
   ];
+}
+
+/** The errors the hardening rules reported (Apollo wraps them; their originalError is one of these). */
+const refusals = new WeakSet<object>();
+
+/**
+ * Whether an error is a hardening refusal, for the access log's `gates`: one of the rules', the
+ * parser's token limit (graphql-js's own message, "more that N tokens", typo included), or ours.
+ */
+export function isHardeningRefusal(error: { message: string; originalError?: unknown; extensions?: Record<string, unknown> }): boolean {
+  if (refusals.has(error) || (typeof error.originalError === 'object' && error.originalError !== null && refusals.has(error.originalError))) return true;
+  return /^Syntax Error: Document contains more tha[nt] \d+ tokens/.test(error.message) || (error.extensions?.code === ErrorCode.QUERY_TOO_COMPLEX && 'maxChars' in error.extensions);
 }
 
 export function createHardening(limits: HardeningLimits) {
@@ -40,7 +52,7 @@ export function createHardening(limits: HardeningLimits) {
       return withHttpStatus(new GraphQLError(`Syntax Error: Document contains more than ${limits.maxTokens} tokens.`, { extensions: { code: ErrorCode.GRAPHQL_PARSE_FAILED } }), 400);
     }
     const [first] = validate(schema, document, rules);
-    return first ? withHttpStatus(new GraphQLError(first.message, { nodes: first.nodes, extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED } }), 400) : null;
+    return first ? marked(withHttpStatus(new GraphQLError(first.message, { nodes: first.nodes, extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED } }), 400)) : null;
   };
 
   /** Throws the first limit the document breaks (400, coded). */
@@ -49,6 +61,11 @@ export function createHardening(limits: HardeningLimits) {
     if (verdict === undefined) verdicts.set(document, (verdict = judge(schema, document, source)));
     if (verdict) throw verdict;
   };
+}
+
+function marked(error: GraphQLError): GraphQLError {
+  refusals.add(error);
+  return error;
 }
 
 /** Tokens in `source`, counting no further than max + 1. */

@@ -3,9 +3,9 @@ import { GraphQLError, execute, type GraphQLSchema, type OperationDefinitionNode
 import type { Logger } from 'pino';
 import { ErrorCode, isDependencyFailure, replaceWithError } from '../errors';
 import { onlyStatusFields } from '../document/operation-analysis';
-import type { SchemaGates } from '../gates/pipeline';
+import type { RequestMeta, SchemaGates } from '../gates/pipeline';
 import type { TollgateContext } from './context';
-import { createHardening, type HardeningLimits } from './hardening';
+import { createHardening, isHardeningRefusal, type HardeningLimits } from './hardening';
 import { setResponseStatus } from './response-status';
 import { fieldChargesIn } from '../directives/rate-limit-directive';
 import { operationUsage } from '../usage/operation-usage';
@@ -40,7 +40,12 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
       admission.meta.operationName = rc.operationName;
       admission.meta.operationType = rc.operation?.operation;
       if (!rc.operation) return; // no such operation: Apollo answers 400 itself
-      check?.(rc.schema, rc.document, rc.source);
+      try {
+        check?.(rc.schema, rc.document, rc.source);
+      } catch (error) {
+        refused(admission.meta, 'hardening');
+        throw error;
+      }
       const gates = options.gatesOf(rc.schema);
       if (!gates) return; // gates off (the bench's bare baseline): nothing to price
       await admission.chargeOperation({ schema: rc.schema, document: rc.document, operation: rc.operation, variables: rc.request.variables }, gates);
@@ -57,6 +62,7 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
 
     async didEncounterErrors({ errors, contextValue }) {
       for (const error of errors) {
+        if (contextValue?.admission && isHardeningRefusal(error)) refused(contextValue.admission.meta, 'hardening');
         // No schema reconnaissance by guessing: "Did you mean …" suggestions are cut.
         if (error.message.includes('Did you mean')) Object.assign(error, { message: error.message.replace(/ ?Did you mean .+\?$/, '') });
         // Apollo's refusal tells the client to pass an ApolloServer constructor option; the owner's
@@ -121,6 +127,11 @@ export function tollgatePlugin(options: PluginOptions): ApolloServerPlugin<Tollg
       return listener;
     },
   };
+}
+
+/** The access log's `gates`, once per request. */
+function refused(meta: RequestMeta, gate: string) {
+  if (!meta.gates?.includes(gate)) (meta.gates ??= []).push(gate);
 }
 
 const INTROSPECTION_OFF = 'Introspection (__schema, __type) is turned off on this server: ALLOW_INTROSPECTION=true turns it on (it is off by default when NODE_ENV=production).';

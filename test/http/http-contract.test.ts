@@ -105,6 +105,21 @@ describe('the HTTP contract (GraphQL over HTTP)', () => {
     expect(line.operationName).toBe(`${name.slice(0, 255)}…`);
   });
 
+  it('logs every hardening refusal with its gate: characters, tokens, directives', async () => {
+    const hostile = [
+      `{ __typename }${' '.repeat(25_000)}`, // over MAX_QUERY_CHARS: refused before parsing
+      `{ ${Array.from({ length: 1100 }, (_, i) => `t${i}: __typename`).join(' ')} }`, // over MAX_TOKENS: refused while parsing
+      `{ __typename ${'@include(if: true) '.repeat(60)} }`, // over MAX_DIRECTIVES: refused while validating
+    ];
+    for (const query of hostile) {
+      const res = await post(query);
+      expect(res.status).toBe(400);
+      const id = res.headers['x-request-id'];
+      const line = s.t.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && l.reqId === id);
+      expect(line).toMatchObject({ status: 400, gates: ['hardening'] });
+    }
+  });
+
   it('a header just under 16 KB is still served', async () => {
     const res = await rawRequest(s.t.url, { headers: { 'content-type': 'application/json', 'x-api-key': s.t.adminKey, 'x-padding': 'a'.repeat(15 * 1024) }, body: '{"query":"{ __typename }"}' });
     expect(res.status).toBe(200);
