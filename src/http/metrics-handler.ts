@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorCode } from '../errors';
 import type { Metrics } from './metrics';
+import { pathOf } from './access-log';
 import { errorAnswer, fastifyHandler, nodeHandler, type NodeHandler } from './node-handler';
 
 /**
@@ -31,9 +32,15 @@ export function metricsHandler(tollgate: { services: { metrics: Metrics }; confi
  * which can stay off the public network. Returns that listener, or null.
  */
 export async function registerMetricsRoute(options: { app: FastifyInstance; metrics: Metrics; token?: string; port?: number; host: string }): Promise<FastifyInstance | null> {
-  const target = options.port !== undefined ? Fastify({ logger: false }) : options.app;
-  target.get('/metrics', fastifyHandler(metricsHandler({ services: { metrics: options.metrics }, config: { metricsToken: options.token } })));
-  if (options.port === undefined) return null;
+  const handler = metricsHandler({ services: { metrics: options.metrics }, config: { metricsToken: options.token } });
+  if (options.port === undefined) {
+    options.app.get('/metrics', fastifyHandler(handler));
+    return null;
+  }
+  // A listener of its own: /metrics, and anything else 404 in the GraphQL error shape (not Fastify's).
+  const target = Fastify({ logger: false });
+  target.get('/metrics', fastifyHandler(handler));
+  target.setNotFoundHandler(fastifyHandler(nodeHandler(async (req) => errorAnswer(404, ErrorCode.NOT_FOUND, `No route ${req.method} ${pathOf(req.url ?? '/')}.`))));
   await target.listen({ host: options.host, port: options.port });
   return target;
 }

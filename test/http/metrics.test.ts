@@ -95,5 +95,9 @@ describe('metrics protection', () => {
       expect(metricsUrl).not.toBe(t.url);
       expect((await fetch(`${t.url}/metrics`)).status).toBe(404);
       expect((await fetch(`${metricsUrl}/metrics`)).status).toBe(200);
+      // Its own listener answers anything else in the one error shape too, not Fastify's.
+      const elsewhere = await fetch(`${metricsUrl}/graphql`);
+      expect(elsewhere.status).toBe(404);
+      expect(await elsewhere.json()).toEqual({ errors: [{ message: 'No route GET /graphql.', extensions: { code: 'NOT_FOUND' } }] });
     }));
 });
