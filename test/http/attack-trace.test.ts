@@ -1,19 +1,22 @@
 import { generateKey } from '../../src/keys/format';
-import { openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
+import { storeBackends } from '../support/services';
 
 // An attack, as the operator reads it afterwards from the access log alone: who (the client's
 // address as the IP gate saw it, its user agent), which gate refused each request, and — for
 // each 401 — why, without a single character of any key that was tried.
-describe('the access log traces a brute-force attempt', () => {
+describe.each(storeBackends())('the access log traces a brute-force attempt (%s store)', (store) => {
   let db: TestDatabase;
   let t: TestServer;
   let clock = Date.now();
 
   beforeAll(async () => {
+    if (store === 'redis') await flushTestRedis();
     db = await openTestDatabase('pglite');
     // Seven failed authentications block the address; 12 requests a minute per address.
     t = await startTestServer({
       database: db,
+      store,
       env: { TRUST_PROXY: 'true', IP_LIMIT: '12', AUTH_FAILURE_LIMIT: '7', AUTH_FAILURE_WINDOW_SECONDS: '600', AUTH_FAILURE_BLOCK_SECONDS: '900', LAST_USED_FLUSH_SECONDS: '3600' },
       now: () => clock,
     });
