@@ -73,6 +73,7 @@ const envSchema = z.object({
   TLS_KEY_FILE: z.string().min(1).optional(),
   REQUIRE_HTTPS: bool.optional(),
   CORS_ORIGINS: z.string().optional(),
+  ADMIN_CONSOLE: bool.default(true),
   USAGE_TRACKING: bool.default(true),
   USAGE_FLUSH_SECONDS: int(1, 60).default(2),
   USAGE_MINUTES_RETENTION_HOURS: int(1, 24 * 90).default(48),
@@ -157,6 +158,8 @@ export type Config = Readonly<{
   requireHttps: boolean;
   /** Browser origins the bundled server answers CORS preflights for (exact origins); empty: no CORS. */
   corsOrigins: readonly string[];
+  /** The bundled server serves the admin console's static files at /admin (ADMIN_CONSOLE). */
+  adminConsole: boolean;
   /** Per-key usage history (src/usage/): counted in memory, written every flushMs, kept per granularity. */
   usage: { enabled: boolean; flushMs: number; retentionMs: { minute: number; hour: number; day: number } };
   /** Signed webhooks (src/alerts/); no url: no events, nothing queued. */
@@ -266,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     requireHttps: e.REQUIRE_HTTPS ?? e.NODE_ENV === 'production',
     corsOrigins,
+    adminConsole: e.ADMIN_CONSOLE,
     usage: {
       enabled: e.USAGE_TRACKING,
       flushMs: e.USAGE_FLUSH_SECONDS * 1000,

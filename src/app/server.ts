@@ -19,6 +19,7 @@ import { clientIp, createTollgate, type Tollgate, type TollgateContext } from '.
 import type { ServiceOptions } from '../services';
 import { weatherExample } from '../weather';
 import { newRequestId } from '../request-id';
+import { registerAdminConsole } from '../admin-console/serve';
 
 export type ServerOptions = ServiceOptions & {
   config: Config;
@@ -172,6 +173,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   });
 
   app.get('/health', fastifyHandler(healthHandler()));
+  // ADMIN_CONSOLE: the browser console at /admin, a client of /graphql like any other.
+  if (config.adminConsole) registerAdminConsole(app, (message) => logger.warn(message));
   // In production /metrics needs METRICS_TOKEN or its own METRICS_PORT; without either it is not mounted (404).
   const metricsApp = config.metricsEnabled ? await registerMetricsRoute({ app, metrics, token: config.metricsToken, port: config.metricsPort, host: config.host }) : null;
   app.get('/ready', fastifyHandler(readinessHandler(tollgate)));

@@ -7,6 +7,7 @@ import { childrenOf, reapRun } from './processes';
 import { startRedisCluster, type RedisCluster } from './redis-cluster';
 import { startRedisServer, type RedisServer } from './redis-server';
 import { hasRedisServerBinary } from './services';
+import { buildAdminConsoleIfStale } from './admin-console-build';
 
 // Decides once per run which real services the suites can use. With CI=true an unreachable
 // Postgres or Redis fails the whole run; on a laptop without them the service suites are
@@ -44,6 +45,8 @@ async function dropRunDatabases(adminUrl: string, runId: string) {
 type RunState = { cluster?: RedisCluster; redis?: RedisServer; teardown(): Promise<void> };
 
 export default async function globalSetup() {
+  // The admin console's tests serve and measure its built files.
+  buildAdminConsoleIfStale();
   const runId = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   const runDir = mkdtempSync(path.join(os.tmpdir(), `tollgate-run-${runId}-`));
   process.env.TOLLGATE_RUN_ID = runId;

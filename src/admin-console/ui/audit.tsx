@@ -1,0 +1,1 @@
+export function Audit() { return <h1 tabIndex={-1}>Audit</h1>; }

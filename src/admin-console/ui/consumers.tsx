@@ -1,0 +1,1 @@
+export function Consumers() { return <h1 tabIndex={-1}>Consumers</h1>; }

@@ -1,0 +1,61 @@
+import type { ComponentChildren } from 'preact';
+import { useEffect, useState, useCallback } from 'preact/hooks';
+import { gql } from './api';
+import { localDate, utcDate } from './format';
+
+/** A date in the viewer's time zone; the exact UTC time on hover. */
+export function Time({ value, empty = '—' }: { value: string | null | undefined; empty?: string }) {
+  if (!value) return <span>{empty}</span>;
+  return <time dateTime={value} title={utcDate(value)}>{localDate(value)}</time>;
+}
+
+type Loaded<T> = { data?: T; error?: string; loading: boolean };
+
+/** Runs a query when `deps` change; `reload` runs it again. */
+export function useQuery<T = any>(query: string, variables: Record<string, unknown>, deps: unknown[]): [Loaded<T>, () => void] {
+  const [state, setState] = useState<Loaded<T>>({ loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true }));
+    gql<T>(query, variables).then(
+      (data) => live && setState({ data, loading: false }),
+      (error: Error) => live && setState({ error: error.message, loading: false }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [...deps, tick]);
+  return [state, useCallback(() => setTick((t) => t + 1), [])];
+}
+
+export function Problem({ message }: { message?: string }) {
+  return message ? <p class="problem" role="alert">{message}</p> : null;
+}
+
+export function Field({ label, hint, children }: { label: string; hint?: string; children: ComponentChildren }) {
+  return (
+    <label class="field">
+      <span>{label}</span>
+      {children}
+      {hint && <small>{hint}</small>}
+    </label>
+  );
+}
+
+/** Previous / next over a Relay connection: a stack of the cursors seen. */
+export function usePages() {
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  return { cursors, setCursors, after: cursors[cursors.length - 1], reset: () => setCursors([null]) };
+}
+
+export function Pager({ pages, pageInfo, total }: { pages: ReturnType<typeof usePages>; pageInfo?: { hasNextPage: boolean; endCursor: string | null }; total?: number }) {
+  const { cursors, setCursors } = pages;
+  return (
+    <nav class="pager" aria-label="Pages">
+      <button type="button" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>Previous</button>
+      <span>Page {cursors.length}{total !== undefined ? ` · ${total} in all` : ''}</span>
+      <button type="button" disabled={!pageInfo?.hasNextPage} onClick={() => pageInfo?.endCursor && setCursors([...cursors, pageInfo.endCursor])}>Next</button>
+    </nav>
+  );
+}
