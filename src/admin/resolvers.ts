@@ -75,6 +75,10 @@ export const adminResolvers = (services: { keys: KeyService; consumers: Consumer
         key: args.by === 'KEY' ? services.keys.get(row.id) : null,
       })));
     },
+    async usageTotals(_: unknown, args: { from: Date; to: Date }) {
+      if (args.from > args.to) unwrap(fail('BAD_USER_INPUT', '"from" must not be after "to".', 'from'));
+      return services.history.totals(args.from, args.to, services.hourRetentionMs);
+    },
   },
   Mutation: {
     async createApiKey(_: unknown, { input }: Args<KeyInput & { name: string }>, ctx: Context) {

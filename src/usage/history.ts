@@ -79,9 +79,7 @@ export class UsageHistory {
    * range, from hourly buckets (daily ones past the hours' retention or a 31-day range).
    */
   async top(by: 'CONSUMER' | 'KEY', from: Date, to: Date, first: number, hourRetentionMs: number): Promise<{ id: string; points: number; operations: number; refused: number }[]> {
-    const granularity: Granularity = to.getTime() - from.getTime() > MAX_RANGE.hour.ms || from.getTime() < this.now() - hourRetentionMs ? 'day' : 'hour';
-    const size = BUCKET_MS[granularity];
-    const start = new Date(Math.floor(from.getTime() / size) * size);
+    const { granularity, start } = this.coarse(from, to, hourRetentionMs);
     const id = by === 'CONSUMER' ? usage.consumerId : usage.keyId;
     const points = sql<number>`sum(${usage.points})::float8`;
     const rows = await this.db
@@ -92,5 +90,23 @@ export class UsageHistory {
       .orderBy(desc(points), asc(id))
       .limit(first);
     return rows.map((r) => ({ id: r.id!, points: Number(r.points), operations: Number(r.operations), refused: Number(r.refused) }));
+  }
+
+  /** Every key's usage in a range, summed, from the buckets `top` reads. */
+  async totals(from: Date, to: Date, hourRetentionMs: number): Promise<{ points: number; operations: number; refused: number }> {
+    const { granularity, start } = this.coarse(from, to, hourRetentionMs);
+    const total = (column: unknown) => sql<number>`coalesce(sum(${column}), 0)::float8`;
+    const [row] = await this.db
+      .select({ points: total(usage.points), operations: total(usage.operations), refused: total(usage.refused) })
+      .from(usage)
+      .where(and(eq(usage.granularity, granularity), gte(usage.start, start), lt(usage.start, to)));
+    return { points: Number(row.points), operations: Number(row.operations), refused: Number(row.refused) };
+  }
+
+  /** Hourly buckets, or daily ones past 31 days or the hours' retention; from the start of `from`'s bucket. */
+  private coarse(from: Date, to: Date, hourRetentionMs: number): { granularity: Granularity; start: Date } {
+    const granularity: Granularity = to.getTime() - from.getTime() > MAX_RANGE.hour.ms || from.getTime() < this.now() - hourRetentionMs ? 'day' : 'hour';
+    const size = BUCKET_MS[granularity];
+    return { granularity, start: new Date(Math.floor(from.getTime() / size) * size) };
   }
 }

@@ -43,6 +43,7 @@ describe.each(databaseBackends())('key administration on %s', (backend) => {
       ['apiKey', 'query($id: ID!) { apiKey(id: $id) { id } }', () => ({ id: victim.id })],
       ['apiKeys', '{ apiKeys { totalCount } }', () => ({})],
       ['auditEvents', '{ auditEvents { totalCount } }', () => ({})],
+      ['usageTotals', '{ usageTotals(from: "2026-03-01T00:00:00Z", to: "2026-03-02T00:00:00Z") { operations } }', () => ({})],
       ['createApiKey', CREATE, () => ({ input: { name: 'intruder', scopes: ['admin'] } })],
       ['updateApiKey', UPDATE, () => ({ id: victim.id, input: { scopes: ['admin'] } })],
       ['revokeApiKey', REVOKE, () => ({ id: victim.id })],

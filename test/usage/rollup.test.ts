@@ -108,6 +108,11 @@ describe.each(databaseBackends())('usage roll-up and retention on %s', (backend)
     const admin = (await t.gql('{ me { id } }')).body.data.me.id;
     const byKey = await top('KEY');
     expect(byKey.map((r: { key: { id: string }; operations: number }) => [r.key.id, r.operations])).toEqual([[admin, 5], [s1.apiKey.id, 3]]);
+
+    // Everyone's, summed: the admin key's 5, b1's 2, b2's 2 and s1's 3; points as the ranking's.
+    const totals = (await t.gql('query($from: DateTime!, $to: DateTime!) { usageTotals(from: $from, to: $to) { operations refused points } }', range)).body.data.usageTotals;
+    const everyKey = (await t.gql('query($from: DateTime!, $to: DateTime!) { usageTop(from: $from, to: $to, by: KEY, first: 100) { points } }', range)).body.data.usageTop;
+    expect(totals).toEqual({ operations: 12, refused: 0, points: everyKey.reduce((sum: number, r: { points: number }) => sum + r.points, 0) });
   });
 
   it('a key moved to another consumer leaves what it spent before with the first one — in the minute, the hour and the day', async () => {
