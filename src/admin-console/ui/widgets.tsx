@@ -1,5 +1,5 @@
-import type { ComponentChildren } from 'preact';
-import { useEffect, useState, useCallback } from 'preact/hooks';
+import { cloneElement, type VNode } from 'preact';
+import { useCallback, useEffect, useId, useState } from 'preact/hooks';
 import { gql } from './api';
 import { localDate, utcDate } from './format';
 
@@ -33,13 +33,15 @@ export function Problem({ message }: { message?: string }) {
   return message ? <p class="problem" role="alert">{message}</p> : null;
 }
 
-export function Field({ label, hint, children }: { label: string; hint?: string; children: ComponentChildren }) {
+/** A labelled control: the label names it (for/id) and the hint describes it (aria-describedby). */
+export function Field({ label, hint, children }: { label: string; hint?: string; children: VNode<any> }) {
+  const id = useId();
   return (
-    <label class="field">
-      <span>{label}</span>
-      {children}
-      {hint && <small>{hint}</small>}
-    </label>
+    <div class="field">
+      <label for={id}>{label}</label>
+      {cloneElement(children, { id, 'aria-describedby': hint ? `${id}-hint` : undefined })}
+      {hint && <small id={`${id}-hint`}>{hint}</small>}
+    </div>
   );
 }
 
