@@ -15,3 +15,4 @@ export { requestLogPlugin, accessLine, type AccessFacts } from './http/access-lo
 export { metricsHandler } from './http/metrics-handler';
 export { healthHandler, readinessHandler, operationsHandler } from './http/health';
 export { fastifyHandler, type NodeHandler, type HttpAnswer } from './http/node-handler';
+export { adminConsoleHeaders, adminConsoleRoot } from './admin-console/files';

@@ -19,7 +19,7 @@ import { clientIp, createTollgate, type Tollgate, type TollgateContext } from '.
 import type { ServiceOptions } from '../services';
 import { weatherExample } from '../weather';
 import { newRequestId } from '../request-id';
-import { registerAdminConsole } from '../admin-console/serve';
+import { registerAdminConsole } from '../http/admin-console-route';
 
 export type ServerOptions = ServiceOptions & {
   config: Config;

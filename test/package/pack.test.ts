@@ -244,5 +244,15 @@ describe('the npm package, installed into an empty app', () => {
       ['POST', '/graphql', 200, '127.0.0.1', ['field:Query.ping'], undefined],
     ]);
     await expectOperations(new URL(app.url).origin);
+    // The package ships the built console; served from the owner's app, with its headers.
+    const base = app.url.replace(/\/graphql$/, '');
+    const page = await fetch(`${base}/admin/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(await page.text()).toContain('<script type="module" src="./app.js">');
+    const script = await fetch(`${base}/admin/app.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-type')).toMatch(/javascript/);
   }, 120_000);
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { adminConsoleHeaders, adminConsoleRoot } from '../../src/admin-console/serve';
+import { adminConsoleHeaders, adminConsoleRoot } from '../../src/admin-console/files';
 import { useTestServer, withTestServer } from '../support/harness';
 
 /** The budget the README states: the console's JS and CSS together, gzipped. */
