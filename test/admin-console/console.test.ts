@@ -10,6 +10,10 @@ import { until } from '../support/wait';
 // on one page, signed in once. SCREENSHOTS=<folder> (npm run screenshots) also saves the README's
 // pictures of the main screens from these same steps.
 const run = existsSync(CHROMIUM) ? describe : describe.skip;
+/** Form controls and buttons with no accessible name: no label, no aria-label, no text. */
+const UNNAMED_CONTROLS = `[...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 120))`;
 const SCREENSHOTS = process.env.SCREENSHOTS && path.resolve(process.env.SCREENSHOTS);
 
 run('admin console in Chromium', () => {
@@ -26,7 +30,9 @@ run('admin console in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
   });
-  afterEach(() => {
+  afterEach(async () => {
+    // Every control on the screen the step ended on has a name (a label, or a button's text).
+    expect(await page().evaluate(UNNAMED_CONTROLS)).toEqual([]);
     // Nothing left for another origin, and no console error the step did not expect.
     const origin = new URL(server.t.url).origin;
     expect(browser.requests.filter((url) => !url.startsWith('data:') && new URL(url).origin !== origin)).toEqual([]);
@@ -41,10 +47,11 @@ run('admin console in Chromium', () => {
   const screen = async (name: string) => {
     await page().getByRole('navigation', { name: 'Screens' }).getByRole('link', { name, exact: true }).click();
     await page().getByRole('heading', { level: 1, name, exact: true }).waitFor();
+    // Keyboard users start on the new screen's heading.
+    await until(async () => (await page().evaluate('document.activeElement && document.activeElement.textContent')) === name, 5_000);
   };
   const shot = async (name: string) => {
     if (!SCREENSHOTS) return;
-    await page().evaluate('document.activeElement && document.activeElement.blur()');
     await page().screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
   };
 
@@ -138,7 +145,7 @@ run('admin console in Chromium', () => {
     // Counts are written every USAGE_FLUSH_SECONDS (1 s here): refresh until they are in.
     await until(async () => {
       await page().getByRole('button', { name: 'Refresh' }).click();
-      return (await page().locator('[data-total="operations"]').textContent({ timeout: 2000 }).catch(() => '')) === '5';
+      return (await page().locator('[data-usage][aria-busy="false"] [data-total="operations"]').textContent({ timeout: 2000 }).catch(() => '')) === '5';
     }, 15_000);
     expect(await page().locator('.chart canvas').count()).toBe(1);
     const points = Number(await page().locator('[data-total="points"]').textContent());

@@ -156,7 +156,9 @@ export function ConsumerPage({ id }: { id: string }) {
             </Field>
             <button type="submit">Refresh</button>
           </form>
-          {!loading && <UsageChart buckets={history} from={vars.from} to={vars.to} granularity={granularity} />}
+          <div data-usage aria-busy={loading ? 'true' : 'false'}>
+            <UsageChart buckets={history} from={vars.from} to={vars.to} granularity={granularity} />
+          </div>
           <div class="cards">
             <section aria-label="Refusals by gate">
               <h2>Refusals by gate</h2>
