@@ -230,6 +230,7 @@ run('admin console in Chromium', () => {
     const plan = page().locator('tr[data-action="plan.updated"]').nth(1);
     const admin = (await server.t.gql('{ me { name } }')).body.data.me.name;
     await plan.getByRole('cell', { name: admin, exact: true }).waitFor();
+    await plan.getByRole('cell', { name: 'plan Starter', exact: true }).waitFor();
     const diff = await plan.locator('dl.diff').textContent();
     expect(diff).toContain('budgets[{"points":1000,"duration":3600}] → [{"points":20,"duration":3600}]');
     expect(diff).toContain('quotas[] → [{"period":"MONTH","points":100000}]');

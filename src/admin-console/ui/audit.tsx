@@ -29,11 +29,18 @@ export function Audit() {
     `query ConsoleAudit($after: String) {
       auditEvents(first: 30, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id at actorKeyId action targetKeyId targetId details } } }
       apiKeys(first: 100, includeRevoked: true) { edges { node { id name } } }
+      consumers(first: 100) { edges { node { id name } } }
+      plans(first: 100) { edges { node { id name } } }
     }`,
     { after: pages.after },
     [pages.after],
   );
-  const names = new Map<string, string>(data?.apiKeys.edges.map(({ node }: { node: { id: string; name: string } }) => [node.id, node.name]) ?? []);
+  // Names for the ids an event holds (the first 100 of each kind; past that, a short id).
+  const named = (connection?: { edges: { node: { id: string; name: string } }[] }) => new Map(connection?.edges.map(({ node }) => [node.id, node.name]) ?? []);
+  const names = named(data?.apiKeys);
+  const consumers = named(data?.consumers);
+  const plans = named(data?.plans);
+  const other = (e: Event, kind: Map<string, string>) => kind.get(e.targetId ?? '') ?? String(e.details.after?.name ?? e.targetId?.slice(0, 8));
   const keyName = (id: string | null) => (id === null ? 'command line' : names.get(id) ?? `key ${id.slice(0, 8)}`);
   return (
     <>
@@ -48,7 +55,7 @@ export function Audit() {
               <td><Time value={e.at} /></td>
               <td>{keyName(e.actorKeyId)}</td>
               <th scope="row">{e.action}</th>
-              <td>{e.targetKeyId ? keyName(e.targetKeyId) : e.action.startsWith('consumer.') ? <a href={`#/consumers/${e.targetId}`}>consumer {String(e.details.after?.name ?? e.targetId)}</a> : `plan ${String(e.details.after?.name ?? e.targetId)}`}</td>
+              <td>{e.targetKeyId ? keyName(e.targetKeyId) : e.action.startsWith('consumer.') ? <a href={`#/consumers/${e.targetId}`}>consumer {other(e, consumers)}</a> : `plan ${other(e, plans)}`}</td>
               <td><Diff details={e.details} /></td>
             </tr>
           ))}
