@@ -14,7 +14,8 @@ export function sourceEditedSinceBuild(entry: string): string | undefined {
   if (!existsSync(source)) return undefined;
   const builtAt = statSync(entry).mtimeMs;
   for (const file of readdirSync(source, { recursive: true }) as string[]) {
-    if (file.endsWith('.ts') && statSync(path.join(source, file)).mtimeMs > builtAt) return path.join('src', file);
+    // The server's TypeScript, and the admin console's (its .tsx screens, style and page).
+    if (/\.(ts|tsx|css|html)$/.test(file) && statSync(path.join(source, file)).mtimeMs > builtAt) return path.join('src', file);
   }
   return undefined;
 }

@@ -27,6 +27,17 @@ describe('a build older than the source it came from', () => {
     expect(sourceEditedSinceBuild(entry)).toBe(path.join('src', 'limits', 'store.ts'));
   });
 
+  it("is named when one of the admin console's screens or its style changed after the build", () => {
+    mkdirSync(path.join(checkout, 'src', 'admin-console', 'ui'), { recursive: true });
+    for (const name of ['keys.tsx', 'styles.css']) {
+      const file = path.join(checkout, 'src', 'admin-console', 'ui', name);
+      writeFileSync(file, '');
+      at(file, 3_000);
+      expect(sourceEditedSinceBuild(entry)).toBe(path.join('src', 'admin-console', 'ui', name));
+      at(file, 1_000);
+    }
+  });
+
   it('is silent when the build is newer than every source file', () => {
     expect(sourceEditedSinceBuild(entry)).toBeUndefined();
   });
