@@ -211,6 +211,18 @@ run('admin console in Chromium', () => {
     await until(async () => (await use(rotated)).status === 401, 5_000);
   });
 
+  test('a key that expires within 7 days says so', async () => {
+    const soon = new Date(Date.now() + 2 * 86_400_000).toISOString();
+    const res = await server.t.gql('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } } }', { input: { name: 'short-lived', scopes: ['read'], expiresAt: soon } });
+    expect(res.body.errors).toBeUndefined();
+    await screen('Overview');
+    await screen('Keys');
+    const row = page().locator(`tr[data-key-id="${res.body.data.createApiKey.apiKey.id}"]`);
+    await row.getByText('expiring soon').waitFor();
+    await row.locator(`time[datetime="${soon}"]`).waitFor();
+    expect(await row.locator('time').last().getAttribute('title')).toBe(`${soon.replace('T', ' ').slice(0, 19)} UTC`);
+  });
+
   test('edits a key: its scopes and allowed origins change', async () => {
     const row = page().locator('tr').filter({ hasText: 'partner' });
     await row.getByRole('button', { name: 'Edit partner' }).click();
