@@ -185,6 +185,8 @@ run('admin console in Chromium', () => {
     await row.getByLabel('Old secret keeps working for').selectOption('0');
     await row.getByRole('button', { name: 'Rotate now' }).click();
     rotated = (await page().locator('[data-secret]').textContent())!;
+    // The new secret has the focus: its copy button.
+    await until(async () => (await page().evaluate('document.activeElement.textContent')) === 'Copy secret', 5_000);
     await page().getByText('The old secret has stopped working.').waitFor();
     expect(rotated).not.toBe(secret);
     await until(async () => (await use(secret)).status === 401, 5_000);
@@ -201,6 +203,17 @@ run('admin console in Chromium', () => {
     await page().getByText(/The old secret keeps working until .*Z\)\./).waitFor();
     await partner.getByText('old secret until').waitFor();
     await page().getByRole('button', { name: 'I have stored it' }).click();
+
+    // From the keyboard: the confirmation opens on Cancel (not on the destructive button), and
+    // Escape closes it, back on the row's buttons.
+    await row.getByRole('button', { name: 'Revoke acme production' }).focus();
+    await page().keyboard.press('Enter');
+    const focused = () => page().evaluate('document.activeElement.textContent');
+    await until(async () => (await focused()) === 'Cancel', 5_000);
+    await page().keyboard.press('Escape');
+    await row.getByRole('alertdialog').waitFor({ state: 'detached' });
+    await until(async () => (await focused()) === 'Edit', 5_000);
+    expect((await use(rotated)).status).toBe(200);
 
     await row.getByRole('button', { name: 'Revoke acme production' }).click();
     const confirm = row.getByRole('alertdialog', { name: 'Revoke acme production?' });

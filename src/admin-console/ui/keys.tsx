@@ -1,4 +1,4 @@
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql } from './api';
 import { list } from './format';
 import { Field, Pager, Problem, Time, usePages, useQuery } from './widgets';
@@ -25,6 +25,8 @@ export function keyStatus(key: KeyNode, now = Date.now()): { label: string; tone
 export function SecretOnce({ secret, title, note, onDone }: { secret: string; title: string; note?: string; onDone: () => void }) {
   const [copied, setCopied] = useState<string>();
   const code = useRef<HTMLElement>(null);
+  const copyButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => copyButton.current?.focus(), [secret]);
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(secret);
@@ -41,7 +43,7 @@ export function SecretOnce({ secret, title, note, onDone }: { secret: string; ti
       <p class="warning"><strong>Copy this secret now.</strong> It is shown once: Tollgate keeps only its hash and cannot show it again.</p>
       <code ref={code} data-secret>{secret}</code>
       <div class="row">
-        <button type="button" onClick={copy}>Copy secret</button>
+        <button type="button" ref={copyButton} onClick={copy}>Copy secret</button>
         <button type="button" onClick={onDone}>I have stored it</button>
         <span role="status">{copied}</span>
       </div>
@@ -114,11 +116,21 @@ function KeyActions({ keyNode, onChanged, onSecret, onEdit }: { keyNode: KeyNode
   const [mode, setMode] = useState<'rotate' | 'revoke' | null>(null);
   const [grace, setGrace] = useState(3600);
   const [error, setError] = useState<string>();
+  const panel = useRef<HTMLDivElement>(null);
+  // Keyboard users land in the panel that opened (for a revocation, on Cancel, not on the
+  // destructive button); Escape closes it, and focus goes back to the row's buttons.
+  const opened = useRef(false);
+  useEffect(() => {
+    if (mode === null && !opened.current) return;
+    opened.current = mode !== null;
+    panel.current?.querySelector<HTMLElement>(mode === null ? 'button' : '[data-autofocus]')?.focus();
+  }, [mode]);
   if (keyNode.revokedAt) return <span class="muted">—</span>;
   const rotate = async () => {
     try {
       const { rotateApiKey } = await gql(`mutation ConsoleRotateKey($id: ID!, $grace: Int!) { rotateApiKey(id: $id, gracePeriodSeconds: $grace) { secret apiKey { previousSecretValidUntil } } }`, { id: keyNode.id, grace });
       const until = rotateApiKey.apiKey.previousSecretValidUntil;
+      opened.current = false; // the new secret takes the focus, not this row
       setMode(null);
       onSecret(rotateApiKey.secret, `New secret for ${keyNode.name}`, until ? `The old secret keeps working until ${new Date(until).toLocaleString()} (${new Date(until).toISOString()}).` : 'The old secret has stopped working.');
       onChanged();
@@ -136,7 +148,7 @@ function KeyActions({ keyNode, onChanged, onSecret, onEdit }: { keyNode: KeyNode
     }
   };
   return (
-    <div class="actions">
+    <div class="actions" ref={panel} onKeyDown={(e) => e.key === 'Escape' && setMode(null)}>
       {mode === null && (
         <>
           <button type="button" onClick={onEdit} aria-label={`Edit ${keyNode.name}`}>Edit</button>
@@ -147,7 +159,7 @@ function KeyActions({ keyNode, onChanged, onSecret, onEdit }: { keyNode: KeyNode
       {mode === 'rotate' && (
         <div role="group" aria-label={`Rotate ${keyNode.name}`}>
           <Field label="Old secret keeps working for">
-            <select value={grace} onChange={(e) => setGrace(Number((e.target as HTMLSelectElement).value))}>
+            <select data-autofocus value={grace} onChange={(e) => setGrace(Number((e.target as HTMLSelectElement).value))}>
               {GRACE_CHOICES.map(([s, text]) => <option value={s}>{text}</option>)}
             </select>
           </Field>
@@ -159,7 +171,7 @@ function KeyActions({ keyNode, onChanged, onSecret, onEdit }: { keyNode: KeyNode
         <div role="alertdialog" aria-label={`Revoke ${keyNode.name}?`}>
           <p>Revoke <strong>{keyNode.name}</strong>? It gets 401 everywhere within a second. This cannot be undone.</p>
           <button type="button" class="danger" onClick={revoke}>Yes, revoke</button>
-          <button type="button" onClick={() => setMode(null)}>Cancel</button>
+          <button type="button" data-autofocus onClick={() => setMode(null)}>Cancel</button>
         </div>
       )}
       <Problem message={error} />
