@@ -149,7 +149,7 @@ export async function createTollgate<Own extends object = object>(options: Tollg
   const schema = (spec: SchemaSpec): GraphQLSchema => {
     const result = buildSchema(spec, {
       fieldGate: gates.fieldGate,
-      admin: options.adminApi === false ? null : adminResolvers({ keys, consumers: services.consumers, usage, history: services.usage.history, hourRetentionMs: config.usage.retentionMs.hour, outbox: services.alerts.outbox, rotationDays: config.keyRotationDays }),
+      admin: options.adminApi === false ? null : adminResolvers({ keys, consumers: services.consumers, usage, history: services.usage.history, hourRetentionMs: config.usage.retentionMs.hour, outbox: services.alerts.outbox, rotationDays: config.keyRotationDays, standing: (owner) => admissions.standing(owner) }),
       onRejected: (coordinate) => metrics.rejected('field', coordinate),
       defaultListSize: config.cost.defaultListSize,
     });

@@ -2,7 +2,9 @@ import { ApiError, ErrorCode, unauthenticated } from '../errors';
 import type { TollgateContext } from '../graphql/context';
 import type { KeyService } from '../keys/service';
 import type { ConsumerInput, ConsumerService, PlanInput } from '../consumers/service';
-import type { ConsumerRow } from '../keys/repository';
+import { consumerAsOwner, type ConsumerRow } from '../keys/repository';
+import type { AuthenticatedKey } from '../keys/types';
+import type { WindowStanding } from '../gates/pipeline';
 import type { FieldUsageReader } from '../gates/usage';
 import type { ApiKeyRow } from '../keys/repository';
 import type { KeyInput, Page, Result } from '../keys/service';
@@ -31,7 +33,7 @@ type Args<T> = { input: T };
 type RangeArgs = { from: Date; to: Date; granularity: 'MINUTE' | 'HOUR' | 'DAY' | null };
 
 /** The admin API's resolvers, over the key service and usage reader they are given. */
-export const adminResolvers = (services: { keys: KeyService; consumers: ConsumerService; usage: FieldUsageReader; history: UsageHistory; hourRetentionMs: number; outbox: Outbox; rotationDays?: number }) => {
+export const adminResolvers = (services: { keys: KeyService; consumers: ConsumerService; usage: FieldUsageReader; history: UsageHistory; hourRetentionMs: number; outbox: Outbox; rotationDays?: number; standing: (owner: AuthenticatedKey) => Promise<WindowStanding[]> }) => {
   const history = (subject: UsageSubject, args: RangeArgs) => {
     // An explicit null replaces the default: it means the default.
     const granularity = (args.granularity ?? 'HOUR').toLowerCase() as Granularity;
@@ -132,6 +134,10 @@ export const adminResolvers = (services: { keys: KeyService; consumers: Consumer
       return connection(unwrap(await services.keys.list({ ...args, includeRevoked: false, consumerId: consumer.id })));
     },
     usageHistory: (consumer: ConsumerRow, args: RangeArgs) => history({ consumerId: consumer.id }, args),
+    async windows(consumer: ConsumerRow) {
+      const plan = consumer.planId ? await services.consumers.plan(consumer.planId) : null;
+      return services.standing(consumerAsOwner(consumer, plan ?? null));
+    },
   },
   AuditEvent: {
     id: (event: { id: number }) => String(event.id),

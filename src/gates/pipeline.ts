@@ -125,6 +125,15 @@ export class Admissions {
     this.defaultWindows = options.defaultBudgets.map((b) => ({ limit: b.points, duration: b.duration }));
   }
 
+  /**
+   * Where an owner's operation-budget windows stand (budgets, quotas, caps), read from the store
+   * without spending and without telling the alert watch: what `rateLimit` reports to a key, for
+   * the admin API (Consumer.windows).
+   */
+  standing(key: AuthenticatedKey): Promise<WindowStanding[]> {
+    return new Admission(this, key, requestMeta(), null as unknown as IpCheck).readStanding();
+  }
+
   /** Steps 1 and 2. Throws the request's refusal (401, 400, 429, 503). */
   async admit(request: RequestInfo, meta: RequestMeta = requestMeta()): Promise<Admission> {
     const { authenticator, ipGate } = this.options;
@@ -437,6 +446,15 @@ export class Admission {
       return null;
     }
     return this.settleWithStore(refund);
+  }
+
+  /** Reads the budget's counters (spends nothing) and reports every window, as `rateLimit` does. */
+  async readStanding(): Promise<WindowStanding[]> {
+    const { store } = this.admissions.settings;
+    const [owner, cap] = this.counterKeys;
+    const asks = this.admissions.gate.asks(owner, this.windows, 0, cap);
+    this.record(await Promise.all(asks.map((ask) => store.read(ask.limiter, ask.key).catch(() => null))));
+    return this.cost.windows ?? [];
   }
 
   private async settleWithStore(refund: number): Promise<null> {

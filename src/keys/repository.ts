@@ -20,6 +20,35 @@ const asWindows = (budgets: readonly BudgetWindow[], cap?: true): KeyWindow[] =>
 /** A key's own windows: `budget` (the one window keys always had), then `budgets`. */
 const ownBudget = (row: ApiKeyRow): BudgetWindow[] => [...(row.budgetPoints && row.budgetDuration ? [{ points: row.budgetPoints, duration: row.budgetDuration }] : []), ...row.budgets];
 
+/** A consumer's calendar quotas (its own, else its plan's) as windows. */
+const quotasOf = (consumer: ConsumerRow, plan: PlanRow | null): KeyWindow[] =>
+  (consumer.quotas.length ? consumer.quotas : plan?.quotas ?? []).map((q) => ({ limit: q.points, duration: q.period === 'DAY' ? 86_400 : 31 * 86_400, period: q.period }));
+
+/**
+ * A consumer as the owner of the budgets its keys share, with no key of its own: its windows and
+ * quotas (its own, else its plan's, else the server's default), counted under its name. What
+ * `Consumer.windows` reads.
+ */
+export function consumerAsOwner(consumer: ConsumerRow, plan: PlanRow | null): AuthenticatedKey {
+  const shared = consumer.budgets.length ? consumer.budgets : plan?.budgets ?? [];
+  return Object.freeze({
+    id: consumer.id,
+    name: consumer.name,
+    scopes: Object.freeze([]),
+    expiresAt: null,
+    owner: consumer.id,
+    consumerId: consumer.id,
+    planId: plan?.id ?? null,
+    limits: new Map(),
+    limitCaps: new Map(),
+    budgets: shared.length ? asWindows(shared) : null,
+    quotas: quotasOf(consumer, plan),
+    budgetCaps: [],
+    maxOperationCost: plan?.maxOperationCost ?? null,
+    restrictions: compileRestrictions([], []),
+  });
+}
+
 /**
  * What the gates decide on. A key without a consumer spends its own budgets, as it always did. A
  * key under a consumer spends the consumer's — the consumer's own windows and limits, else its
@@ -40,8 +69,7 @@ export function toAuthenticatedKey({ key: row, consumer, plan }: KeyRecord): Aut
     const shared = consumer.budgets.length ? consumer.budgets : plan?.budgets ?? [];
     budgets = shared.length ? asWindows(shared) : null;
     budgetCaps = asWindows(ownBudget(row), true);
-    const ownQuotas = consumer.quotas.length ? consumer.quotas : plan?.quotas ?? [];
-    quotas = ownQuotas.map((q) => ({ limit: q.points, duration: q.period === 'DAY' ? 86_400 : 31 * 86_400, period: q.period }));
+    quotas = quotasOf(consumer, plan);
     limitCaps = byCoordinate(row.limits, true);
   }
   return Object.freeze({

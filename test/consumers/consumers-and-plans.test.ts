@@ -209,8 +209,11 @@ describe.each(stores)('quotas and several windows on the %s store', (store) => {
     await db?.dispose();
   });
 
+  /** The consumer keyUnder made last. */
+  let consumerId: string;
   const keyUnder = async (consumer: Record<string, unknown>, key: Record<string, unknown> = {}) => {
     const created = (await t.gql(CREATE_CONSUMER, { i: { name: `q ${Math.random()}`, ...consumer } })).body.data.createConsumer;
+    consumerId = created.id;
     return (await t.gql(CREATE_KEY, { i: { name: 'k', scopes: ['read'], consumerId: created.id, ...key } })).body.data.createApiKey.secret as string;
   };
 
@@ -262,5 +265,11 @@ describe.each(stores)('quotas and several windows on the %s store', (store) => {
       ],
     });
     expect(refused.headers.get('ratelimit-policy')?.replace(/;pk=:[^:]*:/g, '')).toBe('"budget";q=5;w=3600, "budget-60s";q=3;w=60, "quota-day";q=100;w=86400, "key-600s";q=50;w=600');
+    // An admin reads the same counters through the consumer (its shared windows; a key's own cap is the key's).
+    const read = async () => (await t.gql('query($id: ID!) { consumer(id: $id) { windows { limit window period used remaining owner } } }', { id: consumerId })).body.data.consumer.windows;
+    const windows = await read();
+    expect(windows).toEqual(status.body.data.rateLimit.windows.filter((w: { owner: string }) => w.owner === 'CONSUMER'));
+    // Reading spends nothing.
+    expect(await read()).toEqual(windows);
   });
 });
