@@ -151,7 +151,7 @@ run('admin console in Chromium', () => {
     const points = Number(await page().locator('[data-total="points"]').textContent());
     expect(points).toBeGreaterThan(0);
     await page().getByRole('region', { name: 'Per field' }).getByRole('row').filter({ hasText: 'Query.stations' }).getByRole('cell').first().filter({ hasText: '5' }).waitFor();
-    // The plan's window: 1000 points an hour, the points above spent.
+    // The plan's window as the gate counts it: 1000 points an hour, the points above spent.
     const window = page().getByRole('row').filter({ hasText: '1K points per 1 hour' });
     await window.getByRole('cell').nth(0).filter({ hasText: String(points) }).waitFor();
     await window.getByRole('cell').nth(1).filter({ hasText: `${1000 - points} (` }).waitFor();

@@ -6,8 +6,6 @@ import { compact, duration } from './format';
 import { KEY_FIELDS, keyStatus, type KeyNode } from './keys';
 import { Field, Problem, Time, useQuery } from './widgets';
 
-type Budget = { points: number; duration: number };
-type Quota = { points: number; period: 'DAY' | 'MONTH' };
 type FullBucket = Bucket & { refusals: { gate: string; coordinate: string | null; count: number }[]; fields: { coordinate: string; calls: number; points: number; refused: number }[] };
 
 const RANGES: Record<string, { ms: number; label: string; granularities: string[] }> = {
@@ -17,7 +15,7 @@ const RANGES: Record<string, { ms: number; label: string; granularities: string[
   custom: { ms: 0, label: 'Custom', granularities: ['MINUTE', 'HOUR', 'DAY'] },
 };
 
-const CONSUMER = `query ConsoleConsumer($id: ID!, $from: DateTime!, $to: DateTime!, $granularity: UsageGranularity, $dayAgo: DateTime!, $monthStart: DateTime!, $now: DateTime!) {
+const CONSUMER = `query ConsoleConsumer($id: ID!, $from: DateTime!, $to: DateTime!, $granularity: UsageGranularity) {
   consumer(id: $id) {
     id name externalId createdAt
     plan { id name budgets { points duration } quotas { points period } limits { coordinate limit duration } }
@@ -26,42 +24,32 @@ const CONSUMER = `query ConsoleConsumer($id: ID!, $from: DateTime!, $to: DateTim
     history: usageHistory(from: $from, to: $to, granularity: $granularity) {
       start operations refused points refusals { gate coordinate count } fields { coordinate calls points refused }
     }
-    recent: usageHistory(from: $dayAgo, to: $now, granularity: MINUTE) { start points }
-    month: usageHistory(from: $monthStart, to: $now, granularity: DAY) { start points }
+    windows { limit window period used remaining resetAt }
   }
 }`;
 
 /** datetime-local ⇄ Date, in the viewer's time zone. */
 const toLocalInput = (d: Date) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
 
-/** What a window has used, summed from the history's minute (or day) buckets. */
-function Windows({ budgets, quotas, recent, month, source }: { budgets: Budget[]; quotas: Quota[]; recent: { start: string; points: number }[]; month: { start: string; points: number }[]; source: string }) {
-  const now = Date.now();
-  const since = (from: number, buckets: { start: string; points: number }[]) => buckets.filter((b) => Date.parse(b.start) >= from).reduce((s, b) => s + b.points, 0);
-  const today = new Date(now);
-  const dayStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
-  const rows = [
-    ...budgets.map((b) => ({ what: `${compact(b.points)} points per ${duration(b.duration)}`, limit: b.points, used: b.duration <= 86_400 ? since(now - b.duration * 1000, recent) : null })),
-    ...quotas.map((q) => ({ what: `${compact(q.points)} points per UTC ${q.period === 'DAY' ? 'day' : 'month'} (quota)`, limit: q.points, used: since(q.period === 'DAY' ? dayStart : 0, month) })),
-  ];
-  if (rows.length === 0) return <p>No windows or quotas: the server's default budget applies to each key.</p>;
+type Standing = { limit: number; window: number; period: string | null; used: number; remaining: number; resetAt: string };
+
+/** Its windows and quotas as the gates' own counters have them now (Consumer.windows). */
+function Windows({ windows, source }: { windows: Standing[]; source: string }) {
   return (
-    <>
-      <table>
-        <caption class="sr-only">Windows and quotas</caption>
-        <thead><tr><th scope="col">Window ({source})</th><th scope="col" class="num">Used</th><th scope="col" class="num">Left</th></tr></thead>
-        <tbody>
-          {rows.map((r) => (
-            <tr>
-              <th scope="row">{r.what}</th>
-              <td class="num">{r.used === null ? '—' : compact(r.used)}</td>
-              <td class="num">{r.used === null ? '—' : `${compact(Math.max(0, r.limit - r.used))} (${Math.max(0, Math.round(100 - (100 * r.used) / r.limit))} %)`}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <p class="muted">Used is summed from the usage history (minute buckets, written every few seconds): a close reading, not the gate's own counter.</p>
-    </>
+    <table>
+      <caption class="sr-only">Windows and quotas</caption>
+      <thead><tr><th scope="col">Window ({source})</th><th scope="col" class="num">Used</th><th scope="col" class="num">Left</th><th scope="col">Resets</th></tr></thead>
+      <tbody>
+        {windows.map((w) => (
+          <tr>
+            <th scope="row">{compact(w.limit)} points per {w.period ? `UTC ${w.period === 'DAY' ? 'day' : 'month'} (quota)` : duration(w.window)}</th>
+            <td class="num">{compact(w.used)}</td>
+            <td class="num">{compact(w.remaining)} ({Math.round((100 * w.remaining) / w.limit)} %)</td>
+            <td>{w.used > 0 ? <Time value={w.resetAt} /> : '—'}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 
@@ -77,8 +65,7 @@ export function ConsumerPage({ id }: { id: string }) {
     const now = new Date();
     const from = range === 'custom' ? custom.from : new Date(now.getTime() - RANGES[range].ms);
     const to = range === 'custom' ? custom.to : now;
-    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
-    return { id, from, to, granularity, dayAgo: new Date(now.getTime() - 86_400_000), monthStart, now };
+    return { id, from, to, granularity };
   }, [id, range, granularity, custom, tick]);
   const [{ data, error, loading }, reload] = useQuery(CONSUMER, vars, [vars]);
   const c = data?.consumer;
@@ -135,7 +122,7 @@ export function ConsumerPage({ id }: { id: string }) {
             </p>
           )}
           <h2>Windows and quotas</h2>
-          <Windows budgets={own ? c.budgets : (c.plan?.budgets ?? [])} quotas={own ? c.quotas : (c.plan?.quotas ?? [])} recent={c.recent} month={c.month} source={own ? 'its own' : c.plan ? `plan ${c.plan.name}` : 'none'} />
+          <Windows windows={c.windows} source={own ? 'its own' : c.plan ? `plan ${c.plan.name}` : "the server's default"} />
           <h2>Usage</h2>
           <form class="row" aria-label="Usage range" onSubmit={(e) => (e.preventDefault(), setTick((t) => t + 1))}>
             <Field label="Range">
