@@ -65,7 +65,8 @@ export async function runKeysCli(
   argv: string[],
   out: (line: string) => void = console.log,
   env: NodeJS.ProcessEnv = process.env,
-  stdin: NodeJS.ReadableStream = process.stdin,
+  /** Read only with --key-stdin: merely touching process.stdin opens it (a test worker's too). */
+  stdin?: NodeJS.ReadableStream,
   err: (line: string) => void = out,
 ): Promise<number> {
   const fail = (message: string, code = 1) => (err(`error: ${message}`), code);
@@ -101,7 +102,7 @@ export async function runKeysCli(
     async admin() {
       if (admin) return admin;
       if (!values.url) return (admin = await localAdmin(env));
-      const adminKey = values['key-stdin'] ? await firstLine(stdin) : env.TOLLGATE_ADMIN_KEY?.trim();
+      const adminKey = values['key-stdin'] ? await firstLine(stdin ?? process.stdin) : env.TOLLGATE_ADMIN_KEY?.trim();
       if (!adminKey) throw new UsageError(values['key-stdin'] ? '--key-stdin: standard input held no key' : '--url needs an admin key: set TOLLGATE_ADMIN_KEY, or pipe it in with --key-stdin');
       return (admin = remoteAdmin(values.url, adminKey));
     },

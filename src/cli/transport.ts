@@ -11,6 +11,7 @@ import { Outbox } from '../alerts/outbox';
 import { adminResolvers } from '../admin/resolvers';
 import { buildSchema } from '../graphql/schema';
 import type { FieldUsageReader } from '../gates/usage';
+import { badUserInput } from '../errors';
 
 /**
  * The admin API, wherever it is: the CLI sends the same GraphQL documents to a running server
@@ -76,6 +77,10 @@ export async function localAdmin(env: NodeJS.ProcessEnv): Promise<AdminApi> {
     hourRetentionMs: config.usage.retentionMs.hour,
     outbox: new Outbox(database.db),
     rotationDays: config.keyRotationDays,
+    // Where a consumer's windows stand is in the servers' limiter store too: asked through one.
+    standing: async () => {
+      throw badUserInput('a consumer\'s windows live in the running servers\' limiter store: ask a server with --url');
+    },
   });
   const { schema } = buildSchema({ typeDefs: [] }, { fieldGate: null, admin: resolvers });
   // The audit names no admin key for the command line (actorKeyId null).
