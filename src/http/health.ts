@@ -28,7 +28,7 @@ export function readinessHandler(tollgate: { ready(): Promise<Readiness> }): Nod
  * Anything else is 404 NOT_FOUND in the GraphQL error shape.
  */
 export function operationsHandler(tollgate: Parameters<typeof readinessHandler>[0] & Parameters<typeof metricsHandler>[0], options: { metricsToken?: string } = {}): NodeHandler {
-  const routes: Record<string, NodeHandler> = { '/health': healthHandler(), '/ready': readinessHandler(tollgate), '/metrics': metricsHandler(tollgate, { token: options.metricsToken }) };
+  const routes: Record<string, NodeHandler> = { '/health': healthHandler(), '/ready': readinessHandler(tollgate), '/metrics': metricsHandler(tollgate, { token: options.metricsToken, privatePort: true }) };
   return nodeHandler(async (req) => {
     const path = (req.url ?? '/').split('?')[0];
     const route = req.method === 'GET' || req.method === 'HEAD' ? routes[path] : undefined;

@@ -11,11 +11,21 @@ import { errorAnswer, fastifyHandler, nodeHandler, type NodeHandler } from './no
  * through hashes so lengths leak nothing; refused in the GraphQL error shape (401
  * UNAUTHENTICATED), like every other answer.
  */
-export function metricsHandler(tollgate: { services: { metrics: Metrics }; config: { metricsToken?: string } }, options: { token?: string } = {}): NodeHandler {
+export function metricsHandler(
+  tollgate: { services: { metrics: Metrics }; config: { metricsToken?: string; env?: string } },
+  options: { token?: string; privatePort?: boolean } = {},
+): NodeHandler {
   const { metrics } = tollgate.services;
   const token = options.token ?? tollgate.config.metricsToken;
   const expected = token ? createHash('sha256').update(token).digest() : null;
+  // In production, operational data is not for the public network: a route without a token is
+  // refused, as the bundled server does not mount one. A listener of its own (operationsHandler,
+  // METRICS_PORT) is the owner's private port.
+  const openToAll = !expected && tollgate.config.env === 'production' && !options.privatePort;
   return nodeHandler(async (req) => {
+    if (openToAll) {
+      return errorAnswer(403, ErrorCode.FORBIDDEN, 'In production, metrics on a public route need METRICS_TOKEN; or serve them on a port of their own (operationsHandler).');
+    }
     if (expected) {
       const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
       if (!timingSafeEqual(createHash('sha256').update(presented).digest(), expected)) {
@@ -32,7 +42,7 @@ export function metricsHandler(tollgate: { services: { metrics: Metrics }; confi
  * which can stay off the public network. Returns that listener, or null.
  */
 export async function registerMetricsRoute(options: { app: FastifyInstance; metrics: Metrics; token?: string; port?: number; host: string }): Promise<FastifyInstance | null> {
-  const handler = metricsHandler({ services: { metrics: options.metrics }, config: { metricsToken: options.token } });
+  const handler = metricsHandler({ services: { metrics: options.metrics }, config: { metricsToken: options.token } }, { privatePort: options.port !== undefined });
   if (options.port === undefined) {
     options.app.get('/metrics', fastifyHandler(handler));
     return null;

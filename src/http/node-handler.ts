@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorBody, type ErrorCode } from '../errors';
+import { ErrorCode, errorBody } from '../errors';
 
 /** What an operational route answers, decided apart from any framework. */
 export type HttpAnswer = { status: number; headers: Record<string, string>; body: string };
@@ -14,7 +14,11 @@ export type NodeHandler = {
   answer(req: IncomingMessage): Promise<HttpAnswer>;
 };
 
-export function nodeHandler(answer: (req: IncomingMessage) => Promise<HttpAnswer>): NodeHandler {
+export function nodeHandler(decide: (req: IncomingMessage) => Promise<HttpAnswer>): NodeHandler {
+  // A check that throws (a metrics collector, a readiness probe) is a 503 in the one error shape:
+  // never an unhandled rejection, which would crash an owner's process, nor a request left hanging.
+  const answer = (req: IncomingMessage) =>
+    decide(req).catch(() => errorAnswer(503, ErrorCode.SERVICE_UNAVAILABLE, 'This check could not be answered just now; try again.', { 'retry-after': '1' }));
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
     const { status, headers, body } = await answer(req);
     res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
-import { createTollgate, operationsHandler, requestLogPlugin, type Tollgate } from '../../src/index';
+import { createTollgate, metricsHandler, operationsHandler, readinessHandler, requestLogPlugin, type Tollgate } from '../../src/index';
 import { generateKey } from '../../src/keys/format';
 import { testConfig } from '../support/harness';
 
@@ -83,5 +83,59 @@ describe('library: the request log plugin and the operational handlers', () => {
     expect(text).toMatch(/^tollgate_auth_failures_total\{reason="invalid"\} 1$/m);
     const elsewhere = await fetch(`${opsUrl}/nowhere`);
     expect([elsewhere.status, ((await elsewhere.json()) as any).errors[0].extensions.code]).toEqual([404, 'NOT_FOUND']);
+  });
+});
+
+describe('library: the operational handlers when something goes wrong', () => {
+  const listen = async (handler: http.RequestListener) => {
+    const server = http.createServer(handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  };
+  const metricsOf = { services: { metrics: { render: async () => ({ contentType: 'text/plain', body: 'tollgate_up 1\n' }) } } } as any;
+
+  it('in production, metricsHandler on a public route without METRICS_TOKEN refuses (403), as the bundled server does not mount it; operationsHandler, meant for a private port, serves it', async () => {
+    const production = { ...metricsOf, config: { env: 'production' } };
+    const publicRoute = await listen(metricsHandler(production));
+    const privatePort = await listen(operationsHandler({ ...production, ready: async () => ({ ok: true, status: 'ready' }) } as any));
+    try {
+      const refused = await fetch(`${publicRoute.url}/metrics`);
+      expect(refused.status).toBe(403);
+      expect(((await refused.json()) as any).errors[0]).toMatchObject({ extensions: { code: 'FORBIDDEN' }, message: expect.stringContaining('METRICS_TOKEN') });
+      expect((await fetch(`${privatePort.url}/metrics`)).status).toBe(200);
+      const withToken = await listen(metricsHandler({ ...production, config: { env: 'production', metricsToken: 't0ken-t0ken-t0ken' } }));
+      try {
+        expect((await fetch(withToken.url, { headers: { authorization: 'Bearer t0ken-t0ken-t0ken' } })).status).toBe(200);
+      } finally {
+        withToken.server.close();
+      }
+      const development = await listen(metricsHandler({ ...metricsOf, config: { env: 'development' } }));
+      try {
+        expect((await fetch(development.url)).status).toBe(200);
+      } finally {
+        development.server.close();
+      }
+    } finally {
+      publicRoute.server.close();
+      privatePort.server.close();
+    }
+  });
+
+  it('a check that throws is answered 503 in the GraphQL error shape: no unhandled rejection, no hung request', async () => {
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    const broken = await listen(readinessHandler({ ready: async () => { throw new Error('internal detail 42'); } }));
+    try {
+      const res = await fetch(broken.url, { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as any;
+      expect(body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
+      expect(JSON.stringify(body)).not.toContain('internal detail 42');
+      expect(rejections).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+      broken.server.close();
+    }
   });
 });
