@@ -448,12 +448,18 @@ export class Admission {
     return this.settleWithStore(refund);
   }
 
-  /** Reads the budget's counters (spends nothing) and reports every window, as `rateLimit` does. */
+  /**
+   * Reads the budget's counters (spends nothing) and reports every window, as `rateLimit` does.
+   * A store that does not answer is a 503: "nothing used" would be a reading nobody made.
+   */
   async readStanding(): Promise<WindowStanding[]> {
     const { store } = this.admissions.settings;
     const [owner, cap] = this.counterKeys;
     const asks = this.admissions.gate.asks(owner, this.windows, 0, cap);
-    this.record(await Promise.all(asks.map((ask) => store.read(ask.limiter, ask.key).catch(() => null))));
+    const states = await Promise.all(asks.map((ask) => store.read(ask.limiter, ask.key))).catch(() => {
+      throw serviceUnavailable('The limiter store did not answer, so where these windows stand is unknown just now; try again.');
+    });
+    this.record(states);
     return this.cost.windows ?? [];
   }
 

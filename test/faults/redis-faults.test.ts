@@ -54,6 +54,25 @@ describeIf(hasRedisServerBinary(), 'redis-server binary', 'a Redis of the test\'
     }
   });
 
+  it('insurance mode, Redis killed: an admin reading a consumer\'s windows is told the store did not answer (503), not "nothing used"', async () => {
+    const t = await serve('insurance');
+    try {
+      const created = await t.gql('mutation { createConsumer(input: { name: "windows while down", budgets: [{ points: 5, duration: 3600 }] }) { id } }');
+      const id = created.body.data.createConsumer.id;
+      const read = () => t.gql('query($id: ID!) { consumer(id: $id) { windows { limit used remaining } } }', { id });
+      expect((await read()).body.data.consumer.windows).toEqual([{ limit: 5, used: 0, remaining: 5 }]);
+      await redis.kill();
+      const down = await read();
+      expect(down.status).toBe(503);
+      expect(down.body.errors.map((e: any) => e.extensions.code)).toEqual(['SERVICE_UNAVAILABLE']);
+      expect(JSON.stringify(down.body)).not.toContain('"remaining":5');
+      await redis.restart();
+      await until(async () => (await read()).status === 200);
+    } finally {
+      await t.close();
+    }
+  });
+
   it.each([
     ['insurance', 200],
     ['open', 200],
