@@ -2,13 +2,18 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { runKeysCli } from '../../src/cli/keys';
 import { openDatabase } from '../../src/db/client';
 import { startTestServer, type TestServer } from '../support/harness';
 import { createScratchDatabase, describeIf, hasPostgres } from '../support/services';
 
-// The README's `npm run keys` examples, run as written, in the README's order, through bash in the
-// repository (only the placeholders are filled in: the ids earlier lines printed, the server's real
-// address), on a database of their own with a server on it for the --url lines.
+// The README's `npm run keys` examples, run as written, in the README's order, on a database of
+// their own with a server on it for the --url lines (only the placeholders are filled in: the ids
+// earlier lines printed, the server's real address). bash reads each line — quoting, comments,
+// an environment variable before the command, `< file` — and hands the CLI's arguments, that
+// variable and its standard input to the CLI, run here: through npm and tsx each line took 10 s
+// and more on a loaded machine (25 lines: over five minutes). One test runs `npm run keys` itself.
 const root = path.resolve(__dirname, '..', '..');
 
 /** Every `npm run keys` line of the README's sh blocks (an environment variable may come first). */
@@ -20,12 +25,21 @@ function readmeKeysCommands(): string[] {
     .filter((line) => /^(\w+=\S+ )?npm run keys -- /.test(line));
 }
 
-const sh = (command: string, env: Record<string, string>) =>
+const run = (file: string, args: string[], env: Record<string, string>) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile('bash', ['-c', command], { cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
+    const child = execFile(file, args, { cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
       resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
+    child.stdin?.end();
   });
+
+/** What bash makes of a README line: the CLI's arguments, TOLLGATE_ADMIN_KEY, standard input. */
+const SHOW_CALL = `node -e 'process.stdout.write(JSON.stringify({ argv: process.argv.slice(1), adminKey: process.env.TOLLGATE_ADMIN_KEY ?? null, stdin: require("fs").readFileSync(0, "utf8") }))' --`;
+async function asBashReadsIt(line: string, env: Record<string, string>) {
+  const { code, stdout, stderr } = await run('bash', ['-c', line.replace('npm run keys --', SHOW_CALL)], env);
+  if (code !== 0) throw new Error(`bash could not read ${line}: ${stderr}`);
+  return JSON.parse(stdout) as { argv: string[]; adminKey: string | null; stdin: string };
+}
 
 describeIf(hasPostgres(), 'Postgres (TEST_DATABASE_URL)', 'README: the keys CLI examples', () => {
   let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
@@ -66,13 +80,24 @@ describeIf(hasPostgres(), 'Postgres (TEST_DATABASE_URL)', 'README: the keys CLI 
         .replaceAll('<plan id>', ids.plan ?? '<no plan yet>')
         .replaceAll('http://127.0.0.1:4000', server.url)
         .replace('< admin-key.txt', `< ${path.join(dir, 'admin-key.txt')}`);
-      const { code, stdout, stderr } = await sh(line, { DATABASE_URL: scratch.url, KEY: server.adminKey });
-      expect({ command, code, error: /^error: .*/m.exec(stderr)?.[0] }).toEqual({ command, code: 0, error: undefined });
+      const call = await asBashReadsIt(line, { KEY: server.adminKey });
+      const out: string[] = [];
+      const err: string[] = [];
+      const env = { DATABASE_URL: scratch.url, ...(call.adminKey === null ? {} : { TOLLGATE_ADMIN_KEY: call.adminKey }) };
+      const code = await runKeysCli(call.argv, (l) => out.push(l), env, Readable.from([call.stdin]), (l) => err.push(l));
+      const stdout = out.join('\n');
+      expect({ command, code, error: err.find((l) => l.startsWith('error: ')) }).toEqual({ command, code: 0, error: undefined });
       // The ids the later lines' placeholders stand for: the first key made, the plan, the consumer.
       if (/ create-plan /.test(command)) ids.plan = /^id: +(\S+)$/m.exec(stdout)![1];
       else if (/ create-consumer /.test(command)) ids.consumer = /^consumer: (\S+)/m.exec(stdout)![1];
       else if (/ create /.test(command)) ids.key ??= /^id: +(\S+)$/m.exec(stdout)![1];
     }
     expect(ids).toEqual({ key: expect.any(String), consumer: expect.any(String), plan: expect.any(String) });
-  }, 300_000);
+  }, 120_000);
+
+  it('`npm run keys` is the command the README says: through npm and tsx, against the same database', async () => {
+    const { code, stdout, stderr } = await run('npm', ['run', '--silent', 'keys', '--', 'list', '--json'], { DATABASE_URL: scratch.url });
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'staging', status: 'active' })]));
+  }, 90_000);
 });
