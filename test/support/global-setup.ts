@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { childrenOf, reapRun } from './processes';
+import { childrenOf, reapAbandonedRuns, reapRun } from './processes';
 import { startRedisCluster, type RedisCluster } from './redis-cluster';
 import { startRedisServer, type RedisServer } from './redis-server';
 import { hasRedisServerBinary } from './services';
@@ -42,29 +42,44 @@ async function dropRunDatabases(adminUrl: string, runId: string) {
   }
 }
 
+/** Kills what runs that ended without their teardown left, drops their databases, removes their folders. */
+export async function cleanAbandonedRuns(tmp: string, adminDatabaseUrl?: string) {
+  for (const abandoned of reapAbandonedRuns(tmp)) {
+    if (adminDatabaseUrl) await dropRunDatabases(adminDatabaseUrl, abandoned.runId).catch(() => undefined);
+    rmSync(abandoned.dir, { recursive: true, force: true });
+  }
+}
+
 type RunState = { cluster?: RedisCluster; redis?: RedisServer; teardown(): Promise<void> };
 
 export default async function globalSetup() {
   // The admin console's tests serve and measure its built files.
   buildAdminConsoleIfStale();
   const runId = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  const runDir = mkdtempSync(path.join(os.tmpdir(), `tollgate-run-${runId}-`));
+  const machineTmp = os.tmpdir();
+  const runDir = mkdtempSync(path.join(machineTmp, `tollgate-run-${runId}-`));
   process.env.TOLLGATE_RUN_ID = runId;
   process.env.TOLLGATE_RUN_DIR = runDir;
+  // Every temporary folder the suites and their children make (clusters, data folders, packed
+  // apps, browser profiles) lands inside the run's folder, and goes with it — even after a run
+  // that was killed (cleanAbandonedRuns).
+  process.env.TMPDIR = runDir;
   // Suites append their skips here; the skip reporter prints them at the end of the run.
   process.env.TOLLGATE_SKIP_LOG = path.join(runDir, 'skips.jsonl');
 
   const state: RunState = { teardown: async () => {} };
   let adminDatabaseUrl: string | undefined;
-  let tornDown = false;
-  state.teardown = async () => {
-    if (tornDown) return;
-    tornDown = true;
-    await state.cluster?.stop();
-    reapRun(); // the run's redis-server, and whatever a test or a dead worker left alive
-    if (adminDatabaseUrl) await dropRunDatabases(adminDatabaseUrl, runId).catch((e: Error) => process.stderr.write(`could not drop this run's databases: ${e.message}\n`));
-    rmSync(runDir, { recursive: true, force: true });
-  };
+  // One teardown, however many ask for it, and each caller waits for all of it: a signal during
+  // setup kills the Redis processes being started, the setup then fails, and jest exits as soon as
+  // the setup's own call returns — before the database was dropped, when that call returned early.
+  let tearingDown: Promise<void> | undefined;
+  state.teardown = () =>
+    (tearingDown ??= (async () => {
+      await state.cluster?.stop();
+      reapRun(); // the run's redis-server, and whatever a test or a dead worker left alive
+      if (adminDatabaseUrl) await dropRunDatabases(adminDatabaseUrl, runId).catch((e: Error) => process.stderr.write(`could not drop this run's databases: ${e.message}\n`));
+      rmSync(runDir, { recursive: true, force: true });
+    })());
   (globalThis as { tollgateRun?: RunState }).tollgateRun = state;
 
   // Interrupted (Ctrl-C, a CI job cancelled): stop the workers first so none starts anything
@@ -78,19 +93,26 @@ export default async function globalSetup() {
       }
     }
   };
+  let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
     killWorkers();
+    // A second signal (Ctrl-C twice, a CI cancel repeated) must not end the teardown half-way:
+    // that left a redis-server and a database behind.
+    if (interrupted) return;
+    interrupted = true;
     // Again on the way out: jest replaces a worker that died (Ctrl-C reaches them too), and the
     // replacements, orphaned, would stay.
     void state.teardown().finally(() => (killWorkers(), process.exit(signal === 'SIGINT' ? 130 : 143)));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   try {
     const givenDatabaseUrl = process.env.TEST_DATABASE_URL ?? DEFAULT_DATABASE_URL;
     const givenRedisUrl = process.env.TEST_REDIS_URL;
     const postgresUp = await reachable(givenDatabaseUrl, 5432);
+    // Whatever an earlier run on this machine could not clean (it was SIGKILLed): gone now.
+    await cleanAbandonedRuns(machineTmp, postgresUp ? givenDatabaseUrl : undefined);
     if (postgresUp) {
       // This run's own database on the given server; TEST_DATABASE_URL names it from here on.
       adminDatabaseUrl = givenDatabaseUrl;

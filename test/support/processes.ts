@@ -144,8 +144,7 @@ export function markedProcesses(): number[] {
  * process recorded, in case its pid was reused), then any marked process left. For the run's teardown
  * and its SIGINT/SIGTERM handler.
  */
-export function reapRun() {
-  const dir = pidsDir();
+export function reapRun(dir = pidsDir()) {
   let recorded: string[] = [];
   try {
     recorded = readdirSync(dir ?? '');
@@ -156,7 +155,31 @@ export function reapRun() {
     const pid = Number(name);
     if (pid && stillOurs(pid, readFileSync(path.join(dir!, name), 'utf8'))) killGroup(pid);
   }
-  for (const pid of markedProcesses()) killGroup(pid);
+  if (dir === pidsDir()) for (const pid of markedProcesses()) killGroup(pid);
+}
+
+/**
+ * Runs that ended without their teardown (SIGKILL, a second signal mid-teardown, a crash): a run
+ * folder `tollgate-run-<jest pid>_<tag>-…` whose jest process is gone. Kills what each recorded
+ * (its redis-servers, a cluster) and returns their run ids, for the caller to drop their
+ * databases and folders. What no handler can clean is cleaned by the next run on the machine.
+ */
+export function reapAbandonedRuns(tmp: string): { runId: string; dir: string }[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(tmp);
+  } catch {
+    return [];
+  }
+  const abandoned: { runId: string; dir: string }[] = [];
+  for (const name of names) {
+    const match = /^tollgate-run-((\d+)_[a-z0-9]+)-/.exec(name);
+    if (!match || existsSync(`/proc/${match[2]}`) || !existsSync('/proc/self')) continue;
+    const dir = path.join(tmp, name);
+    reapRun(path.join(dir, 'pids'));
+    abandoned.push({ runId: match[1], dir });
+  }
+  return abandoned;
 }
 
 /** Direct children of `pid` (Linux: /proc; elsewhere none): the run's jest workers, for its signal handler. */
