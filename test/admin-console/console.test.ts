@@ -273,6 +273,23 @@ describeIf(existsSync(CHROMIUM), `Chromium (${CHROMIUM}, Debian's chromium packa
     await shot('overview');
   });
 
+  test('the overview still shows a consumer deleted after it spent: its row says "(deleted consumer)"', async () => {
+    const { createConsumer } = (await server.t.gql('mutation { createConsumer(input: { name: "Gone Ltd" }) { id } }')).body.data;
+    const { createApiKey } = (await server.t.gql('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }', { input: { name: 'gone key', scopes: ['read'], consumerId: createConsumer.id } })).body.data;
+    expect((await use(createApiKey.secret)).status).toBe(200);
+    const TOP = 'query($from: DateTime!, $to: DateTime!) { usageTop(from: $from, to: $to, first: 5) { consumer { id } } }';
+    const ranked = async () => (await server.t.gql(TOP, { from: new Date(Date.now() - 86_400_000).toISOString(), to: new Date(Date.now() + 60_000).toISOString() })).body.data.usageTop;
+    await until(async () => (await ranked()).some((r: { consumer: { id: string } | null }) => r.consumer?.id === createConsumer.id), 10_000);
+    await server.t.gql('mutation($id: ID!) { revokeApiKey(id: $id) { id } }', { id: createApiKey.apiKey.id });
+    expect((await server.t.gql('mutation($id: ID!) { deleteConsumer(id: $id) { id } }', { id: createConsumer.id })).body.errors).toBeUndefined();
+    // Its usage stays (30 days of it): ranked with no consumer.
+    expect(await ranked()).toContainEqual({ consumer: null });
+    await screen('Keys');
+    await screen('Overview');
+    await page().getByRole('row').filter({ hasText: '(deleted consumer)' }).getByRole('cell').first().filter({ hasText: '—' }).waitFor();
+    await page().getByRole('row').filter({ hasText: 'Acme Corp' }).getByText('Starter').waitFor();
+  });
+
   test('signing out forgets the key: the console asks for one again', async () => {
     await page().getByRole('button', { name: 'Sign out' }).click();
     await page().getByLabel('Admin key').waitFor();
