@@ -40,10 +40,11 @@ export function Overview() {
       <table>
         <thead><tr><th scope="col">Consumer</th><th scope="col">Plan</th><th scope="col" class="num">Points</th><th scope="col" class="num">Operations</th><th scope="col" class="num">Refused</th></tr></thead>
         <tbody>
+          {/* A deleted consumer's usage stays ranked (its rows keep its id): no consumer to name. */}
           {data?.top.map((r: any) => (
             <tr>
-              <th scope="row"><a href={`#/consumers/${r.consumer.id}`}>{r.consumer.name}</a></th>
-              <td>{r.consumer.plan?.name ?? '—'}</td>
+              <th scope="row">{r.consumer ? <a href={`#/consumers/${r.consumer.id}`}>{r.consumer.name}</a> : <span class="muted">(deleted consumer)</span>}</th>
+              <td>{r.consumer?.plan?.name ?? '—'}</td>
               <td class="num">{compact(r.points)}</td><td class="num">{compact(r.operations)}</td><td class="num">{compact(r.refused)}</td>
             </tr>
           ))}
