@@ -290,6 +290,26 @@ describeIf(existsSync(CHROMIUM), `Chromium (${CHROMIUM}, Debian's chromium packa
     await page().getByRole('row').filter({ hasText: 'Acme Corp' }).getByText('Starter').waitFor();
   });
 
+  test("a plan's most points per operation is set, then cleared back to the server's MAX_QUERY_COST by emptying it", async () => {
+    const maxCost = async () => (await server.t.gql('{ plans { edges { node { name maxOperationCost } } } }')).body.data.plans.edges.find((e: { node: { name: string } }) => e.node.name === 'Starter').node.maxOperationCost;
+    await screen('Plans');
+    const row = page().getByRole('row').filter({ hasText: 'Starter' });
+    const field = page().getByLabel('Most points one operation may cost');
+    await page().getByRole('button', { name: 'Edit plan Starter' }).click();
+    await field.fill('50');
+    await page().getByRole('button', { name: 'Save plan' }).click();
+    await row.getByRole('cell').nth(3).filter({ hasText: /^50$/ }).waitFor();
+    expect(await maxCost()).toBe(50);
+
+    await page().getByRole('button', { name: 'Edit plan Starter' }).click();
+    expect(await field.inputValue()).toBe('50');
+    await field.fill('');
+    await page().getByRole('button', { name: 'Save plan' }).click();
+    await page().getByRole('status').filter({ hasText: 'live within a second' }).waitFor();
+    await row.getByRole('cell').nth(3).filter({ hasText: /^—$/ }).waitFor({ timeout: 5_000 });
+    expect(await maxCost()).toBeNull();
+  });
+
   test('signing out forgets the key: the console asks for one again', async () => {
     await page().getByRole('button', { name: 'Sign out' }).click();
     await page().getByLabel('Admin key').waitFor();
