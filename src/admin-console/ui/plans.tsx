@@ -52,7 +52,8 @@ function PlanForm({ plan, onDone }: { plan?: Plan; onDone: (saved: boolean) => v
   const [error, setError] = useState<string>();
   const submit = async (event: Event) => {
     event.preventDefault();
-    const input = { name: name.trim(), budgets, quotas, limits, ...(maxCost ? { maxOperationCost: Number(maxCost) } : {}) };
+    // Empty clears it (null): the server's MAX_QUERY_COST applies again.
+    const input = { name: name.trim(), budgets, quotas, limits, maxOperationCost: maxCost ? Number(maxCost) : null };
     try {
       if (plan) await gql(`mutation ConsoleUpdatePlan($id: ID!, $input: UpdatePlanInput!) { updatePlan(id: $id, input: $input) { id } }`, { id: plan.id, input });
       else await gql(`mutation ConsoleCreatePlan($input: CreatePlanInput!) { createPlan(input: $input) { id } }`, { input });
