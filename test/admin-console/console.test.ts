@@ -310,6 +310,23 @@ describeIf(existsSync(CHROMIUM), `Chromium (${CHROMIUM}, Debian's chromium packa
     expect(await maxCost()).toBeNull();
   });
 
+  test("a consumer's custom range: a date emptied is flagged and ignored (the range stays), a new one applies", async () => {
+    await screen('Consumers');
+    await page().getByRole('link', { name: 'Acme Corp' }).click();
+    await page().getByRole('heading', { level: 1, name: 'Acme Corp' }).waitFor();
+    await page().getByLabel('Range', { exact: true }).selectOption({ label: 'Custom' });
+    const operations = page().locator('[data-usage][aria-busy="false"] [data-total="operations"]');
+    await until(async () => Number(await operations.textContent({ timeout: 2000 }).catch(() => 0)) >= 5); // the last 7 days
+    const from = page().getByLabel('From', { exact: true });
+    await from.fill('');
+    await page().getByRole('button', { name: 'Refresh' }).click();
+    expect(await from.evaluate((el) => (el as HTMLInputElement).validity.valueMissing)).toBe(true);
+    expect(Number(await operations.textContent())).toBeGreaterThanOrEqual(5);
+    // From = To: an empty range.
+    await from.fill(await page().getByLabel('To', { exact: true }).inputValue());
+    await until(async () => (await operations.textContent({ timeout: 2000 }).catch(() => '')) === '0');
+  });
+
   test('signing out forgets the key: the console asks for one again', async () => {
     await page().getByRole('button', { name: 'Sign out' }).click();
     await page().getByLabel('Admin key').waitFor();
