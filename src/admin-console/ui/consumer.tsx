@@ -2,7 +2,7 @@ import { useMemo, useState } from 'preact/hooks';
 import { gql } from './api';
 import { UsageChart, type Bucket } from './chart';
 import { PlanSelect } from './consumers';
-import { compact, duration } from './format';
+import { compact, duration, fromLocalInput, toLocalInput } from './format';
 import { KEY_FIELDS, keyStatus, type KeyNode } from './keys';
 import { Field, Problem, Time, useQuery } from './widgets';
 
@@ -27,9 +27,6 @@ const CONSUMER = `query ConsoleConsumer($id: ID!, $from: DateTime!, $to: DateTim
     windows { limit window period used remaining resetAt }
   }
 }`;
-
-/** datetime-local ⇄ Date, in the viewer's time zone. */
-const toLocalInput = (d: Date) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
 
 type Standing = { limit: number; window: number; period: string | null; used: number; remaining: number; resetAt: string };
 
@@ -69,6 +66,11 @@ export function ConsumerPage({ id }: { id: string }) {
   }, [id, range, granularity, custom, tick]);
   const [{ data, error, loading }, reload] = useQuery(CONSUMER, vars, [vars]);
   const c = data?.consumer;
+  // An emptied (or unfinished) date is left out: the field says it is required, the range stays.
+  const pickDate = (end: 'from' | 'to') => (e: Event) => {
+    const date = fromLocalInput((e.target as HTMLInputElement).value);
+    if (date) setCustom({ ...custom, [end]: date });
+  };
   const pickRange = (value: string) => {
     setRange(value);
     if (!RANGES[value].granularities.includes(granularity)) setGranularity(RANGES[value].granularities[0]);
@@ -132,8 +134,8 @@ export function ConsumerPage({ id }: { id: string }) {
             </Field>
             {range === 'custom' && (
               <>
-                <Field label="From"><input type="datetime-local" value={toLocalInput(custom.from)} onChange={(e) => setCustom({ ...custom, from: new Date((e.target as HTMLInputElement).value) })} /></Field>
-                <Field label="To"><input type="datetime-local" value={toLocalInput(custom.to)} onChange={(e) => setCustom({ ...custom, to: new Date((e.target as HTMLInputElement).value) })} /></Field>
+                <Field label="From"><input type="datetime-local" required defaultValue={toLocalInput(custom.from)} onChange={pickDate('from')} /></Field>
+                <Field label="To"><input type="datetime-local" required defaultValue={toLocalInput(custom.to)} onChange={pickDate('to')} /></Field>
               </>
             )}
             <Field label="Granularity">

@@ -10,6 +10,17 @@ export const whole = (n: number) => wholeFormat.format(n);
 export const localDate = (iso: string | Date) => dateFormat.format(new Date(iso));
 export const utcDate = (iso: string | Date) => `${new Date(iso).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 
+/** A date as a datetime-local value (to the minute) in the viewer's time zone, at that date's own offset (summer time or not). */
+export function toLocalInput(iso: string | Date): string {
+  const d = new Date(iso);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+}
+/** A datetime-local value back to a date in the viewer's time zone; null when empty or not a date. */
+export function fromLocalInput(value: string): Date | null {
+  const d = new Date(value);
+  return value && !Number.isNaN(d.getTime()) ? d : null;
+}
+
 /** 60 → "1 minute", 86400 → "1 day". */
 export function duration(seconds: number): string {
   const units: [number, string][] = [[86_400, 'day'], [3_600, 'hour'], [60, 'minute'], [1, 'second']];
