@@ -329,6 +329,37 @@ describeIf(existsSync(CHROMIUM), `Chromium (${CHROMIUM}, Debian's chromium packa
     expect(await page().locator('input[type="datetime-local"]:invalid').count()).toBe(0);
   });
 
+  test('editing a key keeps its expiry, to the second, across a daylight-saving change; a new expiry is read at its own offset', async () => {
+    // The browser is in Europe/Paris: an expiry on the other side of a change of offset from today, with seconds.
+    const now = Math.floor(Date.now() / 60_000) * 60_000 + 37_000;
+    const candidates = [90, 180, 270].map((days) => now + days * 86_400_000);
+    const offsets = (await page().evaluate(`${JSON.stringify([now, ...candidates])}.map((t) => new Date(t).getTimezoneOffset())`)) as number[];
+    const expiry = new Date(candidates[offsets.slice(1).findIndex((o) => o !== offsets[0])]);
+    /** The wall-clock time in Paris, as a datetime-local input has it. */
+    const paris = (t: number) => {
+      const part = Object.fromEntries(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(t).map((p) => [p.type, p.value]));
+      return `${part.year}-${part.month}-${part.day}T${part.hour}:${part.minute}`;
+    };
+    const { createApiKey } = (await server.t.gql('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } } }', { input: { name: 'summer key', scopes: ['read'], expiresAt: expiry.toISOString() } })).body.data;
+    const stored = async () => (await server.t.gql('query($id: ID!) { apiKey(id: $id) { scopes expiresAt } }', { id: createApiKey.apiKey.id })).body.data.apiKey;
+
+    await screen('Keys');
+    const row = page().locator(`tr[data-key-id="${createApiKey.apiKey.id}"]`);
+    await row.getByRole('button', { name: 'Edit summer key' }).click();
+    expect(await page().getByLabel('Expires').inputValue()).toBe(paris(expiry.getTime()));
+    await page().getByLabel('Scopes').fill('read, write');
+    await page().getByRole('button', { name: 'Save key' }).click();
+    await row.getByText('read, write').waitFor();
+    expect(await stored()).toEqual({ scopes: ['read', 'write'], expiresAt: expiry.toISOString() });
+
+    // A day later, typed as Paris time: stored at that date's offset (to the minute).
+    await row.getByRole('button', { name: 'Edit summer key' }).click();
+    await page().getByLabel('Expires').fill(paris(expiry.getTime() + 86_400_000));
+    await page().getByRole('button', { name: 'Save key' }).click();
+    await page().getByRole('form', { name: 'Edit key summer key' }).waitFor({ state: 'detached' });
+    expect((await stored()).expiresAt).toBe(new Date(expiry.getTime() - 37_000 + 86_400_000).toISOString());
+  });
+
   test('signing out forgets the key: the console asks for one again', async () => {
     await page().getByRole('button', { name: 'Sign out' }).click();
     await page().getByLabel('Admin key').waitFor();
