@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql } from './api';
-import { list } from './format';
+import { fromLocalInput, list, toLocalInput } from './format';
 import { Field, Pager, Problem, Time, usePages, useQuery } from './widgets';
 
 export type KeyNode = {
@@ -58,6 +58,7 @@ type Consumers = { consumers: { edges: { node: { id: string; name: string } }[] 
 function KeyForm({ existing, onSaved, onCancel }: { existing?: KeyNode; onSaved: (result: { secret?: string; key: KeyNode }) => void; onCancel: () => void }) {
   const [{ data }] = useQuery<Consumers>('query ConsoleConsumerChoices { consumers(first: 100) { edges { node { id name } } } }', {}, []);
   const [error, setError] = useState<string>();
+  const shownExpiry = existing?.expiresAt ? toLocalInput(existing.expiresAt) : '';
   const submit = async (event: Event) => {
     event.preventDefault();
     const form = new FormData(event.target as HTMLFormElement);
@@ -67,7 +68,8 @@ function KeyForm({ existing, onSaved, onCancel }: { existing?: KeyNode; onSaved:
       name: text('name'),
       scopes: list(text('scopes')),
       consumerId: text('consumerId') || null,
-      expiresAt: expires ? new Date(expires).toISOString() : null,
+      // Sent only when changed: the field has minutes, the expiry may have seconds.
+      ...(expires !== shownExpiry ? { expiresAt: fromLocalInput(expires)?.toISOString() ?? null } : {}),
       allowedIps: list(text('allowedIps')),
       allowedOrigins: list(text('allowedOrigins')),
     };
@@ -83,7 +85,6 @@ function KeyForm({ existing, onSaved, onCancel }: { existing?: KeyNode; onSaved:
       setError((e as Error).message);
     }
   };
-  const local = (iso: string | null | undefined) => (iso ? new Date(Date.parse(iso) - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16) : '');
   return (
     <form class="panel" onSubmit={submit} aria-label={existing ? `Edit key ${existing.name}` : 'New key'}>
       <h2>{existing ? `Edit ${existing.name}` : 'New key'}</h2>
@@ -96,7 +97,7 @@ function KeyForm({ existing, onSaved, onCancel }: { existing?: KeyNode; onSaved:
           </select>
         </Field>
         <Field label="Scopes" hint="Comma-separated, e.g. read, write."><input name="scopes" defaultValue={existing?.scopes.join(', ') ?? 'read'} /></Field>
-        <Field label="Expires" hint="Your time zone; empty: never."><input name="expiresAt" type="datetime-local" defaultValue={local(existing?.expiresAt)} /></Field>
+        <Field label="Expires" hint="Your time zone; empty: never."><input name="expiresAt" type="datetime-local" defaultValue={shownExpiry} /></Field>
         <Field label="IP allowlist" hint="One CIDR range or address per line; empty: any."><textarea name="allowedIps" rows={2} defaultValue={existing?.allowedIps.join('\n')} /></Field>
         <Field label="Allowed origins" hint="One browser origin per line; empty: any."><textarea name="allowedOrigins" rows={2} defaultValue={existing?.allowedOrigins.join('\n')} /></Field>
       </div>
