@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useMemo, useRef, useState } from 'preact/hooks';
 import { gql } from './api';
 import { UsageChart, type Bucket } from './chart';
 import { PlanSelect } from './consumers';
@@ -65,7 +65,10 @@ export function ConsumerPage({ id }: { id: string }) {
     return { id, from, to, granularity };
   }, [id, range, granularity, custom, tick]);
   const [{ data, error, loading }, reload] = useQuery(CONSUMER, vars, [vars]);
-  const c = data?.consumer;
+  // A range the server refuses (e.g. 40 days of hours) shows its error over what was shown: the controls stay to fix it.
+  const shown = useRef<any>(undefined);
+  if (data) shown.current = data.consumer;
+  const c = shown.current;
   // An emptied (or unfinished) date is left out: the field says it is required, the range stays.
   const pickDate = (end: 'from' | 'to') => (e: Event) => {
     const date = fromLocalInput((e.target as HTMLInputElement).value);

@@ -90,7 +90,7 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
         <button type="button" onClick={onSignOut}>Sign out</button>
       </header>
       <main id="main" ref={main}>
-        {screen === 'consumers' && id ? <ConsumerPage id={id} /> :
+        {screen === 'consumers' && id ? <ConsumerPage key={id} id={id} /> :
           screen === 'consumers' ? <Consumers /> :
           screen === 'plans' ? <Plans /> :
           screen === 'keys' ? <Keys /> :
