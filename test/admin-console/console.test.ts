@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import type { Route } from 'playwright-core';
 import { CHROMIUM, openBrowser, type TestBrowser } from '../support/browser';
 import { useTestServer } from '../support/harness';
 import { describeIf } from '../support/services';
@@ -361,6 +362,87 @@ describeIf(existsSync(CHROMIUM), `Chromium (${CHROMIUM}, Debian's chromium packa
     await page().getByRole('button', { name: 'Save key' }).click();
     await page().getByRole('form', { name: 'Edit key summer key' }).waitFor({ state: 'detached' });
     expect((await stored()).expiresAt).toBe(new Date(expiry.getTime() - 37_000 + 86_400_000).toISOString());
+  });
+
+  /** Holds the console's requests for one operation until the returned function is called. */
+  const hold = async (operation: string) => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const handler = async (route: Route) => {
+      if (route.request().postData()?.includes(operation)) await released;
+      await route.continue();
+    };
+    await page().route('**/graphql', handler);
+    return async () => {
+      release();
+      await page().unroute('**/graphql', handler);
+    };
+  };
+  /** `count` of something made by `mutation` (its input a name), ten at a time, by an admin key with room for them. */
+  const fillers = async (mutation: string, count: number) => {
+    const { secret } = await server.t.createKey({ name: 'filler', scopes: ['admin'], budget: { points: 100_000, duration: 60 } });
+    for (let i = 0; i < count; i += 10) {
+      const made = await Promise.all(Array.from({ length: 10 }, (_, j) => server.t.gql(mutation, { input: { name: `Filler ${i + j}` } }, secret)));
+      expect(made.map((res) => res.body.errors)).toEqual(Array(10).fill(undefined));
+    }
+  };
+
+  test("editing a key keeps its consumer: one past the console's first 100 choices, or before the choices have loaded", async () => {
+    const CREATE = 'mutation($input: CreateConsumerInput!) { createConsumer(input: $input) { id } }';
+    await fillers(CREATE, 100);
+    const late = (await server.t.gql(CREATE, { input: { name: 'Late Co' } })).body.data.createConsumer.id;
+    const { createApiKey } = (await server.t.gql('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } } }', { input: { name: 'late key', scopes: ['read'], consumerId: late } })).body.data;
+    const stored = async () => (await server.t.gql('query($id: ID!) { apiKey(id: $id) { scopes consumer { name } } }', { id: createApiKey.apiKey.id })).body.data.apiKey;
+    await screen('Overview');
+    await screen('Keys');
+    const row = page().locator(`tr[data-key-id="${createApiKey.apiKey.id}"]`);
+    const consumer = page().getByLabel('Consumer');
+
+    await row.getByRole('button', { name: 'Edit late key' }).click();
+    await until(async () => (await consumer.locator('option').count()) > 100);
+    expect(await consumer.inputValue()).toBe(late);
+    await page().getByLabel('Scopes').fill('read, write');
+    await page().getByRole('button', { name: 'Save key' }).click();
+    await row.getByText('read, write').waitFor();
+    expect(await stored()).toEqual({ scopes: ['read', 'write'], consumer: { name: 'Late Co' } });
+
+    const release = await hold('ConsoleConsumerChoices');
+    await row.getByRole('button', { name: 'Edit late key' }).click();
+    expect(await consumer.inputValue()).toBe(late);
+    expect(await consumer.locator('option').allTextContents()).toEqual(['— none —', 'Late Co']); // the choices still on their way
+    await page().getByLabel('Scopes').fill('read');
+    await page().getByRole('button', { name: 'Save key' }).click();
+    await row.getByRole('cell', { name: 'read', exact: true }).waitFor();
+    await release();
+    expect(await stored()).toEqual({ scopes: ['read'], consumer: { name: 'Late Co' } });
+  });
+
+  test("editing a consumer keeps its plan: one past the console's first 100 choices, or before the choices have loaded", async () => {
+    await fillers('mutation($input: CreatePlanInput!) { createPlan(input: $input) { id } }', 100);
+    const { createPlan } = (await server.t.gql('mutation { createPlan(input: { name: "Late plan" }) { id } }')).body.data;
+    const { createConsumer } = (await server.t.gql('mutation($plan: ID!) { createConsumer(input: { name: "Planned Ltd", planId: $plan }) { id } }', { plan: createPlan.id })).body.data;
+    const stored = async () => (await server.t.gql('query($id: ID!) { consumer(id: $id) { name plan { name } } }', { id: createConsumer.id })).body.data.consumer;
+    await page().evaluate(`location.hash = '#/consumers/${createConsumer.id}'`);
+    await page().getByRole('heading', { level: 1, name: 'Planned Ltd' }).waitFor();
+    const plan = page().getByLabel('Plan', { exact: true });
+
+    await page().getByRole('button', { name: 'Edit' }).click();
+    await until(async () => (await plan.locator('option').count()) > 100);
+    expect(await plan.inputValue()).toBe(createPlan.id);
+    await page().getByLabel('Name').fill('Planned Ltd 2');
+    await page().getByRole('button', { name: 'Save consumer' }).click();
+    await page().getByRole('heading', { level: 1, name: 'Planned Ltd 2' }).waitFor();
+    expect(await stored()).toEqual({ name: 'Planned Ltd 2', plan: { name: 'Late plan' } });
+
+    const release = await hold('ConsolePlanChoices');
+    await page().getByRole('button', { name: 'Edit' }).click();
+    expect(await plan.inputValue()).toBe(createPlan.id);
+    expect(await plan.locator('option').allTextContents()).toEqual(['— no plan —', 'Late plan']); // the choices still on their way
+    await page().getByLabel('Name').fill('Planned Ltd 3');
+    await page().getByRole('button', { name: 'Save consumer' }).click();
+    await page().getByRole('heading', { level: 1, name: 'Planned Ltd 3' }).waitFor();
+    await release();
+    expect(await stored()).toEqual({ name: 'Planned Ltd 3', plan: { name: 'Late plan' } });
   });
 
   test('signing out forgets the key: the console asks for one again', async () => {
