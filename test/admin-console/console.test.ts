@@ -368,14 +368,13 @@ describeIf(existsSync(CHROMIUM), `Chromium (${CHROMIUM}, Debian's chromium packa
   const hold = async (operation: string) => {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    const handler = async (route: Route) => {
+    await page().route('**/graphql', async (route: Route) => {
       if (route.request().postData()?.includes(operation)) await released;
       await route.continue();
-    };
-    await page().route('**/graphql', handler);
+    });
     return async () => {
       release();
-      await page().unroute('**/graphql', handler);
+      await page().unrouteAll({ behavior: 'wait' }); // once the held requests are sent on
     };
   };
   /** `count` of something made by `mutation` (its input a name), ten at a time, by an admin key with room for them. */

@@ -81,9 +81,11 @@ export function ConsumerPage({ id }: { id: string }) {
   const save = async (event: Event) => {
     event.preventDefault();
     const form = new FormData(event.target as HTMLFormElement);
+    const planId = String(form.get('planId'));
     try {
       await gql('mutation ConsoleUpdateConsumer($id: ID!, $input: UpdateConsumerInput!) { updateConsumer(id: $id, input: $input) { id } }', {
-        id, input: { name: String(form.get('name')).trim(), externalId: String(form.get('externalId')).trim() || null, planId: String(form.get('planId')) || null },
+        // The plan is sent only when another was chosen: an edit of the name never moves the consumer.
+        id, input: { name: String(form.get('name')).trim(), externalId: String(form.get('externalId')).trim() || null, ...(planId !== (c.plan?.id ?? '') ? { planId: planId || null } : {}) },
       });
       setEditing(false);
       reload();
@@ -115,7 +117,7 @@ export function ConsumerPage({ id }: { id: string }) {
               <div class="grid">
                 <Field label="Name"><input name="name" required defaultValue={c.name} /></Field>
                 <Field label="External id"><input name="externalId" defaultValue={c.externalId ?? ''} /></Field>
-                <Field label="Plan" hint="Live: its keys spend under the new plan within a second."><PlanSelect value={c.plan?.id} /></Field>
+                <Field label="Plan" hint="Live: its keys spend under the new plan within a second."><PlanSelect current={c.plan} /></Field>
               </div>
               <Problem message={saveError} />
               <div class="row"><button type="submit" class="primary">Save consumer</button><button type="button" onClick={() => setEditing(false)}>Cancel</button></div>

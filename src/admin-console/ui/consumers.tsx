@@ -1,19 +1,11 @@
 import { useState } from 'preact/hooks';
 import { gql } from './api';
-import { Field, Pager, Problem, Time, usePages, useQuery } from './widgets';
+import { Choices, Field, Pager, Problem, Time, usePages, useQuery } from './widgets';
 
-export const PLAN_CHOICES = 'query ConsolePlanChoices { plans(first: 100) { edges { node { id name } } } }';
-
-/** Plan choices for a select (the first 100 plans). */
-export function PlanSelect({ name = 'planId', value, ...rest }: { name?: string; value?: string | null; id?: string }) {
-  const [{ data }] = useQuery(PLAN_CHOICES, {}, []);
-  return (
-    <select name={name} {...rest}>
-      <option value="">— no plan —</option>
-      {data?.plans.edges.map(({ node }: { node: { id: string; name: string } }) => <option value={node.id} selected={node.id === value}>{node.name}</option>)}
-    </select>
-  );
-}
+/** Plan choices (the first 100 plans, and the current one) for the form field planId. */
+export const PlanSelect = (props: { current?: { id: string; name: string } | null }) => (
+  <Choices name="planId" query="query ConsolePlanChoices { plans(first: 100) { edges { node { id name } } } }" none="— no plan —" {...props} />
+);
 
 function NewConsumer({ onDone }: { onDone: (id?: string) => void }) {
   const [error, setError] = useState<string>();

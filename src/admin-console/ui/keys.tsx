@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql } from './api';
 import { fromLocalInput, list, toLocalInput } from './format';
-import { Field, Pager, Problem, Time, usePages, useQuery } from './widgets';
+import { Choices, Field, Pager, Problem, Time, usePages, useQuery } from './widgets';
 
 export type KeyNode = {
   id: string; name: string; start: string; scopes: string[]; createdAt: string; expiresAt: string | null; revokedAt: string | null;
@@ -52,11 +52,8 @@ export function SecretOnce({ secret, title, note, onDone }: { secret: string; ti
   );
 }
 
-type Consumers = { consumers: { edges: { node: { id: string; name: string } }[] } };
-
 /** Create or edit a key: name, consumer, scopes, expiry, IP allowlist, allowed origins. */
 function KeyForm({ existing, onSaved, onCancel }: { existing?: KeyNode; onSaved: (result: { secret?: string; key: KeyNode }) => void; onCancel: () => void }) {
-  const [{ data }] = useQuery<Consumers>('query ConsoleConsumerChoices { consumers(first: 100) { edges { node { id name } } } }', {}, []);
   const [error, setError] = useState<string>();
   const shownExpiry = existing?.expiresAt ? toLocalInput(existing.expiresAt) : '';
   const submit = async (event: Event) => {
@@ -64,11 +61,13 @@ function KeyForm({ existing, onSaved, onCancel }: { existing?: KeyNode; onSaved:
     const form = new FormData(event.target as HTMLFormElement);
     const text = (name: string) => String(form.get(name) ?? '').trim();
     const expires = text('expiresAt');
+    const consumerId = text('consumerId');
     const input = {
       name: text('name'),
       scopes: list(text('scopes')),
-      consumerId: text('consumerId') || null,
-      // Sent only when changed: the field has minutes, the expiry may have seconds.
+      // Consumer and expiry are sent only when changed: an edit of anything else leaves them be (the
+      // field has minutes, the expiry may have seconds).
+      ...(consumerId !== (existing?.consumer?.id ?? '') ? { consumerId: consumerId || null } : {}),
       ...(expires !== shownExpiry ? { expiresAt: fromLocalInput(expires)?.toISOString() ?? null } : {}),
       allowedIps: list(text('allowedIps')),
       allowedOrigins: list(text('allowedOrigins')),
@@ -91,10 +90,7 @@ function KeyForm({ existing, onSaved, onCancel }: { existing?: KeyNode; onSaved:
       <div class="grid">
         <Field label="Name"><input name="name" required defaultValue={existing?.name} /></Field>
         <Field label="Consumer" hint="Whose budgets the key spends.">
-          <select name="consumerId">
-            <option value="">— none —</option>
-            {data?.consumers.edges.map(({ node }) => <option value={node.id} selected={node.id === existing?.consumer?.id}>{node.name}</option>)}
-          </select>
+          <Choices name="consumerId" query="query ConsoleConsumerChoices { consumers(first: 100) { edges { node { id name } } } }" none="— none —" current={existing?.consumer} />
         </Field>
         <Field label="Scopes" hint="Comma-separated, e.g. read, write."><input name="scopes" defaultValue={existing?.scopes.join(', ') ?? 'read'} /></Field>
         <Field label="Expires" hint="Your time zone; empty: never."><input name="expiresAt" type="datetime-local" defaultValue={shownExpiry} /></Field>

@@ -29,6 +29,25 @@ export function useQuery<T = any>(query: string, variables: Record<string, unkno
   return [state, useCallback(() => setTick((t) => t + 1), [])];
 }
 
+type Named = { id: string; name: string };
+
+/**
+ * A select of a connection's first 100 (`query` asks for `edges { node { id name } }`), "none"
+ * first. The current choice is always there, selected: it may be past the first 100, and the
+ * list may still be on its way when the form is sent.
+ */
+export function Choices({ query, none, current, ...rest }: { query: string; none: string; current?: Named | null; name: string }) {
+  const [{ data }] = useQuery<Record<string, { edges: { node: Named }[] }>>(query, {}, []);
+  const others = Object.values(data ?? {})[0]?.edges.map((e) => e.node).filter((n) => n.id !== current?.id) ?? [];
+  return (
+    <select {...rest}>
+      <option value="">{none}</option>
+      {current && <option value={current.id} selected>{current.name}</option>}
+      {others.map((n) => <option value={n.id}>{n.name}</option>)}
+    </select>
+  );
+}
+
 export function Problem({ message }: { message?: string }) {
   return message ? <p class="problem" role="alert">{message}</p> : null;
 }
