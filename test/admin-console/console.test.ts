@@ -265,11 +265,16 @@ describeIf(existsSync(CHROMIUM), `Chromium (${CHROMIUM}, Debian's chromium packa
     await shot('audit');
   });
 
-  test('the overview counts the requests of the last 24 hours and ranks the consumer', async () => {
+  test('the overview counts the operations of the last 24 hours (those of a key: admitted or refused) and ranks the consumer', async () => {
     await screen('Overview');
     await page().getByRole('row').filter({ hasText: 'Acme Corp' }).getByText('Starter').waitFor();
-    const requests = await page().getByRole('region', { name: 'Last 24 hours' }).locator('dd').first().textContent();
-    expect(Number(requests)).toBeGreaterThanOrEqual(6); // 5 admitted + 1 refused of the Acme key, and the admin's own
+    const day = page().getByRole('region', { name: 'Last 24 hours' });
+    expect(await day.locator('dt').allTextContents()).toEqual(['Operations', 'Points', 'Refused']);
+    const operations = await day.locator('dd').first().textContent();
+    expect(Number(operations)).toBeGreaterThanOrEqual(6); // 5 admitted + 1 refused of the Acme key, and the admin's own
+    // The sign-in with an unknown key is not one: no key, no count; the page says so.
+    await page().getByText(/A request refused before its key was known .* is not counted/).waitFor();
+    expect(await page().getByRole('columnheader').allTextContents()).toContain('Admitted');
     await page().getByText('None failed.').waitFor();
     await shot('overview');
   });
