@@ -15,15 +15,15 @@ function Totals({ title, totals }: { title: string; totals?: Totals }) {
     <section class="card" aria-label={title}>
       <h2>{title}</h2>
       <dl class="totals">
-        <div><dt>Requests</dt><dd class="big">{compact(totals && totals.operations + totals.refused)}</dd></div>
+        <div><dt>Operations</dt><dd class="big">{compact(totals && totals.operations + totals.refused)}</dd></div>
         <div><dt>Points</dt><dd class="big">{compact(totals?.points)}</dd></div>
-        <div><dt>Refusals</dt><dd class="big">{compact(totals?.refused)}</dd></div>
+        <div><dt>Refused</dt><dd class="big">{compact(totals?.refused)}</dd></div>
       </dl>
     </section>
   );
 }
 
-/** Overview: everyone's requests, points and refusals; the top consumers; failed webhooks. */
+/** Overview: everyone's operations, points and refusals; the top consumers; failed webhooks. */
 export function Overview() {
   const now = Date.now();
   const vars = { now: new Date(now).toISOString(), dayAgo: new Date(now - 86_400_000).toISOString(), monthAgo: new Date(now - 30 * 86_400_000).toISOString() };
@@ -36,9 +36,13 @@ export function Overview() {
         <Totals title="Last 24 hours" totals={data?.day} />
         <Totals title="Last 30 days" totals={data?.month} />
       </div>
+      <p class="muted">
+        Operations made with a key, admitted or refused by a gate. A request refused before its key was known (no key, an unknown, revoked or expired one, one used from an address or origin
+        it does not allow, or refused by the IP gate first) is not counted here: the metrics count it.
+      </p>
       <h2>Top consumers by points, last 30 days</h2>
       <table>
-        <thead><tr><th scope="col">Consumer</th><th scope="col">Plan</th><th scope="col" class="num">Points</th><th scope="col" class="num">Operations</th><th scope="col" class="num">Refused</th></tr></thead>
+        <thead><tr><th scope="col">Consumer</th><th scope="col">Plan</th><th scope="col" class="num">Points</th><th scope="col" class="num">Admitted</th><th scope="col" class="num">Refused</th></tr></thead>
         <tbody>
           {/* A deleted consumer's usage stays ranked (its rows keep its id): no consumer to name. */}
           {data?.top.map((r: any) => (
