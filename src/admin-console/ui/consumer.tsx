@@ -72,7 +72,7 @@ export function ConsumerPage({ id }: { id: string }) {
   // An emptied (or unfinished) date is left out: the field says it is required, the range stays.
   const pickDate = (end: 'from' | 'to') => (e: Event) => {
     const date = fromLocalInput((e.target as HTMLInputElement).value);
-    if (date) setCustom({ ...custom, [end]: date });
+    if (date) setCustom((range) => ({ ...range, [end]: date }));
   };
   const pickRange = (value: string) => {
     setRange(value);
