@@ -212,7 +212,7 @@ describe('the server process', () => {
     } finally {
       if (p.child.exitCode === null) p.child.kill('SIGKILL'); // a failed assertion must not leave the server behind
     }
-  }, 120_000);
+  }, 300_000); // 24 000 requests: with two runs at once on two cores, over two minutes
 });
 
 describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startup failures name their cause', () => {
