@@ -1,17 +1,10 @@
 import { date, integer, oneOf, UsageError } from './args';
 import type { Command, Values } from './command';
 import { csv } from './output';
+import type { UsageBucket } from '../usage/history';
 
-type Bucket = {
-  start: string;
-  operations: number;
-  refused: number;
-  points: number;
-  refunded: number;
-  errors: number;
-  refusals: { gate: string; coordinate: string | null; count: number }[];
-  fields: { coordinate: string; calls: number; points: number; refused: number }[];
-};
+/** A usage bucket as the admin API answers it in JSON (its start an ISO string). */
+type Bucket = Omit<UsageBucket, 'start'> & { start: string };
 
 function period(command: string, values: Values) {
   if (!values.from || !values.to) throw new UsageError(`${command} needs --from and --to dates (e.g. --from 2026-11-01 --to 2026-12-01)`);
