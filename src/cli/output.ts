@@ -13,9 +13,13 @@ export function details(pairs: [string, string][]): string[] {
   return pairs.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`);
 }
 
-/** One CSV field: quoted when it holds a comma, a quote or a line break. */
+/**
+ * One CSV field: quoted when it holds a comma, a quote or a line break. Text a spreadsheet would
+ * run as a formula (a consumer named `=HYPERLINK(…)`) starts with a `'`, so it is shown, not run.
+ */
 export const csv = (value: unknown) => {
-  const text = value === null || value === undefined ? '' : String(value);
+  let text = value === null || value === undefined ? '' : String(value);
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 };
 
