@@ -8,6 +8,10 @@ import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, t
 import { createScratchDatabase, databaseBackends, describeWithRedis, hasPostgres, hasRedis, testRedisUrl } from '../support/services';
 import { until } from '../support/wait';
 
+// Each CLI call without --url opens the embedded database itself (as an operator's would): a
+// dozen calls in one test took over 30 s on PGlite with two runs at once on two cores.
+jest.setTimeout(120_000);
+
 const ME = '{ me { id } }';
 const STATION = '{ station(id: "LHR") { name } }'; // 1 point
 
