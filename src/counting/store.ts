@@ -65,7 +65,7 @@ export function createRedisClient(target: RedisTarget, purpose: string, commandT
     disconnectTimeout: 200,
   };
   if (typeof target !== 'string') {
-    return new Cluster([...target], {
+    return closingForGood(new Cluster([...target], {
       redisOptions: options,
       enableOfflineQueue: false,
       // Off: an automatic pipeline groups commands by node, and while a master fails over its
@@ -79,7 +79,7 @@ export function createRedisClient(target: RedisTarget, purpose: string, commandT
       retryDelayOnFailover: 100,
       slotsRefreshTimeout: Math.max(1000, (commandTimeoutMs ?? 1000) * 5),
       slotsRefreshInterval: 1000,
-    });
+    }));
   }
   return new Redis(target, {
     ...options,
@@ -87,6 +87,28 @@ export function createRedisClient(target: RedisTarget, purpose: string, commandT
     enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
   });
+}
+
+/**
+ * ioredis re-arms a cluster's slot refresh when a refresh still under way at disconnect() or quit()
+ * ends: the closed client then tries again every second, for ever, and its process never ends by
+ * itself (a jest worker force-exited; an owner's app after tollgate.close()). Once closed for good,
+ * a refresh does nothing, so the last timer fires once and nothing sets another.
+ */
+function closingForGood(cluster: Cluster): Cluster {
+  const noRefresh = () => {
+    (cluster as unknown as { refreshSlotsCache: () => void }).refreshSlotsCache = () => {};
+  };
+  const { disconnect, quit } = cluster;
+  cluster.disconnect = (reconnect = false) => {
+    if (!reconnect) noRefresh();
+    return disconnect.call(cluster, reconnect);
+  };
+  cluster.quit = ((...args: Parameters<Cluster['quit']>) => {
+    noRefresh();
+    return quit.apply(cluster, args);
+  }) as Cluster['quit'];
+  return cluster;
 }
 
 /** Observes every store call (metrics): which call and how long. */
