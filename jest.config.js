@@ -18,10 +18,10 @@ module.exports = {
   testTimeout: 30000,
   maxWorkers: 2,
   // A worker ends when nothing holds it open; jest force-exits it (and warns) after this long.
-  // Its 500 ms default was missed once, in a whole run on a machine at load 12, by a worker whose
-  // last test file had left only jest's own pipes and one timer; in the whole runs since, with
-  // exit-watch.cjs, every worker ended holding jest's pipes alone. A handle that truly leaks holds
-  // a worker for ever, so it is still reported, 3 s later.
+  // What held workers open was found with exit-watch.cjs: a closed Redis Cluster client's slot
+  // refresh, re-armed for ever (src/counting/store.ts, closingForGood). The margin over jest's
+  // 500 ms is for the exit itself on a machine running two suites at once; a handle that truly
+  // leaks holds a worker for ever, so it is still reported.
   workerGracefulExitTimeout: 3000,
   reporters: ['default', '<rootDir>/test/support/skip-reporter.js'],
 };
