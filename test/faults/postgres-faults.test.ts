@@ -32,19 +32,32 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'Postgr
   let pinned: number | undefined;
 
   beforeAll(async () => {
-    scratch = await createScratchDatabase();
+    // Once in CI every test failed with a bare "connect ECONNREFUSED 127.0.0.1:<port>" from this
+    // setup; each step says its name (and the proxy its state) so a repeat says where.
+    const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+      try {
+        return await run();
+      } catch (error) {
+        throw new Error(`setup, ${name} (proxy ${proxy ? `:${proxy.port} ${proxy.state}${proxy.listenerError ? `, its listener: ${proxy.listenerError.message}` : ''}` : 'not started'}): ${(error as Error).message}`, { cause: error });
+      }
+    };
+    scratch = await step('creating the scratch database', createScratchDatabase);
     const real = new URL(scratch.url);
-    proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
+    proxy = await step('starting the proxy', () => startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) }));
     const viaProxy = new URL(scratch.url);
     viaProxy.port = String(proxy.port);
     const queries: string[] = [];
-    const handle = await openDatabase({ url: viaProxy.toString(), dataDir: 'memory://', timeoutMs: TIMEOUT_MS, poolSize: 4, onQuery: (q) => queries.push(q) });
+    const handle = await step('opening the database through the proxy', () =>
+      openDatabase({ url: viaProxy.toString(), dataDir: 'memory://', timeoutMs: TIMEOUT_MS, poolSize: 4, onQuery: (q) => queries.push(q) }),
+    );
     database = { ...handle, queries, dispose: handle.close };
-    t = await startTestServer({
-      database,
-      env: { DATABASE_TIMEOUT_MS: String(TIMEOUT_MS), KEY_CACHE_TTL_SECONDS: '1', KEY_STALE_IF_ERROR_SECONDS: '600' },
-      now: () => (pinned ?? Date.now()) + skew,
-    });
+    t = await step('starting the server', () =>
+      startTestServer({
+        database,
+        env: { DATABASE_TIMEOUT_MS: String(TIMEOUT_MS), KEY_CACHE_TTL_SECONDS: '1', KEY_STALE_IF_ERROR_SECONDS: '600' },
+        now: () => (pinned ?? Date.now()) + skew,
+      }),
+    );
   });
   afterEach(() => {
     skew = 0;

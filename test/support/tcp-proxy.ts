@@ -36,6 +36,8 @@ export async function startTcpProxy(target: { host: string; port: number }) {
   let server: net.Server | null = null;
   let port = 0;
   let state: State = 'open';
+  /** An error of the listening socket (which Node may close it for): said, not swallowed. */
+  let listenerError: Error | undefined;
 
   /** Makes one connection's forwarding match the state, whatever it was before. */
   const apply = (pair: Pair) => {
@@ -93,7 +95,10 @@ export async function startTcpProxy(target: { host: string; port: number }) {
       created.listen(port, '127.0.0.1', () => {
         port = (created.address() as net.AddressInfo).port;
         created.off('error', reject);
-        created.on('error', () => undefined);
+        created.on('error', (error) => (listenerError = error));
+        created.on('close', () => {
+          if (server === created) listenerError ??= new Error('listening socket closed by itself');
+        });
         server = created;
         resolve();
       });
@@ -110,6 +115,9 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     },
     get state(): State {
       return state;
+    },
+    get listenerError(): Error | undefined {
+      return listenerError;
     },
     /** Drops every connection and refuses new ones. */
     async cut() {
