@@ -9,7 +9,9 @@ import net from 'node:net';
  *    case); held bytes are delivered, once, on thaw;
  *  - dropping (dropReplies): requests reach the service and run, their replies are lost (a
  *    connection that dies after the command was sent: the client cannot know whether it ran);
- *  - cut: every connection dropped, new ones refused (the service is down);
+ *  - cut: every connection dropped, new ones reset at once (the service is down). The port stays
+ *    bound: released and bound again on restore, it could be taken meanwhile by any other
+ *    process binding port 0 — another test run on the machine;
  *  - closed: for good.
  * Every method moves to its state and does nothing when already there; the pipes of each
  * connection are set from the state, never added on top of what is there, so no sequence of
@@ -71,16 +73,18 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     for (const pair of pairs) apply(pair);
   };
 
-  const dropAll = async () => {
+  const dropConnections = () => {
     for (const s of sockets) s.destroy();
-    const listening = server;
-    server = null;
-    await new Promise((resolve) => (listening?.listening ? listening.close(resolve) : resolve(undefined)));
   };
 
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       const created = net.createServer((client) => {
+        if (state === 'cut') {
+          client.on('error', () => undefined);
+          client.resetAndDestroy(); // the client sees its connection reset, as from a stopped service
+          return;
+        }
         const upstream = net.connect(target);
         const pair: Pair = { client, upstream, up: false, down: false, sink: false };
         pairs.add(pair);
@@ -92,12 +96,12 @@ export async function startTcpProxy(target: { host: string; port: number }) {
         apply(pair);
       });
       created.once('error', reject);
-      created.listen(port, '127.0.0.1', () => {
+      created.listen(0, '127.0.0.1', () => {
         port = (created.address() as net.AddressInfo).port;
         created.off('error', reject);
         created.on('error', (error) => (listenerError = error));
         created.on('close', () => {
-          if (server === created) listenerError ??= new Error('listening socket closed by itself');
+          if (state !== 'closed') listenerError ??= new Error('listening socket closed by itself');
         });
         server = created;
         resolve();
@@ -119,17 +123,16 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     get listenerError(): Error | undefined {
       return listenerError;
     },
-    /** Drops every connection and refuses new ones. */
+    /** Drops every connection and resets new ones. */
     async cut() {
       usable('cut');
       if (state === 'cut') return;
       state = 'cut';
-      await dropAll();
+      dropConnections();
     },
-    /** Back to normal from any state: listening again after a cut (same port), forwarding both ways. */
+    /** Back to normal from any state: new connections forwarded again, both ways. */
     async restore() {
       usable('restore');
-      if (state === 'cut') await listen();
       enter('open');
     },
     /** Keeps every connection open and accepts new ones, but forwards nothing. */
@@ -147,13 +150,16 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     /** Back to forwarding both ways after freeze or dropReplies; a cut needs restore. */
     thaw() {
       usable('thaw');
-      if (state === 'cut') throw new Error('tcp proxy: thaw while cut (restore listens again)');
+      if (state === 'cut') throw new Error('tcp proxy: thaw while cut (restore first)');
       enter('open');
     },
     async close() {
       if (state === 'closed') return;
       state = 'closed';
-      await dropAll();
+      dropConnections();
+      const listening = server;
+      server = null;
+      await new Promise((resolve) => (listening?.listening ? listening.close(resolve) : resolve(undefined)));
     },
   };
 }
