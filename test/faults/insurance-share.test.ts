@@ -1,22 +1,14 @@
-import net from 'node:net';
 import { createLimiterStore } from '../../src/counting/store';
+import { CLOSED_PORT } from '../support/private-redis';
 
 // While Redis is down, insurance decides in each instance's memory. With N instances that is N
 // times the limit, unless the instances each take their share: LIMITS_INSTANCE_COUNT.
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port; // nothing listens there now: every connection is refused
-}
-
 describe('insurance while Redis is down', () => {
   it.each([
     [1, 100],
     [4, 25],
   ])('with %i instance(s) configured, one instance admits %i of a 100-point window', async (instances, admitted) => {
-    const store = createLimiterStore({ redis: `redis://127.0.0.1:${await deadPort()}`, failureMode: 'insurance', commandTimeoutMs: 100, instanceCount: instances });
+    const store = createLimiterStore({ redis: `redis://127.0.0.1:${CLOSED_PORT}`, failureMode: 'insurance', commandTimeoutMs: 100, instanceCount: instances });
     try {
       const limiter = store.counters({ keyPrefix: `tg:test:insurance:${instances}`, points: 100, duration: 60 });
       const outcomes = [];
@@ -36,7 +28,7 @@ describe('closing a store whose Redis never answered', () => {
   it('leaves no timer keeping the process alive beyond a moment, closed once or twice', async () => {
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const before = timers();
-    const store = createLimiterStore({ redis: `redis://127.0.0.1:${await deadPort()}`, failureMode: 'insurance', commandTimeoutMs: 100 });
+    const store = createLimiterStore({ redis: `redis://127.0.0.1:${CLOSED_PORT}`, failureMode: 'insurance', commandTimeoutMs: 100 });
     const limiter = store.counters({ keyPrefix: 'tg:test:closing', points: 10, duration: 60 });
     await store.take([{ asks: [{ limiter, key: 'k', points: 1 }], required: true }]);
     await store.close();

@@ -4,7 +4,7 @@ import { startStandaloneServer } from '@apollo/server/standalone';
 import { createTollgate } from '../../src/index';
 import { flushTestRedis, openTestDatabase, startTestServer, testConfig, type TestDatabase, type TestServer } from '../support/harness';
 import { storeBackends, testRedisUrl } from '../support/services';
-import { freePort } from '../support/private-redis';
+import { CLOSED_PORT } from '../support/private-redis';
 import { until } from '../support/wait';
 
 // MAX_CONCURRENT_PER_KEY (issue 27): the N-th request of a key in flight passes, the N+1-th is
@@ -306,7 +306,7 @@ describe('MAX_CONCURRENT_PER_KEY while Redis does not answer (LIMITS_ON_STORE_FA
   let url: string;
   beforeAll(async () => {
     db = await openTestDatabase('pglite');
-    url = `redis://127.0.0.1:${await freePort()}`; // nothing listens: every command fails at once
+    url = `redis://127.0.0.1:${CLOSED_PORT}`; // nothing listens: every command fails at once
   }, 30_000);
   afterAll(async () => {
     await db?.dispose();

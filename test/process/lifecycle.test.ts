@@ -6,7 +6,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import { openDatabase } from '../../src/db/client';
 import { apiKeys, usage } from '../../src/db/schema';
 import { runKeysCli } from '../../src/cli/keys';
-import { freePort } from '../support/private-redis';
+import { CLOSED_PORT } from '../support/private-redis';
 import { serving, start } from '../support/server-process';
 import { createScratchDatabase, describeIf, hasPostgres, testDatabaseUrl } from '../support/services';
 import { until } from '../support/wait';
@@ -218,17 +218,16 @@ describe('the server process', () => {
 describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startup failures name their cause', () => {
   const fails = async (env: Record<string, string>) => {
     const p = start({ DATABASE_TIMEOUT_MS: '1000', ...env });
-    const started = Date.now();
-    const { code, at } = await p.exit;
+    const { code } = await p.exit;
     const stderr = p.stderr.join('\n');
     expect(code).toBe(1);
     expect(stderr).not.toMatch(/\n\s+at |Failed query/); // one line, no stack
     expect(p.stdout.join('\n')).not.toMatch(/Admin API key/);
-    return { stderr, ms: at - started };
+    return { stderr };
   };
 
   it('a closed port: "connection refused" at host:port', async () => {
-    const port = await freePort(); // must stay closed: the one use of a released port (see freePort)
+    const port = CLOSED_PORT;
     const { stderr } = await fails({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/x` });
     expect(stderr).toMatch(new RegExp(`DATABASE_URL: cannot connect to 127\\.0\\.0\\.1:${port} \\(connection refused\\)`));
   });
@@ -248,9 +247,10 @@ describeIf(hasPostgres(), `Postgres (${process.env.TEST_DATABASE_URL})`, 'startu
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const { port } = silent.address() as net.AddressInfo;
     try {
-      const { stderr, ms } = await fails({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/x` });
+      // Which event ended the wait is in the message (the connect timeout's own); how long the
+      // child took to start and fail is not (tsx compiling under load takes seconds).
+      const { stderr } = await fails({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/x` });
       expect(stderr).toMatch(/DATABASE_URL: no Postgres answered at 127\.0\.0\.1:\d+ within 1000 ms/);
-      expect(ms).toBeLessThan(10_000);
     } finally {
       for (const socket of accepted) socket.destroy();
       silent.close();

@@ -1,26 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { stopChild } from './processes';
 import { startRedisServer, type RedisServer } from './redis-server';
 
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago (asked of the kernel, then released). Only
- * for a port that must stay *closed* (a "connection refused" case): another process may take it
- * before it is used, so never hand it to a child to bind — let the child bind port 0 and read it back.
+ * A port where nothing listens, for a "connection refused" case: port 1 (tcpmux), privileged and
+ * bound by nothing here. Not a port asked of the kernel and released: any process binding port 0
+ * (another test run on the machine) may be given that one meanwhile.
  */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export const CLOSED_PORT = 1;
 
 async function waitFor(condition: () => boolean, timeoutMs: number, what: string) {
   const deadline = Date.now() + timeoutMs;
