@@ -269,10 +269,11 @@ export async function createTollgate<Own extends object = object>(options: Tollg
       // Trouble is never served from the cache: an answer about an outage, or a "ready" after a
       // request has seen the database fail, is checked again, so a probe learns of an outage and
       // of the recovery at once.
-      if (readiness && (readiness.until === Infinity || (Date.now() < readiness.until && !services.databaseWatch.down))) return readiness.result;
+      const now = options.now ?? Date.now;
+      if (readiness && (readiness.until === Infinity || (now() < readiness.until && !services.databaseWatch.down))) return readiness.result;
       const entry: { result: Promise<Readiness>; until: number } = { result: checkReadiness(), until: Infinity };
       entry.result.then(
-        (r) => (entry.until = r.status === 'ready' ? Date.now() + READY_CACHE_MS : 0),
+        (r) => (entry.until = r.status === 'ready' ? now() + READY_CACHE_MS : 0),
         () => (entry.until = 0),
       );
       readiness = entry;

@@ -84,6 +84,7 @@ describe.each(storeBackends())('field gates on the %s store', (kind) => {
     for (let i = 1; i <= 5; i++) expect(await h.run('{ five }', key)).toEqual({ data: { five: 5 } });
     const started = Date.now();
     const refused = await h.run('{ five }', key);
+    const finished = Date.now();
     expect(refused.data).toEqual({ five: null });
     const error = refused.errors![0];
     expect(error.path).toEqual(['five']);
@@ -95,7 +96,7 @@ describe.each(storeBackends())('field gates on the %s store', (kind) => {
     expect(retryAfter).toBeLessThanOrEqual(72);
     const resetIn = new Date(resetAt).getTime() - started;
     expect(resetIn).toBeGreaterThan(retryAfter * 1000 - 2000);
-    expect(resetIn).toBeLessThanOrEqual(retryAfter * 1000 + 1000);
+    expect(resetIn).toBeLessThanOrEqual(retryAfter * 1000 + (finished - started)); // decided at some moment in between
   });
 
   it('weights by the slicing argument: first: 10 on a 25-point budget admits two calls, not three', async () => {
