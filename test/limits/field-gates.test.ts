@@ -250,40 +250,43 @@ describeWithRedis('field gates shared through Redis', () => {
       const real = new URL(testRedisUrl());
       const proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 6379) });
       const store = createLimiterStore({ redis: `redis://127.0.0.1:${proxy.port}${real.pathname}`, failureMode: mode });
-      await store.ready();
-      const h = harness(store);
-      const key = makeKey();
-      expect(codes(await h.run('{ five }', key))).toEqual([]);
-      await proxy.cut();
-      // the client has noticed (bounded: a client that never notices fails the test, not the run)
-      const noticed = Date.now() + 5000;
-      while (store.redis!.status === 'ready' && Date.now() < noticed) await new Promise((r) => setTimeout(r, 10));
-      expect(store.redis!.status).not.toBe('ready');
-      const during = await h.run('{ five }', key);
-      if (expectedCode) {
-        expect(codes(during)).toEqual([expectedCode]);
-        expect(during.errors![0].extensions).toMatchObject({ retryAfter: 1, http: { status: 503 } });
-      } else {
-        expect(codes(during)).toEqual([]);
+      try {
+        await store.ready();
+        const h = harness(store);
+        const key = makeKey();
+        expect(codes(await h.run('{ five }', key))).toEqual([]);
+        await proxy.cut();
+        // the client has noticed (bounded: a client that never notices fails the test, not the run)
+        const noticed = Date.now() + 5000;
+        while (store.redis!.status === 'ready' && Date.now() < noticed) await new Promise((r) => setTimeout(r, 10));
+        expect(store.redis!.status).not.toBe('ready');
+        const during = await h.run('{ five }', key);
+        if (expectedCode) {
+          expect(codes(during)).toEqual([expectedCode]);
+          expect(during.errors![0].extensions).toMatchObject({ retryAfter: 1, http: { status: 503 } });
+        } else {
+          expect(codes(during)).toEqual([]);
+        }
+        expect(JSON.stringify(during)).not.toMatch(/ECONNRESET|ECONNREFUSED|Stream isn't writeable|not ready/);
+        if (mode === 'insurance') {
+          // the in-memory insurance limiter keeps limiting on this instance
+          for (let i = 0; i < 5; i++) await h.run('{ five }', key);
+          expect(codes(await h.run('{ five }', key))).toEqual(['RATE_LIMITED']);
+        }
+        await proxy.restore();
+        // reconnects by itself: wait until a command goes through again
+        const deadline = Date.now() + 5000;
+        while (!(await store.healthy()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        expect(await store.healthy()).toBe(true);
+        const fresh = makeKey();
+        for (let i = 0; i < 5; i++) expect(codes(await h.run('{ five }', fresh))).toEqual([]);
+        expect(codes(await h.run('{ five }', fresh))).toEqual(['RATE_LIMITED']);
+        const stored = await store.read(h.gate.limiterFor({ limit: 5, duration: 60 }), FieldGate.storeKeys(fresh, 'Query.five')[0]);
+        expect(stored.used).toBe(5);
+      } finally {
+        await store.close();
+        await proxy.close();
       }
-      expect(JSON.stringify(during)).not.toMatch(/ECONNREFUSED|Stream isn't writeable|not ready/);
-      if (mode === 'insurance') {
-        // the in-memory insurance limiter keeps limiting on this instance
-        for (let i = 0; i < 5; i++) await h.run('{ five }', key);
-        expect(codes(await h.run('{ five }', key))).toEqual(['RATE_LIMITED']);
-      }
-      await proxy.restore();
-      // reconnects by itself: wait until a command goes through again
-      const deadline = Date.now() + 5000;
-      while (!(await store.healthy()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(await store.healthy()).toBe(true);
-      const fresh = makeKey();
-      for (let i = 0; i < 5; i++) expect(codes(await h.run('{ five }', fresh))).toEqual([]);
-      expect(codes(await h.run('{ five }', fresh))).toEqual(['RATE_LIMITED']);
-      const stored = await store.read(h.gate.limiterFor({ limit: 5, duration: 60 }), FieldGate.storeKeys(fresh, 'Query.five')[0]);
-      expect(stored.used).toBe(5);
-      await store.close();
-      await proxy.close();
     });
   });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,32 @@ async function dropRunDatabases(adminUrl: string, runId: string) {
   }
 }
 
+/**
+ * Runs a test started inside this one (interrupted-runs starts a jest of its own): their folders
+ * sit in this run's folder, under a temporary folder of the test's, and their processes carry their
+ * own run's mark, not this one's. Once this run's teardown has killed them (their jest is one of
+ * the processes it recorded), they are abandoned runs, cleaned before this folder goes.
+ */
+export async function cleanNestedRuns(runDir: string, adminDatabaseUrl?: string) {
+  let folders: string[] = [];
+  try {
+    folders = readdirSync(runDir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(runDir, e.name));
+  } catch {
+    return;
+  }
+  const list = (folder: string) => {
+    try {
+      return readdirSync(folder);
+    } catch {
+      return []; // gone meanwhile
+    }
+  };
+  const nestedJests = () => folders.flatMap(list).map((n) => /^tollgate-run-(\d+)_/.exec(n)?.[1]).filter((pid) => pid && existsSync(`/proc/${pid}`));
+  // A jest just killed is gone once its new parent has reaped it: moments.
+  for (const deadline = Date.now() + 2_000; nestedJests().length > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+  for (const folder of folders) await cleanAbandonedRuns(folder, adminDatabaseUrl);
+}
+
 /** Kills what runs that ended without their teardown left, drops their databases, removes their folders. */
 export async function cleanAbandonedRuns(tmp: string, adminDatabaseUrl?: string) {
   for (const abandoned of reapAbandonedRuns(tmp)) {
@@ -77,6 +103,7 @@ export default async function globalSetup() {
     (tearingDown ??= (async () => {
       await state.cluster?.stop();
       reapRun(); // the run's redis-server, and whatever a test or a dead worker left alive
+      await cleanNestedRuns(runDir, adminDatabaseUrl);
       if (adminDatabaseUrl) await dropRunDatabases(adminDatabaseUrl, runId).catch((e: Error) => process.stderr.write(`could not drop this run's databases: ${e.message}\n`));
       rmSync(runDir, { recursive: true, force: true });
     })());

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { cleanAbandonedRuns } from './global-setup';
+import { cleanAbandonedRuns, cleanNestedRuns } from './global-setup';
 import { startRedisServer } from './redis-server';
 import { spawnTracked, stopChild } from './processes';
 import { describeIf, hasPostgres, testDatabaseUrl } from './services';
@@ -38,28 +38,37 @@ const databases = async (pattern: string) => {
 };
 
 describeIf(hasPostgres(), 'Postgres (TEST_DATABASE_URL)', 'runs that ended without their teardown', () => {
-  it('the next run kills what a SIGKILLed run left (its redis-server), drops its database and folder; a live run is left alone', async () => {
-    const tmp = mkdtempSync(path.join(os.tmpdir(), 'machine-tmp-'));
+  it.each([
+    ['the next run on the machine', (machineTmp: string) => cleanAbandonedRuns(machineTmp, adminUrl())],
+    // A jest a test started inside this run (the test below), killed with it: its folder is inside
+    // this run's folder, its processes carry its own run's mark. This run's teardown cleans it.
+    ['the teardown of the run it was started in', (machineTmp: string) => cleanNestedRuns(path.dirname(machineTmp), adminUrl())],
+  ])('%s kills what a SIGKILLed run left (its redis-server), drops its database and folder; a live run is left alone', async (_, clean) => {
+    const outer = mkdtempSync(path.join(os.tmpdir(), 'outer-run-'));
+    const tmp = path.join(outer, 'machine-tmp');
     // A jest process that is gone: a pid that has exited.
     const gone = spawnSync('true').pid!;
     const deadRun = path.join(tmp, `tollgate-run-${gone}_dead01-x`);
+    const database = `tollgate_run_${gone}_dead01`;
     mkdirSync(path.join(deadRun, 'pids'), { recursive: true });
     const redis = await startRedisServer(deadRun);
     writeFileSync(path.join(deadRun, 'pids', String(redis.pid)), JSON.stringify({ what: 'redis-server', started: startTime(redis.pid) }));
     const admin = postgres(adminUrl(), { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database tollgate_run_${gone}_dead01`);
-    await admin.end({ timeout: 1 });
+    await admin.unsafe(`create database ${database}`);
     // A run whose jest process lives (this one): not touched.
     const liveRun = path.join(tmp, `tollgate-run-${process.pid}_live01-x`);
     mkdirSync(liveRun);
     try {
-      await cleanAbandonedRuns(tmp, adminUrl());
+      await clean(tmp);
       await until(() => !alive(redis.pid), 5_000);
-      expect(await databases(`tollgate_run_${gone}_dead01`)).toEqual([]);
+      expect(await databases(database)).toEqual([]);
       expect(readdirSync(tmp)).toEqual([path.basename(liveRun)]);
     } finally {
       await stopChild(redis.child);
-      rmSync(tmp, { recursive: true, force: true });
+      // Named with no run's id (it stands for another run's): dropped here whatever happened.
+      await admin.unsafe(`drop database if exists ${database} with (force)`);
+      await admin.end({ timeout: 1 });
+      rmSync(outer, { recursive: true, force: true });
     }
   });
 
