@@ -1,7 +1,7 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execTracked } from './support/processes';
 import { serving, start } from './support/server-process';
 
 // The README's curl examples, run as written (only the port changes) against the real server
@@ -20,10 +20,7 @@ function readmeCurls(): string[] {
   return commands;
 }
 
-const sh = (command: string, env: Record<string, string>) =>
-  new Promise<{ code: number; stdout: string }>((resolve) => {
-    execFile('bash', ['-c', command], { env: { ...process.env, ...env }, timeout: 20_000 }, (error, stdout) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout }));
-  });
+const sh = (command: string, env: Record<string, string>) => execTracked('bash', ['-c', command], { env: { ...process.env, ...env }, timeoutMs: 20_000 });
 
 describe('README', () => {
   let dir: string;

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +5,7 @@ import { Readable } from 'node:stream';
 import { runKeysCli } from '../../src/cli/keys';
 import { openDatabase } from '../../src/db/client';
 import { startTestServer, type TestServer } from '../support/harness';
+import { execTracked } from '../support/processes';
 import { createScratchDatabase, describeIf, hasPostgres } from '../support/services';
 
 // The README's `npm run keys` examples, run as written, in the README's order, on a database of
@@ -26,12 +26,7 @@ function readmeKeysCommands(): string[] {
 }
 
 const run = (file: string, args: string[], env: Record<string, string>) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(file, args, { cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-    child.stdin?.end();
-  });
+  execTracked(file, args, { cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...env }, timeoutMs: 60_000 });
 
 /** What bash makes of a README line: the CLI's arguments, TOLLGATE_ADMIN_KEY, standard input. */
 const SHOW_CALL = `node -e 'process.stdout.write(JSON.stringify({ argv: process.argv.slice(1), adminKey: process.env.TOLLGATE_ADMIN_KEY ?? null, stdin: require("fs").readFileSync(0, "utf8") }))' --`;

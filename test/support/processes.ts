@@ -47,6 +47,24 @@ export function spawnTracked(command: string, args: string[], options: SpawnOpti
   return child;
 }
 
+/**
+ * Runs a command to its end, like `execFile`, but as `spawnTracked` does: in a process group of its
+ * own, recorded for the run's teardown. Past `timeoutMs` the whole group is killed (execFile's
+ * timeout kills only the command, and `npm run x` leaves its node behind); code is then null.
+ */
+export function execTracked(command: string, args: string[], options: SpawnOptions & { timeoutMs: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnTracked(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => (stdout += d));
+  child.stderr?.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => killTree(child.pid!), options.timeoutMs);
+  return new Promise((resolve) => {
+    child.once('error', (error) => (clearTimeout(timer), resolve({ code: null, stdout, stderr: `${stderr}${error.message}` })));
+    child.once('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr })));
+  });
+}
+
 /** Sends `signal` to the process group `pid` leads (and to `pid` itself, should it have left it). */
 export function killGroup(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL') {
   if (!pid) return;
