@@ -21,6 +21,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? (SMOKE ? 1 : 8));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? (SMOKE ? 4 : 50));
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
+// Where the JSON of a run goes; the test suite's smoke run writes into its own temporary folder.
 // The repository root, from test/bench/ (tsx) or dist/test/bench/ (compiled).
 const root = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')].find((d) => existsSync(path.join(d, 'package.json')))!;
 
@@ -246,7 +247,7 @@ async function main() {
   const table = ['| ' + header.join(' | ') + ' |', '|' + header.map(() => '---').join('|') + '|', ...lines.slice(1).map((l) => '| ' + l.join(' | ') + ' |')].join('\n');
   console.log(`\nTollgate bench: ${ROUNDS} round(s) × ${SECONDS} s × ${CONNECTIONS} connections per variant, interleaved; medians.\n`);
   console.log(table);
-  const outDir = path.join(root, 'bench-results');
+  const outDir = process.env.BENCH_RESULTS_DIR ?? path.join(root, 'bench-results');
   mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `${new Date().toISOString().replace(/[:.]/g, '-')}${SMOKE ? '-smoke' : ''}.json`);
   writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, startup, rows, library }, null, 2));

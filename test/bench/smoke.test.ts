@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawnTracked, stopChild } from '../support/processes';
 import { createScratchDatabase, describeIf, hasPostgres, hasRedis, testRedisUrl } from '../support/services';
@@ -15,7 +16,8 @@ describeIf(hasPostgres() && hasRedis(), 'Postgres and Redis', 'bench smoke run (
     const child = spawnTracked(process.execPath, ['--import', 'tsx', path.join(__dirname, 'run.ts')], {
       cwd: root,
       // This worker's own Redis database (the bench flushes it) in this run's own redis-server.
-      env: { ...process.env, BENCH_SMOKE: '1', BENCH_DATABASE_URL: scratch.url, BENCH_REDIS_URL: testRedisUrl(), NODE_OPTIONS: '' },
+      // Its JSON into this run's folder (TMPDIR), not the checkout's bench-results/.
+      env: { ...process.env, BENCH_SMOKE: '1', BENCH_DATABASE_URL: scratch.url, BENCH_REDIS_URL: testRedisUrl(), BENCH_RESULTS_DIR: mkdtempSync(path.join(os.tmpdir(), 'bench-results-')), NODE_OPTIONS: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
