@@ -145,7 +145,7 @@ describe('per-key restrictions: allowedIps and allowedOrigins (TRUST_PROXY=true,
   });
 });
 
-describeWithRedis('a restriction changed on instance A applies on instance B within a second', () => {
+describeWithRedis('a restriction changed on instance A applies on instance B long before its cache would let go (pub/sub)', () => {
   let db: TestDatabase;
   let a: TestServer;
   let b: TestServer;
