@@ -103,6 +103,10 @@ export default async function globalSetup() {
     (tearingDown ??= (async () => {
       await state.cluster?.stop();
       reapRun(); // the run's redis-server, and whatever a test or a dead worker left alive
+      // interrupted-runs.test.ts: the rest of a teardown as slow as a loaded machine's (the
+      // databases to drop), while jest starts workers in place of the killed ones.
+      const delayMs = Number(process.env.TOLLGATE_TEARDOWN_DELAY_MS ?? 0);
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       await cleanNestedRuns(runDir, adminDatabaseUrl);
       if (adminDatabaseUrl) await dropRunDatabases(adminDatabaseUrl, runId).catch((e: Error) => process.stderr.write(`could not drop this run's databases: ${e.message}\n`));
       rmSync(runDir, { recursive: true, force: true });

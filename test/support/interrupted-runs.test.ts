@@ -1,11 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { cleanAbandonedRuns, cleanNestedRuns } from './global-setup';
 import { startRedisServer } from './redis-server';
-import { spawnTracked, stopChild } from './processes';
+import { killGroup, spawnTracked, stopChild } from './processes';
 import { describeIf, hasPostgres, testDatabaseUrl } from './services';
 import { until } from './wait';
 
@@ -105,4 +105,32 @@ describeIf(hasPostgres(), 'Postgres (TEST_DATABASE_URL)', 'runs that ended witho
       rmSync(tmp, { recursive: true, force: true });
     }
   }, 120_000);
+  it('a run interrupted with SIGINT mid-way (Ctrl-C: the whole process group) leaves no process, folder or database', async () => {
+    const root = path.resolve(__dirname, '..', '..');
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'nested-tmp-'));
+    const markers = mkdtempSync(path.join(os.tmpdir(), 'markers-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, FIXTURE_MARKERS: markers, TOLLGATE_TEARDOWN_DELAY_MS: '5000', TEST_DATABASE_URL: adminUrl().replace(/\/postgres$/, '/test') };
+    for (const name of ['TOLLGATE_RUN_ID', 'TOLLGATE_RUN_DIR', 'TEST_REDIS_URL', 'TEST_REDIS_CLUSTER_NODES', 'TOLLGATE_HANDLE_LOG', 'TOLLGATE_RUN_INTERRUPTED']) delete env[name];
+    // Four files on two workers, each starting a redis-server of its own and holding it.
+    const run = spawnTracked(process.execPath, [path.join(root, 'node_modules/jest/bin/jest.js'), '--testMatch', '**/fixtures/interrupted/*.fixture.ts', '--maxWorkers', '2'], { cwd: root, env, stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => run.once('exit', () => resolve()));
+    const started = () => readdirSync(markers).map(Number);
+    try {
+      await until(() => started().length >= 2, 90_000); // both workers are in a test
+      const runId = /^tollgate-run-(\d+_[a-z0-9]+)-/.exec(readdirSync(tmp).find((n) => n.startsWith('tollgate-run-'))!)![1];
+      process.kill(-run.pid!, 'SIGINT');
+      await exited;
+      // Whatever the run, or a worker jest started in place of a killed one, had started by now
+      // must be gone for good: watched for a while, not at one instant.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(started().filter(alive).map((pid) => `redis-server ${pid} of ${readFileSync(path.join(markers, String(pid)), 'utf8')}`)).toEqual([]);
+      expect(readdirSync(tmp).filter((n) => n.startsWith('tollgate-run-'))).toEqual([]);
+      expect(await databases(`tollgate\\_%${runId}%`)).toEqual([]);
+    } finally {
+      await stopChild(run);
+      for (const pid of started()) killGroup(pid);
+      rmSync(tmp, { recursive: true, force: true });
+      rmSync(markers, { recursive: true, force: true });
+    }
+  }, 150_000);
 });
