@@ -126,14 +126,22 @@ export default async function globalSetup() {
   };
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    // jest starts a worker in place of each one killed here and gives it the next test file; the
+    // workers it starts from now on see this and end before the file starts anything
+    // (after-each-file.ts): what they started while the teardown ran outlived the run.
+    process.env.TOLLGATE_RUN_INTERRUPTED = '1';
     killWorkers();
     // A second signal (Ctrl-C twice, a CI cancel repeated) must not end the teardown half-way:
     // that left a redis-server and a database behind.
     if (interrupted) return;
     interrupted = true;
-    // Again on the way out: jest replaces a worker that died (Ctrl-C reaches them too), and the
-    // replacements, orphaned, would stay.
-    void state.teardown().finally(() => (killWorkers(), process.exit(signal === 'SIGINT' ? 130 : 143)));
+    void state.teardown().finally(() => {
+      // Once more on the way out, for a worker started before the flag was set.
+      killWorkers();
+      reapRun();
+      rmSync(runDir, { recursive: true, force: true });
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

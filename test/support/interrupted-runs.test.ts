@@ -49,7 +49,9 @@ describeIf(hasPostgres(), 'Postgres (TEST_DATABASE_URL)', 'runs that ended witho
     // A jest process that is gone: a pid that has exited.
     const gone = spawnSync('true').pid!;
     const deadRun = path.join(tmp, `tollgate-run-${gone}_dead01-x`);
-    const database = `tollgate_run_${gone}_dead01`;
+    // Named for the dead run (its cleaner drops it) and for this one (this run's teardown drops it
+    // should this test be interrupted before its own finally).
+    const database = `tollgate_t_${process.env.TOLLGATE_RUN_ID ?? process.pid}_${gone}_dead01`;
     mkdirSync(path.join(deadRun, 'pids'), { recursive: true });
     const redis = await startRedisServer(deadRun);
     writeFileSync(path.join(deadRun, 'pids', String(redis.pid)), JSON.stringify({ what: 'redis-server', started: startTime(redis.pid) }));
@@ -65,7 +67,6 @@ describeIf(hasPostgres(), 'Postgres (TEST_DATABASE_URL)', 'runs that ended witho
       expect(readdirSync(tmp)).toEqual([path.basename(liveRun)]);
     } finally {
       await stopChild(redis.child);
-      // Named with no run's id (it stands for another run's): dropped here whatever happened.
       await admin.unsafe(`drop database if exists ${database} with (force)`);
       await admin.end({ timeout: 1 });
       rmSync(outer, { recursive: true, force: true });
