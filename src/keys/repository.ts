@@ -20,6 +20,12 @@ const asWindows = (budgets: readonly BudgetWindow[], cap?: true): KeyWindow[] =>
 /** A key's own windows: `budget` (the one window keys always had), then `budgets`. */
 const ownBudget = (row: ApiKeyRow): BudgetWindow[] => [...(row.budgetPoints && row.budgetDuration ? [{ points: row.budgetPoints, duration: row.budgetDuration }] : []), ...row.budgets];
 
+/** The budget windows a consumer's keys share (its own, else its plan's); null: the server's default. */
+const sharedBudgets = (consumer: ConsumerRow, plan: PlanRow | null): KeyWindow[] | null => {
+  const shared = consumer.budgets.length ? consumer.budgets : plan?.budgets ?? [];
+  return shared.length ? asWindows(shared) : null;
+};
+
 /** A consumer's calendar quotas (its own, else its plan's) as windows. */
 const quotasOf = (consumer: ConsumerRow, plan: PlanRow | null): KeyWindow[] =>
   (consumer.quotas.length ? consumer.quotas : plan?.quotas ?? []).map((q) => ({ limit: q.points, duration: q.period === 'DAY' ? 86_400 : 31 * 86_400, period: q.period }));
@@ -30,7 +36,6 @@ const quotasOf = (consumer: ConsumerRow, plan: PlanRow | null): KeyWindow[] =>
  * `Consumer.windows` reads.
  */
 export function consumerAsOwner(consumer: ConsumerRow, plan: PlanRow | null): AuthenticatedKey {
-  const shared = consumer.budgets.length ? consumer.budgets : plan?.budgets ?? [];
   return Object.freeze({
     id: consumer.id,
     name: consumer.name,
@@ -41,7 +46,7 @@ export function consumerAsOwner(consumer: ConsumerRow, plan: PlanRow | null): Au
     planId: plan?.id ?? null,
     limits: new Map(),
     limitCaps: new Map(),
-    budgets: shared.length ? asWindows(shared) : null,
+    budgets: sharedBudgets(consumer, plan),
     quotas: quotasOf(consumer, plan),
     budgetCaps: [],
     maxOperationCost: plan?.maxOperationCost ?? null,
@@ -66,8 +71,7 @@ export function toAuthenticatedKey({ key: row, consumer, plan }: KeyRecord): Aut
     budgets = ownBudget(row).length ? asWindows(ownBudget(row)) : null;
   } else {
     limits = new Map([...byCoordinate(plan?.limits ?? []), ...byCoordinate(consumer.limits)]);
-    const shared = consumer.budgets.length ? consumer.budgets : plan?.budgets ?? [];
-    budgets = shared.length ? asWindows(shared) : null;
+    budgets = sharedBudgets(consumer, plan);
     budgetCaps = asWindows(ownBudget(row), true);
     quotas = quotasOf(consumer, plan);
     limitCaps = byCoordinate(row.limits, true);
